@@ -1,0 +1,1 @@
+//! A stateful stand-in for the payment platform (SPEC §4).
