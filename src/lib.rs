@@ -1,5 +1,17 @@
 //! paymirror: a merchant-side mirror of payment statuses, fed by the platform's
 //! anemic callbacks and kept authoritative by fetching each payment's state.
 
+pub mod api;
+pub mod app;
+pub mod callbacks;
+pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod inbox;
+pub mod platform;
+pub mod queue;
 pub mod simulator;
+pub mod store;
+pub mod sync;
+pub mod telemetry;
+pub mod tokens;

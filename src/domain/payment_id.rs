@@ -64,14 +64,20 @@ mod tests {
     #[test]
     fn accepts_the_platform_alphabet() {
         for ok in ["a", "TST-1", "order_2024-06-01", &"x".repeat(250)] {
-            assert_eq!(PaymentId::parse(ok).map(|id| id.to_string()), Ok(ok.to_owned()));
+            assert_eq!(
+                PaymentId::parse(ok).map(|id| id.to_string()),
+                Ok(ok.to_owned())
+            );
         }
     }
 
     #[test]
     fn rejects_empty_and_too_long() {
         assert_eq!(PaymentId::parse(""), Err(PaymentIdError::Empty));
-        assert_eq!(PaymentId::parse(&"x".repeat(251)), Err(PaymentIdError::TooLong));
+        assert_eq!(
+            PaymentId::parse(&"x".repeat(251)),
+            Err(PaymentIdError::TooLong)
+        );
     }
 
     #[test]

@@ -1,0 +1,92 @@
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::store::PaymentRow;
+
+/// The payment document of SPEC §2 (camelCase; fields may be added, never removed).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentDocument {
+    pub kind: String,
+    pub id: String,
+    pub merchant_code: String,
+    pub status: Option<String>,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// Exact decimal as a string: `"42.05"`.
+    pub amount: Option<String>,
+    pub currency_code: Option<String>,
+    pub fee: Option<MoneyDocument>,
+    pub failure_reason: Option<FailureDocument>,
+    pub payment_method_code: Option<String>,
+    pub is_test: Option<bool>,
+    pub created_at: Option<String>,
+    pub processed_at: Option<String>,
+    pub first_seen_at: DateTime<Utc>,
+    pub synced_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub sync: SyncDocument,
+    pub platform: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MoneyDocument {
+    pub amount: String,
+    pub currency_code: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureDocument {
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub failed_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncDocument {
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+impl From<PaymentRow> for PaymentDocument {
+    fn from(row: PaymentRow) -> Self {
+        let has_failure = row.failure_code.is_some() || row.failure_message.is_some();
+        let failure_reason = has_failure.then_some(FailureDocument {
+            code: row.failure_code,
+            message: row.failure_message,
+            failed_at: row.failed_at,
+        });
+        PaymentDocument {
+            kind: row.kind,
+            id: row.id,
+            merchant_code: row.merchant_code,
+            status: row.status,
+            is_final: row.is_final,
+            amount: row.amount.map(|a| a.to_string()),
+            currency_code: row.currency_code,
+            fee: row.fee_amount.map(|amount| MoneyDocument {
+                amount: amount.to_string(),
+                currency_code: row.fee_currency_code,
+            }),
+            failure_reason,
+            payment_method_code: row.payment_method_code,
+            is_test: row.is_test,
+            created_at: row.platform_created_at,
+            processed_at: row.platform_processed_at,
+            first_seen_at: row.first_seen_at,
+            synced_at: row.synced_at,
+            updated_at: row.updated_at,
+            sync: SyncDocument {
+                state: row.sync_state.unwrap_or_else(|| "idle".into()),
+                attempts: row.sync_attempts.unwrap_or_default(),
+                last_error: row.sync_last_error,
+            },
+            platform: row.platform,
+        }
+    }
+}

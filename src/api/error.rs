@@ -1,0 +1,155 @@
+//! The one place that renders error answers: `{"name", "message", "code", "status"}` (SPEC §2).
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Every error an HTTP handler can answer with.
+///
+/// Internal errors are logged with their cause chain and answered with an opaque message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("this token lacks the `{0}` permission")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the service is temporarily unavailable, retry later")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                ApiError::Unavailable(e.into())
+            }
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Unavailable(cause) => tracing::warn!(error = ?cause, "answering 503"),
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "answering 500"),
+            _ => {}
+        }
+        error_response(self.status(), self.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    name: &'static str,
+    message: String,
+    code: i32,
+    status: u16,
+}
+
+/// Renders the pinned error body for `status` with `message`.
+pub fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = ErrorBody {
+        name: status.canonical_reason().unwrap_or("Error"),
+        message: message.into(),
+        code: 0,
+        status: status.as_u16(),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Rewrites any error answer that did not come from [`ApiError`] (axum's own 404/405,
+/// tower-http's 413 and 408) into the pinned body, so every route answers alike.
+pub async fn render_foreign_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        return error_response(status, default_message(status));
+    }
+    response
+}
+
+fn default_message(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "no such route",
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this route",
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large",
+        StatusCode::REQUEST_TIMEOUT => "the request took too long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "expected a JSON body",
+        s if s.is_server_error() => "the service failed to answer",
+        _ => "the request was not accepted",
+    }
+}
+
+/// `axum::Json` whose rejections answer in the pinned error body.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(reject_json(rejection)),
+        }
+    }
+}
+
+fn reject_json(rejection: JsonRejection) -> Response {
+    error_response(rejection.status(), rejection.body_text())
+}
+
+/// `axum::extract::Path` whose rejections answer in the pinned error body.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|r: PathRejection| error_response(r.status(), r.body_text()))
+    }
+}
+
+/// `axum::extract::Query` whose rejections answer in the pinned error body.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|r: QueryRejection| error_response(r.status(), r.body_text()))
+    }
+}

@@ -1,0 +1,23 @@
+//! The internal REST API under `/v1`, its bearer-token auth, and the error body of every route.
+
+mod auth;
+mod document;
+pub mod error;
+mod payments;
+
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+
+use crate::app::AppState;
+pub use document::PaymentDocument;
+pub use error::{error_response, render_foreign_errors, ApiError};
+
+/// `/v1/{payins|payouts}...`, every route behind the token check.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/{kinds}", get(payments::list))
+        .route("/v1/{kinds}/{id}", get(payments::show))
+        .route("/v1/{kinds}/{id}/history", get(payments::history))
+        .route("/v1/{kinds}/{id}/refresh", post(payments::refresh))
+        .route_layer(middleware::from_fn_with_state(state, auth::require_token))
+}

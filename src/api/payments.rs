@@ -1,0 +1,201 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::error::{Path, Query};
+use super::{ApiError, PaymentDocument};
+use crate::app::AppState;
+use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
+use crate::queue::{enqueue_syncs, Priority};
+use crate::store::{self, HistoryEntry, ListFilter};
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+/// Parses the `{kinds}` and `{id}` path segments; an unknown kind is an unknown route.
+fn parse_target(kinds: &str, id: &str) -> Result<(PaymentKind, PaymentId), ApiError> {
+    let kind = parse_kinds(kinds)?;
+    let id = PaymentId::parse(id)
+        .map_err(|e| ApiError::BadRequest(format!("invalid payment id: {e}")))?;
+    Ok((kind, id))
+}
+
+fn parse_kinds(kinds: &str) -> Result<PaymentKind, ApiError> {
+    match kinds {
+        "payins" => Ok(PaymentKind::Payin),
+        "payouts" => Ok(PaymentKind::Payout),
+        _ => Err(ApiError::NotFound("no such route".into())),
+    }
+}
+
+/// `GET /v1/{kinds}/{id}`: the payment, or 404 if never heard of.
+pub async fn show(
+    State(state): State<AppState>,
+    Path((kinds, id)): Path<(String, String)>,
+) -> Result<Json<PaymentDocument>, ApiError> {
+    let (kind, id) = parse_target(&kinds, &id)?;
+    let row = store::find_payment(&state.pool, &state.merchant_code, kind, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no {kind} with id {id} is known")))?;
+    Ok(Json(row.into()))
+}
+
+/// `GET /v1/{kinds}/{id}/history`: every status observed, oldest first.
+pub async fn history(
+    State(state): State<AppState>,
+    Path((kinds, id)): Path<(String, String)>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    let (kind, id) = parse_target(&kinds, &id)?;
+    if store::find_payment(&state.pool, &state.merchant_code, kind, &id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!(
+            "no {kind} with id {id} is known"
+        )));
+    }
+    Ok(Json(
+        store::list_history(&state.pool, &state.merchant_code, kind, &id).await?,
+    ))
+}
+
+/// `POST /v1/{kinds}/{id}/refresh`: schedules a sync now (starting to track an unknown
+/// id, reviving a dead sync) and answers 202 with the payment as it stands.
+pub async fn refresh(
+    State(state): State<AppState>,
+    Path((kinds, id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<PaymentDocument>), ApiError> {
+    let (kind, id) = parse_target(&kinds, &id)?;
+    let mut tx = state.pool.begin().await?;
+    enqueue_syncs(
+        &mut tx,
+        &state.merchant_code,
+        &[(kind, id.clone())],
+        Priority::Manual,
+    )
+    .await?;
+    tx.commit().await?;
+    let row = store::find_payment(&state.pool, &state.merchant_code, kind, &id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("payment vanished after enqueue")))?;
+    Ok((StatusCode::ACCEPTED, Json(row.into())))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    status: Option<String>,
+    updated_after: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    items: Vec<PaymentDocument>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /v1/{kinds}`: a page of payments in the order they last changed.
+pub async fn list(
+    State(state): State<AppState>,
+    Path(kinds): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    let kind = parse_kinds(&kinds)?;
+    let filter = parse_list_query(query)?;
+    let rows = store::list_payments(&state.pool, &state.merchant_code, kind, &filter).await?;
+    let next_cursor = (rows.len() as i64 == filter.limit)
+        .then(|| rows.last().map(|r| encode_cursor(r.updated_at, &r.id)))
+        .flatten();
+    Ok(Json(Page {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+fn parse_list_query(query: ListQuery) -> Result<ListFilter, ApiError> {
+    // Unknown status values are ignored, as SPEC §2 asks.
+    let statuses = query
+        .status
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| PaymentStatus::parse(s.trim()))
+        .filter(|s| !matches!(s, PaymentStatus::Other(_)))
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let updated_after = query
+        .updated_after
+        .map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::BadRequest("updatedAfter must be an RFC 3339 time".into()))
+        })
+        .transpose()?;
+    let limit = match query.limit {
+        None => DEFAULT_LIMIT,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if n >= 1 => n.min(MAX_LIMIT),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "limit must be a whole number from 1 to {MAX_LIMIT}"
+                )))
+            }
+        },
+    };
+    let after = query.cursor.map(|c| decode_cursor(&c)).transpose()?;
+    Ok(ListFilter {
+        statuses,
+        updated_after,
+        after,
+        limit,
+    })
+}
+
+/// The cursor is `<updated_at µs>.<id>`: `.` never occurs in an id.
+fn encode_cursor(updated_at: DateTime<Utc>, id: &str) -> String {
+    format!("{}.{}", updated_at.timestamp_micros(), id)
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), ApiError> {
+    let invalid = || ApiError::BadRequest("the cursor is not one this API returned".into());
+    let (micros, id) = cursor.split_once('.').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let time = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    let id = PaymentId::parse(id).map_err(|_| invalid())?;
+    Ok((time, id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let time = DateTime::from_timestamp_micros(1_763_700_000_123_456).expect("valid");
+        let cursor = encode_cursor(time, "TST_1-a");
+        assert_eq!(
+            decode_cursor(&cursor).ok(),
+            Some((time, "TST_1-a".to_owned()))
+        );
+        for bad in ["", "abc", "12.", "x.TST", "12.a/b"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_statuses_are_ignored_and_limit_is_capped() {
+        let filter = parse_list_query(ListQuery {
+            status: Some("SUCCESS,BOGUS, FAILED".into()),
+            updated_after: None,
+            limit: Some("5000".into()),
+            cursor: None,
+        })
+        .expect("valid");
+        assert_eq!(filter.statuses, vec!["SUCCESS", "FAILED"]);
+        assert_eq!(filter.limit, MAX_LIMIT);
+    }
+}

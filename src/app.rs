@@ -1,0 +1,207 @@
+//! `Application::build(Settings)`, used by `main` and by tests (port 0), and `router(state)`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::{self, error_response, render_foreign_errors};
+use crate::callbacks;
+use crate::config::Settings;
+use crate::inbox::Inbox;
+use crate::platform::{PlatformClient, RateLimiter};
+use crate::sync::SyncWorker;
+
+/// Migrations, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub merchant_code: Arc<str>,
+    pub inbox: Inbox,
+    pub metrics: PrometheusHandle,
+}
+
+/// A built, not yet running, paymirror: bound listener, migrated database, writers started.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    worker: SyncWorker,
+    writers: Vec<JoinHandle<()>>,
+    settings: Settings,
+}
+
+impl Application {
+    /// Validates the settings, migrates the database (safe when replicas start together:
+    /// sqlx serialises migrations with an advisory lock), binds the listener and
+    /// starts the callback writers.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.validate_for_serve()?;
+        let pool = settings.database.pool()?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("migrating the database")?;
+        let merchant_code: Arc<str> = settings.platform.merchant_code.as_str().into();
+        let limiter = Arc::new(RateLimiter::new(settings.platform.max_rps));
+        let client = Arc::new(PlatformClient::new(&settings.platform, limiter)?);
+        let worker = SyncWorker::new(
+            pool.clone(),
+            merchant_code.clone(),
+            client,
+            settings.sync.clone(),
+        );
+        let (inbox, writers) = Inbox::start(pool.clone(), merchant_code.clone(), &settings.inbox);
+        let addr = settings.server.listen_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let state = AppState {
+            pool,
+            merchant_code,
+            inbox,
+            metrics: metrics_handle(),
+        };
+        Ok(Application {
+            listener,
+            state,
+            worker,
+            writers,
+            settings,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.state.pool
+    }
+
+    /// The worker, for driving syncs by hand (tests run it with `sync.enabled = false`).
+    pub fn worker(&self) -> SyncWorker {
+        self.worker.clone()
+    }
+
+    /// Serves HTTP and runs the sync workers until `shutdown` fires; then stops taking
+    /// requests, lets in-flight callbacks commit and fetches finish (bounded by the
+    /// grace period), and returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            worker,
+            writers,
+            settings,
+        } = self;
+        let worker_task = settings
+            .sync
+            .enabled
+            .then(|| tokio::spawn(worker.run(shutdown.clone())));
+        let app = router(state, &settings);
+        tracing::info!(addr = %listener.local_addr()?, "paymirror listening");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await?;
+        // The router (and with it every inbox sender) is gone: writers drain and stop.
+        let grace = Duration::from_millis(settings.server.shutdown_grace_ms);
+        let drained = tokio::time::timeout(grace, async {
+            for writer in writers {
+                let _ = writer.await;
+            }
+            if let Some(task) = worker_task {
+                let _ = task.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace period ended with work in flight; leases will return it to the queue");
+        }
+        Ok(())
+    }
+}
+
+/// Every route of the service, with the layers that make errors, limits and timeouts uniform.
+pub fn router(state: AppState, settings: &Settings) -> Router {
+    let callbacks = Router::new()
+        .route("/callbacks/payins", post(callbacks::receive_payin))
+        .route("/callbacks/payouts", post(callbacks::receive_payout))
+        .layer(DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES));
+    Router::new()
+        .merge(callbacks)
+        .merge(api::router(state.clone()))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such route") })
+        .layer(middleware::from_fn(render_foreign_errors))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(settings.server.request_timeout_ms),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// 200 when the database answers and every embedded migration is applied, else 503.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let applied: Result<i64, _> =
+        sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+            .fetch_one(&state.pool)
+            .await;
+    match applied {
+        Ok(n) if n as usize >= MIGRATOR.migrations.len() => {
+            (StatusCode::OK, "ready").into_response()
+        }
+        Ok(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is not migrated",
+        ),
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unreachable",
+        ),
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// The process-wide Prometheus recorder, installed on first use (tests build many apps).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding program); then ours stays empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

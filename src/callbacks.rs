@@ -1,0 +1,102 @@
+//! `POST /callbacks/payins` and `/callbacks/payouts`: the platform's anemic callbacks.
+//!
+//! Answered 200 only once the callback and its sync job are committed (SPEC §2);
+//! the platform repeats anything else, so a 503 loses nothing.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use crate::api::ApiError;
+use crate::app::AppState;
+use crate::domain::{PaymentId, PaymentKind};
+use crate::inbox::InboxEntry;
+
+/// Largest callback body accepted; larger ones are answered 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub async fn receive_payin(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    receive(state, PaymentKind::Payin, body).await
+}
+
+pub async fn receive_payout(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    receive(state, PaymentKind::Payout, body).await
+}
+
+async fn receive(state: AppState, kind: PaymentKind, body: Bytes) -> Result<StatusCode, ApiError> {
+    let entry = parse_callback(kind, &body)?;
+    match &entry.id {
+        Some(id) => tracing::debug!(%kind, %id, "callback received"),
+        None => tracing::info!(%kind, "callback without idEntity recorded as ignored"),
+    }
+    state
+        .inbox
+        .submit(entry)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    Ok(StatusCode::OK)
+}
+
+/// Parses a callback body: a JSON object whose `idEntity`, if present, must be a valid
+/// payment id. Extra fields and unknown event types are kept, not judged.
+fn parse_callback(kind: PaymentKind, body: &[u8]) -> Result<InboxEntry, ApiError> {
+    let body: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let Some(object) = body.as_object() else {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    };
+    let id = match object.get("idEntity") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(raw)) => Some(
+            PaymentId::parse(raw)
+                .map_err(|e| ApiError::BadRequest(format!("idEntity is invalid: {e}")))?,
+        ),
+        Some(_) => return Err(ApiError::BadRequest("idEntity must be a string".into())),
+    };
+    Ok(InboxEntry { kind, id, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_extra_fields_and_unknown_events() {
+        let entry = parse_callback(
+            PaymentKind::Payin,
+            br#"{"idEntity": "TST-1", "event": "payment.somethingNew", "x": [1]}"#,
+        )
+        .expect("accepted");
+        assert_eq!(entry.id.map(|id| id.to_string()), Some("TST-1".into()));
+        assert_eq!(entry.body["event"], "payment.somethingNew");
+    }
+
+    #[test]
+    fn an_object_without_id_is_ignored_not_rejected() {
+        let entry = parse_callback(PaymentKind::Payout, br#"{"event": "ping"}"#).expect("accepted");
+        assert!(entry.id.is_none());
+    }
+
+    #[test]
+    fn rejects_bad_json_non_objects_and_bad_ids() {
+        for body in [
+            &b"{not json"[..],
+            b"[]",
+            b"\"x\"",
+            br#"{"idEntity": "a/b"}"#,
+            br#"{"idEntity": 12}"#,
+        ] {
+            let err = parse_callback(PaymentKind::Payin, body).expect_err("rejected");
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The `paymirror` command line (SPEC §4).
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{Application, MIGRATOR};
+use crate::config::Settings;
+use crate::telemetry;
+use crate::tokens::{self, Permission};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "paymirror",
+    version,
+    about = "Mirror of payment statuses fed by anemic platform callbacks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve HTTP and run the sync workers (migrates first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API tokens for /v1.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokensCommand {
+    /// Create a token for an account (deactivating its earlier ones) and print it.
+    Create {
+        #[arg(long)]
+        account: String,
+        /// read (GET) or write (GET and POST); repeatable; default read.
+        #[arg(long = "permission", value_enum)]
+        permissions: Vec<Permission>,
+    },
+    /// Deactivate the account's token for good.
+    Revoke {
+        #[arg(long)]
+        account: String,
+    },
+    /// Show accounts, permissions, creation, last use and use count (never a token).
+    List,
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve => serve().await,
+        Command::Migrate => {
+            let settings = load()?;
+            MIGRATOR.run(&settings.database.pool()?).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Tokens(command) => run_tokens(command).await,
+    }
+}
+
+fn load() -> anyhow::Result<Settings> {
+    let settings = Settings::load()?;
+    telemetry::init(&settings.log);
+    Ok(settings)
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let settings = load()?;
+    let app = Application::build(settings).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            telemetry::shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    app.run_until_stopped(shutdown).await
+}
+
+async fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
+    let settings = load()?;
+    let pool = settings.database.pool()?;
+    MIGRATOR.run(&pool).await?;
+    match command {
+        TokensCommand::Create {
+            account,
+            permissions,
+        } => {
+            println!(
+                "{}",
+                tokens::create_token(&pool, &account, &permissions).await?
+            );
+        }
+        TokensCommand::Revoke { account } => {
+            let revoked = tokens::revoke_tokens(&pool, &account).await?;
+            eprintln!("revoked {revoked} active token(s) of {account}");
+        }
+        TokensCommand::List => {
+            println!(
+                "{:<24} {:<12} {:<8} {:<25} {:<25} {:>8}",
+                "ACCOUNT", "PERMISSIONS", "ACTIVE", "CREATED", "LAST USED", "USES"
+            );
+            for t in tokens::list_tokens(&pool).await? {
+                let last = t
+                    .last_used_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<24} {:<12} {:<8} {:<25} {:<25} {:>8}",
+                    t.account,
+                    t.permissions.join(","),
+                    t.active,
+                    t.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    last,
+                    t.use_count
+                );
+            }
+        }
+    }
+    Ok(())
+}

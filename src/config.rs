@@ -1,0 +1,213 @@
+//! Layered, typed configuration: `config/default.toml`, `config/$PAYMIRROR_ENV.toml`,
+//! then `PAYMIRROR__SECTION__KEY` environment variables; `DATABASE_URL` wins for the database.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub platform: PlatformSettings,
+    pub sync: SyncSettings,
+    pub inbox: InboxSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub request_timeout_ms: u64,
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlatformSettings {
+    pub base_url: String,
+    pub merchant_code: String,
+    pub secret: SecretString,
+    pub max_rps: u32,
+    pub token_validity_secs: u32,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyncSettings {
+    pub enabled: bool,
+    pub concurrency: usize,
+    pub max_attempts: i32,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+    pub lease_ms: u64,
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InboxSettings {
+    pub writers: usize,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: String,
+    pub level: String,
+}
+
+impl Settings {
+    /// Loads the layered configuration from `config_dir` and the environment.
+    ///
+    /// Returns an error naming the offending key when a value is missing or invalid.
+    pub fn load_from(config_dir: &std::path::Path) -> anyhow::Result<Settings> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(config_dir.join("default.toml")).required(false));
+        if let Ok(env) = std::env::var("PAYMIRROR_ENV") {
+            builder = builder.add_source(
+                config::File::from(config_dir.join(format!("{env}.toml"))).required(false),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("PAYMIRROR")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            builder = builder.set_override("database.url", url)?;
+        }
+        let settings: Settings = builder
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        settings.validate_common()?;
+        Ok(settings)
+    }
+
+    /// Loads from `./config` (or `$PAYMIRROR_CONFIG_DIR`).
+    pub fn load() -> anyhow::Result<Settings> {
+        let dir = std::env::var("PAYMIRROR_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        Self::load_from(std::path::Path::new(&dir))
+    }
+
+    fn validate_common(&self) -> anyhow::Result<()> {
+        self.server.listen_addr()?;
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            anyhow::bail!("invalid configuration key log.format (PAYMIRROR__LOG__FORMAT): expected \"text\" or \"json\"");
+        }
+        if self.inbox.writers == 0 || self.inbox.batch_size == 0 {
+            anyhow::bail!(
+                "invalid configuration key inbox.writers / inbox.batch_size: must be at least 1"
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks what `serve` needs beyond the common keys: platform credentials and limits.
+    pub fn validate_for_serve(&self) -> anyhow::Result<()> {
+        let p = &self.platform;
+        require(
+            !p.merchant_code.trim().is_empty(),
+            "platform.merchant_code",
+            "PAYMIRROR__PLATFORM__MERCHANT_CODE",
+            "is not set",
+        )?;
+        require(
+            !p.secret.expose_secret().is_empty(),
+            "platform.secret",
+            "PAYMIRROR__PLATFORM__SECRET",
+            "is not set",
+        )?;
+        require(
+            reqwest::Url::parse(&p.base_url).is_ok(),
+            "platform.base_url",
+            "PAYMIRROR__PLATFORM__BASE_URL",
+            "is not a valid URL",
+        )?;
+        require(
+            p.max_rps >= 1,
+            "platform.max_rps",
+            "PAYMIRROR__PLATFORM__MAX_RPS",
+            "must be at least 1",
+        )?;
+        require(
+            (60..=3600).contains(&p.token_validity_secs),
+            "platform.token_validity_secs",
+            "PAYMIRROR__PLATFORM__TOKEN_VALIDITY_SECS",
+            "must be 60-3600",
+        )?;
+        require(
+            self.sync.concurrency >= 1,
+            "sync.concurrency",
+            "PAYMIRROR__SYNC__CONCURRENCY",
+            "must be at least 1",
+        )?;
+        require(
+            self.sync.max_attempts >= 1,
+            "sync.max_attempts",
+            "PAYMIRROR__SYNC__MAX_ATTEMPTS",
+            "must be at least 1",
+        )?;
+        Ok(())
+    }
+}
+
+fn require(ok: bool, key: &str, env: &str, problem: &str) -> anyhow::Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        anyhow::bail!("invalid configuration key {key} ({env}): {problem}")
+    }
+}
+
+impl ServerSettings {
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "invalid configuration key server.listen (PAYMIRROR__SERVER__LISTEN): `{}` is not an address like 0.0.0.0:8080",
+                self.listen
+            )
+        })
+    }
+}
+
+impl DatabaseSettings {
+    pub fn connect_options(&self) -> anyhow::Result<PgConnectOptions> {
+        self.url.expose_secret().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "invalid configuration key database.url (DATABASE_URL): not a Postgres URL"
+            )
+        })
+    }
+
+    /// Returns a lazily connecting pool: start-up does not fail if Postgres is briefly away.
+    pub fn pool(&self) -> anyhow::Result<PgPool> {
+        Ok(PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(Duration::from_millis(self.acquire_timeout_ms))
+            .connect_lazy_with(self.connect_options()?))
+    }
+}
+
+impl SyncSettings {
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}

@@ -1,0 +1,91 @@
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::{PaymentId, PaymentKind};
+
+/// A job leased to this worker; only the holder of `claim_token` may finish it.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub kind: PaymentKind,
+    pub id: PaymentId,
+    pub claim_token: Uuid,
+    pub attempts: i32,
+    pub priority: i16,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    kind: String,
+    payment_id: String,
+    claim_token: Uuid,
+    attempts: i32,
+    priority: i16,
+}
+
+/// Leases up to `limit` due jobs, most urgent first, and returns them.
+///
+/// `for update skip locked` lets replicas claim concurrently without waiting on each
+/// other; once committed, `state = 'running'` keeps every other claimer away until
+/// the lease ends, so at most one fetch per payment is in flight across replicas.
+pub async fn claim_due_jobs(
+    pool: &PgPool,
+    merchant_code: &str,
+    limit: i64,
+    lease: Duration,
+) -> anyhow::Result<Vec<ClaimedJob>> {
+    let rows: Vec<ClaimedRow> = sqlx::query_as(
+        "with next as (
+           select merchant_code, kind, payment_id from sync_jobs
+           where merchant_code = $1 and state = 'pending' and run_at <= now()
+           order by priority, run_at
+           limit $2
+           for update skip locked
+         )
+         update sync_jobs j set
+           state = 'running', claim_token = gen_random_uuid(),
+           lease_until = now() + make_interval(secs => $3), rerun_priority = null, updated_at = now()
+         from next
+         where j.merchant_code = next.merchant_code and j.kind = next.kind and j.payment_id = next.payment_id
+         returning j.kind, j.payment_id, j.claim_token, j.attempts, j.priority",
+    )
+    .bind(merchant_code)
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await
+    .context("claiming sync jobs")?;
+
+    let mut jobs: Vec<ClaimedJob> = rows
+        .into_iter()
+        .map(|row| {
+            Ok(ClaimedJob {
+                kind: row.kind.parse().map_err(anyhow::Error::msg)?,
+                id: PaymentId::parse(&row.payment_id)?,
+                claim_token: row.claim_token,
+                attempts: row.attempts,
+                priority: row.priority,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    jobs.sort_by_key(|j| j.priority);
+    Ok(jobs)
+}
+
+/// Returns jobs whose worker vanished (lease expired) to `pending`, and how many there were.
+///
+/// A rerun requested meanwhile keeps its priority; the lost fetch is not counted as an attempt.
+pub async fn reap_expired_leases(pool: &PgPool) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "update sync_jobs set
+           state = 'pending', run_at = now(), claim_token = null, lease_until = null,
+           priority = least(priority, rerun_priority), rerun_priority = null,
+           last_error = 'lease expired: the worker holding this sync stopped', updated_at = now()
+         where state = 'running' and lease_until < now()",
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

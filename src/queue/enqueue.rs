@@ -1,0 +1,68 @@
+use std::collections::BTreeSet;
+
+use sqlx::PgConnection;
+
+use super::{Priority, NOTIFY_CHANNEL};
+use crate::domain::{PaymentId, PaymentKind};
+
+/// Schedules a sync of each payment, inside the caller's transaction, and returns
+/// how many distinct payments were touched.
+///
+/// Creates the payment row if it was never seen. Coalesces per SPEC §5: a pending
+/// job only moves earlier (never gains a second fetch); a running one is marked for
+/// exactly one more fetch; idle and dead ones become pending with fresh attempts.
+/// Workers are notified when the transaction commits.
+pub async fn enqueue_syncs(
+    conn: &mut PgConnection,
+    merchant_code: &str,
+    payments: &[(PaymentKind, PaymentId)],
+    priority: Priority,
+) -> sqlx::Result<usize> {
+    // One statement may not update the same row twice: deduplicate first.
+    let unique: BTreeSet<&(PaymentKind, PaymentId)> = payments.iter().collect();
+    if unique.is_empty() {
+        return Ok(0);
+    }
+    let kinds: Vec<&str> = unique.iter().map(|(k, _)| k.as_str()).collect();
+    let ids: Vec<&str> = unique.iter().map(|(_, id)| id.as_str()).collect();
+
+    sqlx::query(
+        "insert into payments (merchant_code, kind, id)
+         select $1, k, i from unnest($2::text[], $3::text[]) as t(k, i)
+         on conflict do nothing",
+    )
+    .bind(merchant_code)
+    .bind(&kinds)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+
+    sqlx::query(
+        "insert into sync_jobs (merchant_code, kind, payment_id, state, priority, run_at)
+         select $1, k, i, 'pending', $4, now() from unnest($2::text[], $3::text[]) as t(k, i)
+         on conflict (merchant_code, kind, payment_id) do update set
+           state = case when sync_jobs.state = 'running' then 'running' else 'pending' end,
+           priority = case
+             when sync_jobs.state = 'pending' then least(sync_jobs.priority, excluded.priority)
+             when sync_jobs.state = 'running' then sync_jobs.priority
+             else excluded.priority end,
+           run_at = case when sync_jobs.state = 'running' then sync_jobs.run_at
+             else least(sync_jobs.run_at, now()) end,
+           attempts = case when sync_jobs.state in ('idle', 'dead') then 0 else sync_jobs.attempts end,
+           rerun_priority = case when sync_jobs.state = 'running'
+             then least(sync_jobs.rerun_priority, excluded.priority) else null end,
+           updated_at = now()",
+    )
+    .bind(merchant_code)
+    .bind(&kinds)
+    .bind(&ids)
+    .bind(priority.as_i16())
+    .execute(&mut *conn)
+    .await?;
+
+    sqlx::query("select pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(&mut *conn)
+        .await?;
+    Ok(unique.len())
+}

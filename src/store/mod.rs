@@ -1,0 +1,7 @@
+//! Payments and their status history: the upsert a sync ends in, and the queries the API serves.
+
+mod history;
+mod payments;
+
+pub use history::{list_history, HistoryEntry};
+pub use payments::{find_payment, list_payments, upsert_payment, ListFilter, PaymentRow};

@@ -1,0 +1,155 @@
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+
+use crate::domain::{PaymentId, PaymentKind};
+use crate::platform::PlatformPayment;
+
+/// A payment with its sync state, as the API serves it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub merchant_code: String,
+    pub kind: String,
+    pub id: String,
+    pub status: Option<String>,
+    #[sqlx(rename = "final")]
+    pub is_final: bool,
+    pub amount: Option<Decimal>,
+    pub currency_code: Option<String>,
+    pub fee_amount: Option<Decimal>,
+    pub fee_currency_code: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub failed_at: Option<String>,
+    pub payment_method_code: Option<String>,
+    pub is_test: Option<bool>,
+    pub platform_created_at: Option<String>,
+    pub platform_processed_at: Option<String>,
+    pub platform: Option<Value>,
+    pub first_seen_at: DateTime<Utc>,
+    pub synced_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub sync_state: Option<String>,
+    pub sync_attempts: Option<i32>,
+    pub sync_last_error: Option<String>,
+}
+
+const SELECT_PAYMENT: &str = "select p.merchant_code, p.kind, p.id, p.status, p.final, p.amount,
+    p.currency_code, p.fee_amount, p.fee_currency_code, p.failure_code, p.failure_message,
+    p.failed_at, p.payment_method_code, p.is_test, p.platform_created_at, p.platform_processed_at,
+    p.platform, p.first_seen_at, p.synced_at, p.updated_at,
+    j.state as sync_state, j.attempts as sync_attempts, j.last_error as sync_last_error
+  from payments p
+  left join sync_jobs j on j.merchant_code = p.merchant_code and j.kind = p.kind and j.payment_id = p.id";
+
+/// Stores the platform's answer over the payment's previous state, in the caller's
+/// transaction, and appends to the history when the status changed. Returns whether it did.
+pub async fn upsert_payment(
+    conn: &mut PgConnection,
+    merchant_code: &str,
+    kind: PaymentKind,
+    id: &PaymentId,
+    payment: &PlatformPayment,
+) -> sqlx::Result<bool> {
+    let s = &payment.snapshot;
+    let previous: Option<Option<String>> = sqlx::query_scalar(
+        "update payments p set
+           status = $4, final = $5, amount = $6, currency_code = $7, fee_amount = $8,
+           fee_currency_code = $9, failure_code = $10, failure_message = $11, failed_at = $12,
+           payment_method_code = $13, is_test = $14, platform_created_at = $15,
+           platform_processed_at = $16, platform = $17, synced_at = now(),
+           updated_at = case when p.platform is distinct from $17 then now() else p.updated_at end
+         from (select status from payments where merchant_code = $1 and kind = $2 and id = $3 for update) old
+         where p.merchant_code = $1 and p.kind = $2 and p.id = $3
+         returning old.status",
+    )
+    .bind(merchant_code)
+    .bind(kind.as_str())
+    .bind(id.as_str())
+    .bind(s.status.as_str())
+    .bind(s.status.is_final())
+    .bind(s.amount.as_ref().map(|m| m.amount))
+    .bind(s.amount.as_ref().map(|m| m.currency_code.as_str()))
+    .bind(s.fee.as_ref().map(|m| m.amount))
+    .bind(s.fee.as_ref().map(|m| m.currency_code.as_str()))
+    .bind(s.failure.as_ref().and_then(|f| f.failure_reason_code.as_deref()))
+    .bind(s.failure.as_ref().and_then(|f| f.message.as_deref()))
+    .bind(s.failure.as_ref().and_then(|f| f.failed_at.as_deref()))
+    .bind(s.payment_method_code.as_deref())
+    .bind(s.is_test)
+    .bind(s.created_at.as_deref())
+    .bind(s.processed_at.as_deref())
+    .bind(sqlx::types::Json(&payment.raw))
+    .fetch_optional(&mut *conn)
+    .await?;
+
+    let changed = previous.is_some_and(|old| old.as_deref() != Some(s.status.as_str()));
+    if changed {
+        sqlx::query(
+            "insert into payment_status_history (merchant_code, kind, payment_id, status)
+             values ($1, $2, $3, $4)",
+        )
+        .bind(merchant_code)
+        .bind(kind.as_str())
+        .bind(id.as_str())
+        .bind(s.status.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(changed)
+}
+
+/// Returns the payment, or `None` if paymirror never heard of it.
+pub async fn find_payment(
+    pool: &PgPool,
+    merchant_code: &str,
+    kind: PaymentKind,
+    id: &PaymentId,
+) -> sqlx::Result<Option<PaymentRow>> {
+    sqlx::query_as(&format!(
+        "{SELECT_PAYMENT} where p.merchant_code = $1 and p.kind = $2 and p.id = $3"
+    ))
+    .bind(merchant_code)
+    .bind(kind.as_str())
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await
+}
+
+/// What a page of payments is restricted to; `after` is the keyset cursor (updated_at, id).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub statuses: Vec<String>,
+    pub updated_after: Option<DateTime<Utc>>,
+    pub after: Option<(DateTime<Utc>, String)>,
+    pub limit: i64,
+}
+
+/// Returns up to `limit` payments in (updated_at, id) order, after the cursor.
+pub async fn list_payments(
+    pool: &PgPool,
+    merchant_code: &str,
+    kind: PaymentKind,
+    filter: &ListFilter,
+) -> sqlx::Result<Vec<PaymentRow>> {
+    let (after_time, after_id) = filter.after.clone().unzip();
+    sqlx::query_as(&format!(
+        "{SELECT_PAYMENT}
+         where p.merchant_code = $1 and p.kind = $2
+           and (cardinality($3::text[]) = 0 or p.status = any($3))
+           and ($4::timestamptz is null or p.updated_at > $4)
+           and ($5::timestamptz is null or (p.updated_at, p.id) > ($5, $6))
+         order by p.updated_at, p.id
+         limit $7"
+    ))
+    .bind(merchant_code)
+    .bind(kind.as_str())
+    .bind(&filter.statuses)
+    .bind(filter.updated_after)
+    .bind(after_time)
+    .bind(after_id)
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,224 @@
+use paymirror::app::Application;
+use paymirror::config::Settings;
+use paymirror::sync::SyncWorker;
+use reqwest::{Response, Url};
+use serde_json::Value;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+/// The server every test database is created on: `DATABASE_URL` or the local default.
+pub fn server_url() -> Url {
+    let raw = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut url = Url::parse(&raw).expect("DATABASE_URL is a URL");
+    url.set_path("/postgres");
+    url
+}
+
+/// A fresh database that is dropped when the test ends.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: Url,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let name = format!("paymirror_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(server_url().as_str())
+            .await
+            .expect("Postgres is reachable");
+        sqlx::query(&format!(r#"create database "{name}""#))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let mut url = server_url();
+        url.set_path(&format!("/{name}"));
+        TestDatabase { name, url }
+    }
+
+    /// Runs `sql` against the server's maintenance database (for ALTER DATABASE and the like).
+    pub async fn admin(&self, sql: &str) {
+        let mut conn = PgConnection::connect(server_url().as_str())
+            .await
+            .expect("Postgres is reachable");
+        sqlx::query(sql)
+            .execute(&mut conn)
+            .await
+            .expect("admin statement");
+    }
+
+    /// Makes the database refuse connections and drops the existing ones: Postgres "down" for this app.
+    pub async fn take_down(&self) {
+        self.admin(&format!(
+            r#"alter database "{}" with allow_connections false"#,
+            self.name
+        ))
+        .await;
+        self.admin(&format!(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = '{}'",
+            self.name
+        ))
+        .await;
+    }
+
+    pub async fn bring_up(&self) {
+        self.admin(&format!(
+            r#"alter database "{}" with allow_connections true"#,
+            self.name
+        ))
+        .await;
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let sql = format!(r#"drop database if exists "{}" with (force)"#, self.name);
+        // Best effort, on a thread of its own: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect(server_url().as_str()).await?;
+                sqlx::query(&sql).execute(&mut conn).await.map(|_| ())
+            })
+            .map_err(std::io::Error::other)
+        })
+        .join();
+    }
+}
+
+/// Test settings: the project's config files, a fresh database, port 0, workers off
+/// (tests drive [`SyncWorker::run_until_idle`]) unless a test turns them on.
+pub fn test_settings(db: &TestDatabase, platform_base_url: &str) -> Settings {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings = Settings::load_from(&dir).expect("configuration loads");
+    settings.server.listen = "127.0.0.1:0".into();
+    settings.database.url = db.url.to_string().into();
+    settings.database.acquire_timeout_ms = 1000;
+    settings.database.max_connections = 5;
+    settings.platform.base_url = platform_base_url.into();
+    settings.platform.merchant_code = "M1".into();
+    settings.platform.secret = "sim-secret".to_owned().into();
+    settings.sync.enabled = false;
+    settings.sync.poll_interval_ms = 100;
+    settings.sync.backoff_base_ms = 10;
+    settings.sync.backoff_cap_ms = 50;
+    settings
+}
+
+/// The application under test, running on 127.0.0.1.
+pub struct TestApp {
+    pub address: String,
+    pub pool: PgPool,
+    pub worker: SyncWorker,
+    pub http: reqwest::Client,
+    pub db: TestDatabase,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts the app with no platform behind it (for tests that never fetch).
+    pub async fn spawn() -> TestApp {
+        let db = TestDatabase::create().await;
+        let settings = test_settings(&db, "http://127.0.0.1:9");
+        TestApp::spawn_with(db, settings).await
+    }
+
+    pub async fn spawn_with(db: TestDatabase, settings: Settings) -> TestApp {
+        let app = Application::build(settings)
+            .await
+            .expect("application builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let pool = app.pool().clone();
+        let worker = app.worker();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        TestApp {
+            address,
+            pool,
+            worker,
+            http: reqwest::Client::new(),
+            db,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    pub async fn post_callback(&self, kinds: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.http
+            .post(format!("{}/callbacks/{kinds}", self.address))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("callback request")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.http.get(format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("GET request")
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.http.post(format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("POST request")
+    }
+
+    /// Creates an API token with the given permissions, as `paymirror tokens create` does.
+    pub async fn token(
+        &self,
+        account: &str,
+        permissions: &[paymirror::tokens::Permission],
+    ) -> String {
+        paymirror::tokens::create_token(&self.pool, account, permissions)
+            .await
+            .expect("token created")
+    }
+
+    /// Stops the server and workers and waits for them.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("app task joins")
+                .expect("app stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Asserts the pinned error body and returns its message.
+pub async fn assert_error(response: Response, status: u16) -> String {
+    assert_eq!(response.status().as_u16(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(body["code"], 0, "{body}");
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason());
+    assert_eq!(body["name"].as_str(), reason, "{body}");
+    let message = body["message"]
+        .as_str()
+        .expect("message is a string")
+        .to_owned();
+    assert!(!message.is_empty());
+    message
+}

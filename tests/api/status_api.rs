@@ -1,0 +1,141 @@
+use paymirror::tokens::Permission;
+
+use crate::helpers::{assert_error, TestApp};
+
+#[tokio::test]
+async fn v1_needs_a_valid_token() {
+    let app = TestApp::spawn().await;
+    app.post_callback("payins", r#"{"idEntity": "A-1"}"#).await;
+
+    assert_error(app.get("/v1/payins/A-1", None).await, 401).await;
+    assert_error(app.get("/v1/payins/A-1", Some("not-a-token")).await, 401).await;
+    assert_error(app.get("/v1/payins/A-1", Some(&"x".repeat(30))).await, 401).await;
+    let token = app.token("ops", &[Permission::Read]).await;
+    assert_eq!(app.get("/v1/payins/A-1", Some(&token)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn read_tokens_cannot_post_and_write_tokens_can_do_both() {
+    let app = TestApp::spawn().await;
+    let reader = app.token("reader", &[]).await;
+    let writer = app.token("writer", &[Permission::Write]).await;
+
+    assert_error(app.post("/v1/payins/R-1/refresh", Some(&reader)).await, 403).await;
+    assert_eq!(
+        app.post("/v1/payins/R-1/refresh", Some(&writer))
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(app.get("/v1/payins/R-1", Some(&writer)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_payment_known_only_by_callback_has_no_status_yet() {
+    let app = TestApp::spawn().await;
+    let token = app.token("ops", &[]).await;
+    app.post_callback("payouts", r#"{"idEntity": "PO-1"}"#)
+        .await;
+
+    let doc: serde_json::Value = app
+        .get("/v1/payouts/PO-1", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+
+    assert_eq!(doc["kind"], "payout");
+    assert_eq!(doc["id"], "PO-1");
+    assert_eq!(doc["merchantCode"], "M1");
+    assert!(doc["status"].is_null());
+    assert_eq!(doc["final"], false);
+    assert_eq!(doc["sync"]["state"], "pending");
+    assert_eq!(doc["sync"]["attempts"], 0);
+    assert!(doc["firstSeenAt"].is_string());
+    assert!(doc["platform"].is_null());
+}
+
+#[tokio::test]
+async fn unknown_payments_routes_and_methods_answer_in_the_error_body() {
+    let app = TestApp::spawn().await;
+    let token = app.token("ops", &[]).await;
+
+    assert_error(app.get("/v1/payins/NEVER-SEEN", Some(&token)).await, 404).await;
+    assert_error(
+        app.get("/v1/payins/NEVER-SEEN/history", Some(&token)).await,
+        404,
+    )
+    .await;
+    assert_error(app.get("/v1/refunds/X", Some(&token)).await, 404).await;
+    assert_error(app.get("/nowhere", None).await, 404).await;
+    assert_error(app.get("/callbacks/payins", None).await, 405).await;
+    assert_error(app.get("/v1/payins/a.b", Some(&token)).await, 400).await;
+    assert_error(app.get("/v1/payins?limit=0", Some(&token)).await, 400).await;
+    assert_error(
+        app.get("/v1/payins?updatedAfter=yesterday", Some(&token))
+            .await,
+        400,
+    )
+    .await;
+    assert_error(
+        app.get("/v1/payins?cursor=garbage", Some(&token)).await,
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refresh_starts_tracking_an_unknown_id() {
+    let app = TestApp::spawn().await;
+    let token = app.token("ops", &[Permission::Write]).await;
+
+    let response = app.post("/v1/payins/NEW-1/refresh", Some(&token)).await;
+
+    assert_eq!(response.status(), 202);
+    let (state, priority): (String, i16) =
+        sqlx::query_as("select state, priority from sync_jobs where payment_id = 'NEW-1'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("job");
+    assert_eq!((state.as_str(), priority), ("pending", 1));
+}
+
+#[tokio::test]
+async fn a_failed_fetch_is_visible_in_the_document_and_retried_later() {
+    let db = crate::helpers::TestDatabase::create().await;
+    // Nothing listens on port 9: every fetch fails to connect.
+    let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
+    settings.sync.backoff_base_ms = 60_000;
+    let app = TestApp::spawn_with(db, settings).await;
+    let token = app.token("ops", &[]).await;
+    app.post_callback("payins", r#"{"idEntity": "UNREACH-1"}"#)
+        .await;
+
+    let processed = app.worker.run_until_idle().await.expect("worker runs");
+
+    assert_eq!(processed, 1);
+    let doc: serde_json::Value = app
+        .get("/v1/payins/UNREACH-1", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(doc["sync"]["state"], "pending");
+    assert_eq!(doc["sync"]["attempts"], 1);
+    assert_eq!(
+        doc["sync"]["lastError"],
+        "could not reach the platform: connection failed"
+    );
+    assert!(doc["status"].is_null());
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server_cleanly() {
+    let app = TestApp::spawn().await;
+    let address = app.address.clone();
+    app.post_callback("payins", r#"{"idEntity": "S-1"}"#).await;
+
+    app.stop().await;
+
+    assert!(reqwest::get(format!("{address}/healthz")).await.is_err());
+}

@@ -1,0 +1,49 @@
+use paymirror::tokens::{self, Permission};
+
+use crate::helpers::{assert_error, TestApp};
+
+#[tokio::test]
+async fn only_the_newest_token_of_an_account_is_valid() {
+    let app = TestApp::spawn().await;
+    let first = app.token("billing", &[Permission::Read]).await;
+    let second = app.token("billing", &[Permission::Read]).await;
+
+    assert_eq!(first.len(), 30);
+    assert_ne!(first, second);
+    assert_error(app.get("/v1/payins", Some(&first)).await, 401).await;
+    assert_eq!(app.get("/v1/payins", Some(&second)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_never_valid_again() {
+    let app = TestApp::spawn().await;
+    let token = app.token("billing", &[]).await;
+    assert_eq!(app.get("/v1/payins", Some(&token)).await.status(), 200);
+
+    tokens::revoke_tokens(&app.pool, "billing")
+        .await
+        .expect("revoked");
+    app.token("other", &[]).await;
+
+    assert_error(app.get("/v1/payins", Some(&token)).await, 401).await;
+}
+
+#[tokio::test]
+async fn tokens_are_stored_hashed_and_listing_counts_use() {
+    let app = TestApp::spawn().await;
+    let token = app.token("billing", &[Permission::Write]).await;
+    app.get("/v1/payins", Some(&token)).await;
+    app.get("/v1/payouts", Some(&token)).await;
+
+    let hashes: Vec<String> = sqlx::query_scalar("select token_hash from api_tokens")
+        .fetch_all(&app.pool)
+        .await
+        .expect("rows");
+    assert!(hashes.iter().all(|h| h != &token && h.len() == 64));
+    let listed = tokens::list_tokens(&app.pool).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].account, "billing");
+    assert_eq!(listed[0].permissions, vec!["write"]);
+    assert_eq!(listed[0].use_count, 2);
+    assert!(listed[0].last_used_at.is_some());
+}
