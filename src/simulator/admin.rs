@@ -123,7 +123,9 @@ async fn list_payments(State(shared): State<Arc<Shared>>) -> Response {
 async fn show_stats(State(shared): State<Arc<Shared>>) -> Response {
     let stats = shared.read(|state| state.stats.clone());
     let mut body = json!(stats);
-    let ago = stats.last_callback_sent_at.map(|at| at.elapsed().as_millis() as u64);
+    let ago = stats
+        .last_callback_sent_at
+        .map(|at| at.elapsed().as_millis() as u64);
     body["lastCallbackSentMsAgo"] = json!(ago);
     Json(body).into_response()
 }

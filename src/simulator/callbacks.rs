@@ -32,9 +32,17 @@ pub fn announce(shared: &Arc<Shared>, payment: &Payment) {
         return;
     }
     let id = payment.id.as_str();
-    spawn_delivery(shared, url.clone(), json!({"idEntity": id, "event": STATUS_CHANGE}));
+    spawn_delivery(
+        shared,
+        url.clone(),
+        json!({"idEntity": id, "event": STATUS_CHANGE}),
+    );
     if chance(config.duplicate_callback_rate) {
-        spawn_delivery(shared, url.clone(), json!({"idEntity": id, "event": STATUS_CHANGE}));
+        spawn_delivery(
+            shared,
+            url.clone(),
+            json!({"idEntity": id, "event": STATUS_CHANGE}),
+        );
     }
     if chance(config.unknown_event_rate) {
         spawn_delivery(shared, url, json!({"idEntity": id, "event": UNKNOWN_EVENT}));
@@ -80,7 +88,10 @@ async fn deliver_with_retries(shared: &Shared, url: &str, body: &serde_json::Val
             tokio::time::sleep(shared.config.callback_retry_interval).await;
         }
     }
-    tracing::warn!(url, "simulator gave up on a callback after {ATTEMPTS} attempts");
+    tracing::warn!(
+        url,
+        "simulator gave up on a callback after {ATTEMPTS} attempts"
+    );
     shared.mutate(|state| state.stats.callbacks_given_up += 1);
 }
 

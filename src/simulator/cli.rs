@@ -16,7 +16,12 @@ pub struct SimulatorArgs {
     #[arg(long, env = "SIMULATOR_MERCHANT_CODE", default_value = "M1")]
     pub merchant_code: String,
     /// Merchant secret accepted by POST /auth-tokens.
-    #[arg(long, env = "SIMULATOR_SECRET", default_value = "sim-secret", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SIMULATOR_SECRET",
+        default_value = "sim-secret",
+        hide_env_values = true
+    )]
     pub secret: String,
     /// Callbacks go to {base}/callbacks/payins|payouts unless a payment has its own URL.
     #[arg(long, env = "SIMULATOR_CALLBACK_BASE_URL")]
@@ -40,7 +45,11 @@ pub struct SimulatorArgs {
     #[arg(long, env = "SIMULATOR_ERROR_RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub error_rate: f64,
     /// Pause between callback attempts (the platform: 120000).
-    #[arg(long, env = "SIMULATOR_CALLBACK_RETRY_INTERVAL_MS", default_value_t = 120_000)]
+    #[arg(
+        long,
+        env = "SIMULATOR_CALLBACK_RETRY_INTERVAL_MS",
+        default_value_t = 120_000
+    )]
     pub callback_retry_interval_ms: u64,
 }
 
@@ -94,7 +103,9 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
 
 /// Returns `raw` as a probability, or why it is not one.
 fn parse_rate(raw: &str) -> Result<f64, String> {
-    let rate: f64 = raw.parse().map_err(|_| format!("`{raw}` is not a number"))?;
+    let rate: f64 = raw
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a number"))?;
     if (0.0..=1.0).contains(&rate) {
         Ok(rate)
     } else {

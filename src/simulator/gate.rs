@@ -31,9 +31,15 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
         return describe(StatusCode::TOO_MANY_REQUESTS, "too many requests");
     }
     let response = if !has_supported_version(request.headers()) {
-        describe(StatusCode::NOT_FOUND, "unsupported or missing X-API-Version")
+        describe(
+            StatusCode::NOT_FOUND,
+            "unsupported or missing X-API-Version",
+        )
     } else if chance(shared.config.error_rate) {
-        describe(StatusCode::INTERNAL_SERVER_ERROR, "internal error (injected)")
+        describe(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error (injected)",
+        )
     } else {
         next.run(request).await
     };
@@ -83,7 +89,15 @@ mod tests {
     #[test]
     fn only_the_exact_major_version_is_supported() {
         assert!(has_supported_version(&headers_with(Some("2"))));
-        for other in [None, Some(""), Some("1"), Some("2.0"), Some(" 2"), Some("v2"), Some("3")] {
+        for other in [
+            None,
+            Some(""),
+            Some("1"),
+            Some("2.0"),
+            Some(" 2"),
+            Some("v2"),
+            Some("3"),
+        ] {
             assert!(!has_supported_version(&headers_with(other)), "{other:?}");
         }
     }

@@ -165,10 +165,21 @@ mod tests {
         let now = jsonwebtoken::get_current_timestamp();
         let expired = keys.issue("M1", ops(&[".*"]), now - 120, 60).unwrap();
         assert_eq!(keys.verify(&expired).unwrap_err(), TokenError::Invalid);
-        let foreign = TokenKeys::random().issue("M1", ops(&[".*"]), now, 60).unwrap();
+        let foreign = TokenKeys::random()
+            .issue("M1", ops(&[".*"]), now, 60)
+            .unwrap();
         assert_eq!(keys.verify(&foreign).unwrap_err(), TokenError::Invalid);
-        for header in [None, Some(""), Some("Bearer"), Some("Basic abc"), Some("Bearer x.y.z")] {
-            assert_eq!(keys.authorize(header, "GET /payins/X").unwrap_err(), TokenError::Invalid);
+        for header in [
+            None,
+            Some(""),
+            Some("Bearer"),
+            Some("Basic abc"),
+            Some("Bearer x.y.z"),
+        ] {
+            assert_eq!(
+                keys.authorize(header, "GET /payins/X").unwrap_err(),
+                TokenError::Invalid
+            );
         }
     }
 }

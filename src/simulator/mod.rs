@@ -104,7 +104,8 @@ impl Simulator {
         // Callbacks target the merchant directly, as the platform would, never a proxy from the environment.
         let http = reqwest::Client::builder().no_proxy().build()?;
         let shared = Arc::new(Shared::new(config, http));
-        let app = platform_routes::router(Arc::clone(&shared)).merge(admin::router(Arc::clone(&shared)));
+        let app =
+            platform_routes::router(Arc::clone(&shared)).merge(admin::router(Arc::clone(&shared)));
         let stop = shared.cancel.clone();
         let server = tokio::spawn(async move {
             let serving = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
@@ -112,7 +113,11 @@ impl Simulator {
                 tracing::error!(%error, "simulator server failed");
             }
         });
-        Ok(Simulator { addr, shared, server: Mutex::new(Some(server)) })
+        Ok(Simulator {
+            addr,
+            shared,
+            server: Mutex::new(Some(server)),
+        })
     }
 
     /// Returns `http://IP:PORT` of the listener.
@@ -153,7 +158,8 @@ impl Simulator {
     /// Returns the platform requests received, in arrival order (admin routes
     /// excluded; only the newest 100 000 are kept).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.read(|state| state.log.iter().cloned().collect())
+        self.shared
+            .read(|state| state.log.iter().cloned().collect())
     }
 
     /// Returns a snapshot of the counters.

@@ -74,7 +74,10 @@ impl Payment {
     /// Returns `failureReasons` for FAILED and REFUSED payments, else `None`.
     fn failure_reasons(&self) -> Option<Value> {
         let (code, message) = match self.status.as_str() {
-            "FAILED" => ("INSUFFICIENT_FUNDS", "The payer's account has insufficient funds"),
+            "FAILED" => (
+                "INSUFFICIENT_FUNDS",
+                "The payer's account has insufficient funds",
+            ),
             "REFUSED" => ("RISK_REJECTED", "The payment was refused by risk checks"),
             _ => return None,
         };
@@ -157,14 +160,23 @@ mod tests {
         p.apply_status("FAILED", Utc::now());
         let doc = p.document();
         assert!(doc["process"]["processedAt"].is_string());
-        assert_eq!(doc["process"]["failureReasons"]["failureReasonCode"], "INSUFFICIENT_FUNDS");
+        assert_eq!(
+            doc["process"]["failureReasons"]["failureReasonCode"],
+            "INSUFFICIENT_FUNDS"
+        );
         p.apply_status("ON_HOLD", Utc::now());
         assert!(p.document()["process"].get("processedAt").is_none());
     }
 
     #[test]
     fn fee_rounds_half_away_from_zero() {
-        assert_eq!(fee_for(Decimal::from_str("0.50").unwrap()).to_string(), "0.01");
-        assert_eq!(fee_for(Decimal::from_str("1234.56").unwrap()).to_string(), "12.35");
+        assert_eq!(
+            fee_for(Decimal::from_str("0.50").unwrap()).to_string(),
+            "0.01"
+        );
+        assert_eq!(
+            fee_for(Decimal::from_str("1234.56").unwrap()).to_string(),
+            "12.35"
+        );
     }
 }

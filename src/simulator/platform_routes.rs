@@ -58,23 +58,39 @@ struct TokenRequest {
 /// for a bad body, validity, merchant, secret or operation.
 async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let Ok(request) = serde_json::from_slice::<TokenRequest>(&body) else {
-        return describe(StatusCode::BAD_REQUEST, "the body is not a valid token request");
+        return describe(
+            StatusCode::BAD_REQUEST,
+            "the body is not a valid token request",
+        );
     };
     let validity = request.validity_secs.unwrap_or(DEFAULT_VALIDITY);
     if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&validity) {
-        return describe(StatusCode::BAD_REQUEST, "validitySecs must be within 60..3600");
+        return describe(
+            StatusCode::BAD_REQUEST,
+            "validitySecs must be within 60..3600",
+        );
     }
     if request.merchant_code != shared.config.merchant_code {
         return not_acceptable(json!({"code": "MERCHANT_NOT_FOUND"}));
     }
     if request.secret != shared.config.secret {
-        return describe(StatusCode::FORBIDDEN, "the secret is not valid for this merchant");
+        return describe(
+            StatusCode::FORBIDDEN,
+            "the secret is not valid for this merchant",
+        );
     }
-    if request.operations.iter().any(|op| compile_operation(op).is_err()) {
+    if request
+        .operations
+        .iter()
+        .any(|op| compile_operation(op).is_err())
+    {
         return not_acceptable(json!({"code": "OPERATION_INVALID", "attrCode": "operations"}));
     }
     let now = jsonwebtoken::get_current_timestamp();
-    match shared.keys.issue(&request.merchant_code, request.operations, now, validity) {
+    match shared
+        .keys
+        .issue(&request.merchant_code, request.operations, now, validity)
+    {
         Ok(token) => {
             shared.mutate(|state| state.stats.tokens_issued += 1);
             Json(json!({ "token": token })).into_response()
@@ -141,18 +157,27 @@ fn answer_fetch(
     match shared.keys.authorize(authorization, &operation) {
         Ok(_) => {}
         Err(TokenError::Invalid) => {
-            return describe(StatusCode::UNAUTHORIZED, "the token is missing, invalid or expired")
+            return describe(
+                StatusCode::UNAUTHORIZED,
+                "the token is missing, invalid or expired",
+            )
         }
         Err(TokenError::Forbidden) => {
-            return describe(StatusCode::FORBIDDEN, "the token does not allow this operation")
+            return describe(
+                StatusCode::FORBIDDEN,
+                "the token does not allow this operation",
+            )
         }
     }
-    let document = PaymentId::parse(id).ok().and_then(|id| {
-        shared.read(|state| state.payments.get(&(kind, id)).map(|p| p.document()))
-    });
+    let document = PaymentId::parse(id)
+        .ok()
+        .and_then(|id| shared.read(|state| state.payments.get(&(kind, id)).map(|p| p.document())));
     match document {
         Some(document) => Json(document).into_response(),
-        None => describe(StatusCode::GONE, &format!("no {} with this id", kind.as_str())),
+        None => describe(
+            StatusCode::GONE,
+            &format!("no {} with this id", kind.as_str()),
+        ),
     }
 }
 

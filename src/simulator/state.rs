@@ -145,7 +145,8 @@ impl Shared {
     /// Returns what `f` computes while changing the state, then wakes waiters.
     pub fn mutate<R>(&self, f: impl FnOnce(&mut SimState) -> R) -> R {
         let result = f(&mut self.lock());
-        self.changes.send_modify(|version| *version = version.wrapping_add(1));
+        self.changes
+            .send_modify(|version| *version = version.wrapping_add(1));
         result
     }
 
@@ -161,13 +162,16 @@ impl Shared {
 
     /// Changes the extra delay applied to payment fetches.
     pub fn set_latency(&self, latency: Duration) {
-        self.latency_nanos.store(duration_nanos(latency), Ordering::Relaxed);
+        self.latency_nanos
+            .store(duration_nanos(latency), Ordering::Relaxed);
     }
 
     /// Returns the state guard; a panic elsewhere while holding it leaves plain
     /// data behind, so poisoning is ignored.
     fn lock(&self) -> MutexGuard<'_, SimState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
