@@ -179,7 +179,11 @@ impl Simulator {
         timeout: Duration,
         pred: impl Fn(&Simulator) -> bool,
     ) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let now = tokio::time::Instant::now();
+        // A timeout too large to add is as good as waiting a year.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(31_536_000));
         // Subscribing before checking means no change can slip in unseen.
         let mut changes = self.shared.subscribe();
         loop {

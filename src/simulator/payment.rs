@@ -90,9 +90,13 @@ impl Payment {
     }
 }
 
-/// Returns the fee for `amount`: 1 %, rounded half away from zero to 2 decimals.
+/// Returns the fee for `amount`: 1 %, rounded half away from zero to 2 decimals
+/// (zero in the unreachable case that the product does not fit a `Decimal`).
 pub fn fee_for(amount: Decimal) -> Decimal {
-    (amount * FEE_RATE).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    amount
+        .checked_mul(FEE_RATE)
+        .unwrap_or_default()
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
 /// Returns `{"amount": <exact number>, "currencyCode"}`.
