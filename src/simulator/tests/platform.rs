@@ -238,3 +238,21 @@ async fn a_delayed_answer_reflects_the_state_when_the_request_arrived() {
     let answer = in_flight.await.unwrap();
     assert_eq!(answer["process"]["status"], "PROCESSING");
 }
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let sim = start(SimulatorConfig::default()).await;
+    let http = client();
+    assert_eq!(
+        request_token(&http, &sim, &[]).await.status(),
+        StatusCode::OK
+    );
+    sim.shutdown();
+    tokio::time::timeout(PATIENCE, sim.stopped()).await.unwrap();
+    let after = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert!(after
+        .get(format!("{}/payins/X", sim.base_url()))
+        .send()
+        .await
+        .is_err());
+}
