@@ -1,0 +1,122 @@
+//! Anemic callbacks to the merchant: `POST {"idEntity", "event"}`, retried like
+//! the platform does (4 more tries after a non-200), with injectable faults.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::payment::Payment;
+use super::state::Shared;
+
+/// The first try plus the platform's 4 retries.
+const ATTEMPTS: u32 = 5;
+/// How long one delivery attempt may take before it counts as failed.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The event of a status change.
+pub const STATUS_CHANGE: &str = "payment.statusChange";
+/// An event type paymirror does not know, to test that it is tolerated.
+pub const UNKNOWN_EVENT: &str = "payment.noteAdded";
+
+/// Starts background deliveries announcing that `payment` changed; returns at once.
+///
+/// Applies the configured faults: the callback may be dropped, sent twice, or
+/// followed by one with an unknown event type.
+pub fn announce(shared: &Arc<Shared>, payment: &Payment) {
+    let Some(url) = callback_url(shared, payment) else {
+        return;
+    };
+    let config = &shared.config;
+    if chance(config.drop_callback_rate) {
+        shared.mutate(|state| state.stats.callbacks_dropped += 1);
+        return;
+    }
+    let id = payment.id.as_str();
+    spawn_delivery(
+        shared,
+        url.clone(),
+        json!({"idEntity": id, "event": STATUS_CHANGE}),
+    );
+    if chance(config.duplicate_callback_rate) {
+        spawn_delivery(
+            shared,
+            url.clone(),
+            json!({"idEntity": id, "event": STATUS_CHANGE}),
+        );
+    }
+    if chance(config.unknown_event_rate) {
+        spawn_delivery(shared, url, json!({"idEntity": id, "event": UNKNOWN_EVENT}));
+    }
+}
+
+/// Returns where callbacks for `payment` go: its own URL, else
+/// `{callback_base_url}/callbacks/{payins|payouts}`, else nowhere.
+fn callback_url(shared: &Shared, payment: &Payment) -> Option<String> {
+    if let Some(url) = &payment.callback_url {
+        return Some(url.clone());
+    }
+    let base = shared.config.callback_base_url.as_deref()?;
+    let base = base.trim_end_matches('/');
+    Some(format!("{base}/callbacks/{}", payment.kind.plural()))
+}
+
+/// Returns true with probability `rate` (values outside 0..=1 act as 0 or 1).
+pub fn chance(rate: f64) -> bool {
+    rate > 0.0 && rand::random::<f64>() < rate
+}
+
+/// Spawns one callback's delivery with retries; it stops early on shutdown.
+fn spawn_delivery(shared: &Arc<Shared>, url: String, body: serde_json::Value) {
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let cancel = shared.cancel.clone();
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = deliver_with_retries(&shared, &url, &body) => {}
+        }
+    });
+}
+
+/// Tries to deliver `body` to `url` up to [`ATTEMPTS`] times, `callback_retry_interval`
+/// apart; returns once it was answered 200 or the last attempt failed.
+async fn deliver_with_retries(shared: &Shared, url: &str, body: &serde_json::Value) {
+    for attempt in 1..=ATTEMPTS {
+        if attempt_delivery(shared, url, body).await {
+            return;
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(shared.config.callback_retry_interval).await;
+        }
+    }
+    tracing::warn!(
+        url,
+        "simulator gave up on a callback after {ATTEMPTS} attempts"
+    );
+    shared.mutate(|state| state.stats.callbacks_given_up += 1);
+}
+
+/// Returns true if one POST of `body` to `url` was answered 200.
+async fn attempt_delivery(shared: &Shared, url: &str, body: &serde_json::Value) -> bool {
+    shared.mutate(|state| {
+        state.stats.callbacks_sent += 1;
+        state.stats.last_callback_sent_at = Some(Instant::now());
+    });
+    let answer = shared
+        .http
+        .post(url)
+        .json(body)
+        .timeout(ATTEMPT_TIMEOUT)
+        .send()
+        .await;
+    let delivered = match answer {
+        Ok(response) => response.status() == reqwest::StatusCode::OK,
+        Err(error) => {
+            tracing::debug!(url, %error, "simulator callback attempt failed");
+            false
+        }
+    };
+    if delivered {
+        shared.mutate(|state| state.stats.callbacks_delivered += 1);
+    }
+    delivered
+}

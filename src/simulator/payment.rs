@@ -1,0 +1,186 @@
+//! One simulated payment and the document `GET /payins/{id}` answers with.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{json, Value};
+
+use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
+
+/// The fee the simulator charges: 1 % of the amount.
+const FEE_RATE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+
+/// A payment as the simulated platform holds it.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    pub kind: PaymentKind,
+    pub id: PaymentId,
+    pub amount: Decimal,
+    pub currency: String,
+    pub payment_method_code: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub processed_at: Option<DateTime<Utc>>,
+    pub is_test: bool,
+    pub callback_url: Option<String>,
+}
+
+impl Payment {
+    /// Moves the payment to `status`; a final status stamps `processedAt`
+    /// (once), any other status clears it.
+    pub fn apply_status(&mut self, status: &str, now: DateTime<Utc>) {
+        self.status = status.to_owned();
+        if PaymentStatus::parse(status).is_final() {
+            self.processed_at.get_or_insert(now);
+        } else {
+            self.processed_at = None;
+        }
+    }
+
+    /// Returns true once the payment is in a status that never changes again.
+    pub fn is_final(&self) -> bool {
+        PaymentStatus::parse(&self.status).is_final()
+    }
+
+    /// Returns the platform's JSON document for this payment, amounts as exact
+    /// JSON numbers (serde_json's `arbitrary_precision` keeps their text).
+    pub fn document(&self) -> Value {
+        let id_field = match self.kind {
+            PaymentKind::Payin => "idPayin",
+            PaymentKind::Payout => "idPayout",
+        };
+        let mut process = json!({
+            "status": self.status,
+            "createdAt": rfc3339(self.created_at),
+            "isTest": self.is_test,
+            "processorStatus": processor_status(&self.status),
+        });
+        if let Some(at) = self.processed_at {
+            process["processedAt"] = json!(rfc3339(at));
+        }
+        if let Some(reasons) = self.failure_reasons() {
+            process["failureReasons"] = reasons;
+        }
+        json!({
+            "paymentRequested": {
+                "money": money(self.amount, &self.currency),
+                id_field: self.id.as_str(),
+            },
+            "process": process,
+            "fee": money(fee_for(self.amount), &self.currency),
+            "paymentMethodResponse": {"paymentMethodCode": self.payment_method_code},
+        })
+    }
+
+    /// Returns `failureReasons` for FAILED and REFUSED payments, else `None`.
+    fn failure_reasons(&self) -> Option<Value> {
+        let (code, message) = match self.status.as_str() {
+            "FAILED" => (
+                "INSUFFICIENT_FUNDS",
+                "The payer's account has insufficient funds",
+            ),
+            "REFUSED" => ("RISK_REJECTED", "The payment was refused by risk checks"),
+            _ => return None,
+        };
+        let failed_at = self.processed_at.unwrap_or(self.created_at);
+        Some(json!({
+            "failedAt": rfc3339(failed_at),
+            "failureReasonCode": code,
+            "message": message,
+        }))
+    }
+}
+
+/// Returns the fee for `amount`: 1 %, rounded half away from zero to 2 decimals
+/// (zero in the unreachable case that the product does not fit a `Decimal`).
+pub fn fee_for(amount: Decimal) -> Decimal {
+    amount
+        .checked_mul(FEE_RATE)
+        .unwrap_or_default()
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Returns `{"amount": <exact number>, "currencyCode"}`.
+fn money(amount: Decimal, currency: &str) -> Value {
+    json!({"amount": decimal_number(amount), "currencyCode": currency})
+}
+
+/// Returns `amount` as a JSON number carrying its exact decimal text.
+pub fn decimal_number(amount: Decimal) -> Value {
+    amount
+        .to_string()
+        .parse::<serde_json::Number>()
+        .map(Value::Number)
+        .unwrap_or_else(|_| Value::String(amount.to_string()))
+}
+
+/// Returns the processor's own wording for a status (free text on the platform).
+fn processor_status(status: &str) -> &'static str {
+    match status {
+        "PROCESSING" => "PENDING_AT_PROCESSOR",
+        "SUCCESS" => "SETTLED",
+        "FAILED" => "DECLINED",
+        "REFUSED" => "BLOCKED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Returns `at` as RFC 3339 with millisecond precision and a `Z` suffix.
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn payment(amount: &str) -> Payment {
+        Payment {
+            kind: PaymentKind::Payout,
+            id: PaymentId::parse("TST-1").unwrap(),
+            amount: Decimal::from_str(amount).unwrap(),
+            currency: "INR".into(),
+            payment_method_code: "UPIQR".into(),
+            status: "PROCESSING".into(),
+            created_at: Utc::now(),
+            processed_at: None,
+            is_test: true,
+            callback_url: None,
+        }
+    }
+
+    #[test]
+    fn document_carries_exact_amounts_and_the_kind_specific_id() {
+        let text = serde_json::to_string(&payment("42.05").document()).unwrap();
+        assert!(text.contains(r#""amount":42.05,"#), "{text}");
+        assert!(text.contains(r#""amount":0.42,"#), "{text}");
+        assert!(text.contains(r#""idPayout":"TST-1""#), "{text}");
+        assert!(!text.contains("processedAt") && !text.contains("failureReasons"));
+    }
+
+    #[test]
+    fn final_statuses_fill_processed_at_and_failures_fill_reasons() {
+        let mut p = payment("10");
+        p.apply_status("FAILED", Utc::now());
+        let doc = p.document();
+        assert!(doc["process"]["processedAt"].is_string());
+        assert_eq!(
+            doc["process"]["failureReasons"]["failureReasonCode"],
+            "INSUFFICIENT_FUNDS"
+        );
+        p.apply_status("ON_HOLD", Utc::now());
+        assert!(p.document()["process"].get("processedAt").is_none());
+    }
+
+    #[test]
+    fn fee_rounds_half_away_from_zero() {
+        assert_eq!(
+            fee_for(Decimal::from_str("0.50").unwrap()).to_string(),
+            "0.01"
+        );
+        assert_eq!(
+            fee_for(Decimal::from_str("1234.56").unwrap()).to_string(),
+            "12.35"
+        );
+    }
+}

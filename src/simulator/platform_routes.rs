@@ -1,0 +1,187 @@
+//! The platform's own routes: `POST /auth-tokens`, `GET /payins/{id}`,
+//! `GET /payouts/{id}`, behind the gate that logs, throttles and checks the version.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::gate::gate;
+use super::jwt::{compile_operation, TokenError};
+use super::state::Shared;
+use crate::domain::{PaymentId, PaymentKind};
+
+/// Token validity bounds and default, in seconds.
+const MIN_VALIDITY: u64 = 60;
+const MAX_VALIDITY: u64 = 3600;
+const DEFAULT_VALIDITY: u64 = 1800;
+
+/// Returns the router of the platform routes, every one behind [`gate`].
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/auth-tokens", post(issue_token))
+        .route("/payins/{id}", get(fetch_payin))
+        .route("/payouts/{id}", get(fetch_payout))
+        .fallback(unknown_route)
+        .layer(middleware::from_fn_with_state(Arc::clone(&shared), gate))
+        .with_state(shared)
+}
+
+/// Returns the platform's error answer: `status` with `{"description"}`.
+pub fn describe(status: StatusCode, description: &str) -> Response {
+    (status, Json(json!({ "description": description }))).into_response()
+}
+
+/// Returns a 406 with the platform's coded error body.
+fn not_acceptable(body: serde_json::Value) -> Response {
+    (StatusCode::NOT_ACCEPTABLE, Json(body)).into_response()
+}
+
+/// The body of `POST /auth-tokens`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenRequest {
+    merchant_code: String,
+    secret: String,
+    validity_secs: Option<u64>,
+    #[serde(default)]
+    operations: Vec<String>,
+}
+
+/// Answers `POST /auth-tokens` with a signed token, or the platform's error
+/// for a bad body, validity, merchant, secret or operation.
+async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let Ok(request) = serde_json::from_slice::<TokenRequest>(&body) else {
+        return describe(
+            StatusCode::BAD_REQUEST,
+            "the body is not a valid token request",
+        );
+    };
+    let validity = request.validity_secs.unwrap_or(DEFAULT_VALIDITY);
+    if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&validity) {
+        return describe(
+            StatusCode::BAD_REQUEST,
+            "validitySecs must be within 60..3600",
+        );
+    }
+    if request.merchant_code != shared.config.merchant_code {
+        return not_acceptable(json!({"code": "MERCHANT_NOT_FOUND"}));
+    }
+    if request.secret != shared.config.secret {
+        return describe(
+            StatusCode::FORBIDDEN,
+            "the secret is not valid for this merchant",
+        );
+    }
+    if request
+        .operations
+        .iter()
+        .any(|op| compile_operation(op).is_err())
+    {
+        return not_acceptable(json!({"code": "OPERATION_INVALID", "attrCode": "operations"}));
+    }
+    let now = jsonwebtoken::get_current_timestamp();
+    match shared
+        .keys
+        .issue(&request.merchant_code, request.operations, now, validity)
+    {
+        Ok(token) => {
+            shared.mutate(|state| state.stats.tokens_issued += 1);
+            Json(json!({ "token": token })).into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "simulator could not sign a token");
+            describe(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+/// Answers `GET /payins/{id}`.
+async fn fetch_payin(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    fetch_payment(&shared, PaymentKind::Payin, &id, &uri, &headers).await
+}
+
+/// Answers `GET /payouts/{id}`.
+async fn fetch_payout(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    fetch_payment(&shared, PaymentKind::Payout, &id, &uri, &headers).await
+}
+
+/// Returns the payment's document (401/403 for a token that does not allow
+/// the request, 410 for an unknown id), after the configured latency.
+///
+/// The answer is computed first and delayed afterwards, so it reflects the
+/// state at arrival even if the payment changes while the answer is delayed.
+async fn fetch_payment(
+    shared: &Shared,
+    kind: PaymentKind,
+    id: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    let answer = answer_fetch(shared, kind, id, uri, headers);
+    let latency = shared.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    answer
+}
+
+/// Returns the answer to a payment fetch as of now.
+fn answer_fetch(
+    shared: &Shared,
+    kind: PaymentKind,
+    id: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let operation = format!("GET {}", uri.path());
+    match shared.keys.authorize(authorization, &operation) {
+        Ok(_) => {}
+        Err(TokenError::Invalid) => {
+            return describe(
+                StatusCode::UNAUTHORIZED,
+                "the token is missing, invalid or expired",
+            )
+        }
+        Err(TokenError::Forbidden) => {
+            return describe(
+                StatusCode::FORBIDDEN,
+                "the token does not allow this operation",
+            )
+        }
+    }
+    let document = PaymentId::parse(id)
+        .ok()
+        .and_then(|id| shared.read(|state| state.payments.get(&(kind, id)).map(|p| p.document())));
+    match document {
+        Some(document) => Json(document).into_response(),
+        None => describe(
+            StatusCode::GONE,
+            &format!("no {} with this id", kind.as_str()),
+        ),
+    }
+}
+
+/// Answers any other path the way the platform does: 404.
+async fn unknown_route() -> Response {
+    describe(StatusCode::NOT_FOUND, "no such resource")
+}
