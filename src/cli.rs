@@ -4,7 +4,8 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{Application, MIGRATOR};
-use crate::config::Settings;
+use crate::config::{LogSettings, Settings};
+use crate::simulator::{self, SimulatorArgs};
 use crate::telemetry;
 use crate::tokens::{self, Permission};
 
@@ -28,6 +29,8 @@ pub enum Command {
     /// Manage API tokens for /v1.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Serve a stand-in of the payment platform (tokens, throttle, callbacks, faults).
+    Simulator(SimulatorArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,6 +63,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tokens(command) => run_tokens(command).await,
+        Command::Simulator(args) => {
+            telemetry::init(&LogSettings {
+                format: "text".into(),
+                level: "info".into(),
+            });
+            simulator::run(args).await
+        }
     }
 }
 

@@ -78,26 +78,10 @@ pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (SIMULATOR_LISTEN)", args.listen))?;
     let simulator = Simulator::start(listener, SimulatorConfig::from(&args)).await?;
     tracing::info!(url = %simulator.base_url(), "simulator listening");
-    wait_for_stop_signal().await?;
+    crate::telemetry::shutdown_signal().await;
     tracing::info!("simulator stopping");
     simulator.shutdown();
     simulator.stopped().await;
-    Ok(())
-}
-
-/// Returns once Ctrl-C or (on Unix) SIGTERM arrives.
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result?,
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
     Ok(())
 }
 
