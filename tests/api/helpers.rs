@@ -1,5 +1,9 @@
+use std::time::Duration;
+
 use paymirror::app::Application;
 use paymirror::config::Settings;
+use paymirror::domain::{PaymentId, PaymentKind};
+use paymirror::simulator::{NewPayment, Simulator, SimulatorConfig};
 use paymirror::sync::SyncWorker;
 use reqwest::{Response, Url};
 use serde_json::Value;
@@ -221,4 +225,73 @@ pub async fn assert_error(response: Response, status: u16) -> String {
         .to_owned();
     assert!(!message.is_empty());
     message
+}
+
+/// Starts the app against a fresh simulator. With `callbacks_to_app`, the simulator
+/// calls the app back like the platform would; otherwise tests post callbacks themselves.
+pub async fn spawn_with_simulator(
+    configure: impl FnOnce(&mut Settings),
+    sim_config: SimulatorConfig,
+    callbacks_to_app: bool,
+) -> (TestApp, Simulator) {
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind simulator");
+    let sim_url = format!(
+        "http://{}",
+        sim_listener.local_addr().expect("simulator address")
+    );
+    let db = TestDatabase::create().await;
+    let mut settings = test_settings(&db, &sim_url);
+    configure(&mut settings);
+    let app = TestApp::spawn_with(db, settings).await;
+    let sim_config = SimulatorConfig {
+        callback_base_url: callbacks_to_app.then(|| app.address.clone()),
+        callback_retry_interval: Duration::from_millis(100),
+        ..sim_config
+    };
+    let sim = Simulator::start(sim_listener, sim_config)
+        .await
+        .expect("simulator starts");
+    (app, sim)
+}
+
+/// A payment the simulator keeps in PROCESSING until the test moves it.
+pub fn payment(kind: PaymentKind, id: &str, amount: &str) -> NewPayment {
+    NewPayment {
+        kind,
+        id: PaymentId::parse(id).expect("valid id"),
+        amount: amount.parse().expect("decimal"),
+        currency: "INR".into(),
+        payment_method_code: "UPIQR".into(),
+        final_status: None,
+        finalize_after: Duration::ZERO,
+        callback_url: None,
+        is_test: true,
+    }
+}
+
+/// Platform requests the simulator received for one path.
+pub fn requests_for(sim: &Simulator, path: &str) -> usize {
+    sim.requests().iter().filter(|r| r.path == path).count()
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `timeout`.
+/// For state with no event to await, such as a row written by another task.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

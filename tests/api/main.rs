@@ -3,5 +3,7 @@
 
 mod callbacks;
 mod helpers;
+mod logs;
 mod status_api;
+mod sync;
 mod tokens;
