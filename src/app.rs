@@ -135,6 +135,7 @@ impl Application {
         if drained.is_err() {
             tracing::warn!("shutdown grace period ended with work in flight; leases will return it to the queue");
         }
+        tracing::info!("paymirror stopped");
         Ok(())
     }
 }

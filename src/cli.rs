@@ -26,6 +26,12 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Exit 0 if the local server answers /healthz (the container health check; no curl needed).
+    Healthcheck {
+        /// URL to probe; defaults to /healthz on the port of PAYMIRROR__SERVER__LISTEN.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Manage API tokens for /v1.
     #[command(subcommand)]
     Tokens(TokensCommand),
@@ -62,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Healthcheck { url } => healthcheck(url).await,
         Command::Tokens(command) => run_tokens(command).await,
         Command::Simulator(args) => {
             telemetry::init(&LogSettings {
@@ -91,6 +98,22 @@ async fn serve() -> anyhow::Result<()> {
         }
     });
     app.run_until_stopped(shutdown).await
+}
+
+/// Probes the local server; used by the Docker HEALTHCHECK.
+async fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
+    let url = url.unwrap_or_else(|| {
+        let listen =
+            std::env::var("PAYMIRROR__SERVER__LISTEN").unwrap_or_else(|_| "0.0.0.0:8080".into());
+        let port = listen.rsplit(':').next().unwrap_or("8080").to_owned();
+        format!("http://127.0.0.1:{port}/healthz")
+    });
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let status = client.get(&url).send().await?.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    Ok(())
 }
 
 async fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
