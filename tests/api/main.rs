@@ -2,6 +2,7 @@
 //! database per test, and the simulator as the platform over real HTTP.
 
 mod callbacks;
+mod cli;
 mod helpers;
 mod logs;
 mod status_api;
