@@ -65,7 +65,13 @@ impl SyncWorker {
         let mut listener = self.listen().await;
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut in_flight = JoinSet::new();
+        let mut next_reap = tokio::time::Instant::now();
         loop {
+            // Also under a constant backlog: a crashed replica's jobs must come back.
+            if tokio::time::Instant::now() >= next_reap {
+                self.reap_expired_leases().await;
+                next_reap = tokio::time::Instant::now() + self.settings.poll_interval();
+            }
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 _ = cancel.cancelled() => break,
@@ -207,8 +213,7 @@ impl SyncWorker {
         Some(listener)
     }
 
-    /// Waits for a notification, the poll interval, or cancellation; then returns
-    /// expired leases to the queue.
+    /// Waits for a notification, the poll interval, or cancellation.
     async fn idle(&self, listener: &mut Option<PgListener>, cancel: &CancellationToken) {
         let poll = tokio::time::sleep(self.settings.poll_interval());
         match listener {
@@ -222,6 +227,9 @@ impl SyncWorker {
                 *listener = self.listen().await;
             }
         }
+    }
+
+    async fn reap_expired_leases(&self) {
         match queue::reap_expired_leases(&self.pool).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(jobs = n, "returned syncs with expired leases to the queue"),
