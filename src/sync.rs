@@ -220,7 +220,7 @@ impl SyncWorker {
             Some(l) => tokio::select! {
                 received = l.recv() => if received.is_err() { *listener = None },
                 _ = poll => {}
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {}
             },
             None => {
                 tokio::select! { _ = poll => {}, _ = cancel.cancelled() => return }
