@@ -168,6 +168,11 @@ impl Simulator {
     }
 
     /// Changes the extra delay before answering payment fetches.
+    /// Invalidates every token issued so far (the platform rotated its key).
+    pub fn revoke_tokens(&self) {
+        self.shared.rotate_keys();
+    }
+
     pub fn set_latency(&self, d: Duration) {
         self.shared.set_latency(d);
     }

@@ -88,7 +88,7 @@ async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
     }
     let now = jsonwebtoken::get_current_timestamp();
     match shared
-        .keys
+        .keys()
         .issue(&request.merchant_code, request.operations, now, validity)
     {
         Ok(token) => {
@@ -154,7 +154,7 @@ fn answer_fetch(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     let operation = format!("GET {}", uri.path());
-    match shared.keys.authorize(authorization, &operation) {
+    match shared.keys().authorize(authorization, &operation) {
         Ok(_) => {}
         Err(TokenError::Invalid) => {
             return describe(

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -114,7 +114,7 @@ impl SimState {
 /// State shared by the server, background tasks and the [`super::Simulator`] handle.
 pub struct Shared {
     pub config: SimulatorConfig,
-    pub keys: TokenKeys,
+    keys: RwLock<Arc<TokenKeys>>,
     pub http: reqwest::Client,
     pub cancel: CancellationToken,
     latency_nanos: AtomicU64,
@@ -128,7 +128,7 @@ impl Shared {
         let latency_nanos = AtomicU64::new(duration_nanos(config.latency));
         Shared {
             config,
-            keys: TokenKeys::random(),
+            keys: RwLock::new(Arc::new(TokenKeys::random())),
             http,
             cancel: CancellationToken::new(),
             latency_nanos,
@@ -153,6 +153,16 @@ impl Shared {
     /// Returns a receiver that sees every later change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// Returns the current signing keys.
+    pub fn keys(&self) -> Arc<TokenKeys> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the signing keys: every token issued so far is answered 401 from now on.
+    pub fn rotate_keys(&self) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(TokenKeys::random());
     }
 
     /// Returns the extra delay currently applied to payment fetches.

@@ -5,6 +5,7 @@ mod callbacks;
 mod cli;
 mod helpers;
 mod logs;
+mod platform;
 mod queue;
 mod status_api;
 mod sync;
