@@ -21,7 +21,7 @@ use crate::api::{self, error_response, render_foreign_errors};
 use crate::callbacks;
 use crate::config::Settings;
 use crate::inbox::Inbox;
-use crate::platform::{PlatformClient, RateLimiter};
+use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
 use crate::sync::SyncWorker;
 
 /// Migrations, embedded in the binary.
@@ -57,7 +57,13 @@ impl Application {
             .await
             .context("migrating the database")?;
         let merchant_code: Arc<str> = settings.platform.merchant_code.as_str().into();
-        let limiter = Arc::new(RateLimiter::new(settings.platform.max_rps));
+        let max_rps = settings.platform.max_rps;
+        let limiter = Arc::new(if settings.platform.shared_budget {
+            let budget = SharedBudget::new(pool.clone(), &merchant_code, max_rps, WINDOW).await?;
+            RateLimiter::with_shared_budget(max_rps, budget)
+        } else {
+            RateLimiter::new(max_rps)
+        });
         let client = Arc::new(PlatformClient::new(&settings.platform, limiter)?);
         let worker = SyncWorker::new(
             pool.clone(),

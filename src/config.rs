@@ -40,6 +40,7 @@ pub struct PlatformSettings {
     pub merchant_code: String,
     pub secret: SecretString,
     pub max_rps: u32,
+    pub shared_budget: bool,
     pub token_validity_secs: u32,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,

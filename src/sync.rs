@@ -178,7 +178,7 @@ impl SyncWorker {
             Err(FetchError::Throttled { retry_after }) => {
                 let pause = retry_after
                     .unwrap_or_else(|| Duration::from_millis(rand::rng().random_range(1000..2000)));
-                self.client.limiter().pause(pause);
+                self.client.limiter().pause(pause).await;
                 tracing::warn!(
                     pause_ms = pause.as_millis() as u64,
                     "platform throttled us; pausing all fetches"

@@ -4,20 +4,30 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Slack added to the one-second window so that network jitter cannot make the
-/// platform see `max + 1` requests inside its own one-second window.
-const WINDOW_SLACK: Duration = Duration::from_millis(50);
+use super::budget::SharedBudget;
+
+/// The window the platform counts in, plus slack so that network jitter cannot make
+/// the platform see `max + 1` requests inside its own one-second window.
+pub const WINDOW: Duration = Duration::from_millis(1050);
+/// How long to hold requests when the shared budget cannot be read (fail closed).
+const BUDGET_UNAVAILABLE_PAUSE: Duration = Duration::from_secs(1);
 
 /// A sliding-window limiter: never more than `max` sends in any window of one second.
 ///
 /// A token bucket with a burst of `max` can send almost `2 × max` inside one second
 /// (a full bucket, then a refill); remembering the last `max` send times cannot.
 /// It also carries the process-wide pause a 429 imposes on every worker.
+///
+/// With a [`SharedBudget`], a slot must also be free in the merchant's window shared
+/// by every replica, so N replicas together stay within the platform's limit.
 #[derive(Debug)]
 pub struct RateLimiter {
     max: usize,
     window: Duration,
     inner: Mutex<Inner>,
+    shared: Option<SharedBudget>,
+    /// One acquirer at a time, so nobody takes the local slot between our two checks.
+    turn: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -27,20 +37,52 @@ struct Inner {
 }
 
 impl RateLimiter {
+    /// Returns a limiter for this process alone.
     pub fn new(max_per_second: u32) -> Self {
         RateLimiter {
             max: max_per_second.max(1) as usize,
-            window: Duration::from_secs(1) + WINDOW_SLACK,
+            window: WINDOW,
             inner: Mutex::new(Inner::default()),
+            shared: None,
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Waits until a request may be sent and records it as sent.
+    /// Returns a limiter that also respects the budget shared by every replica.
+    pub fn with_shared_budget(max_per_second: u32, shared: SharedBudget) -> Self {
+        RateLimiter {
+            shared: Some(shared),
+            ..RateLimiter::new(max_per_second)
+        }
+    }
+
+    /// Waits until a request may be sent, in this process's window and (if any) the
+    /// shared one, and records it as sent.
     pub async fn acquire(&self) {
+        let _turn = self.turn.lock().await;
         loop {
+            tokio::time::sleep_until(self.ready_at()).await;
+            if let Some(wait) = self.take_shared().await {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
             match self.try_acquire(Instant::now()) {
                 Ok(()) => return,
+                // Paused meanwhile: the shared slot goes unused, which only costs budget.
                 Err(at) => tokio::time::sleep_until(at).await,
+            }
+        }
+    }
+
+    /// Takes a shared slot; returns how long to wait if none is free (or the budget
+    /// cannot be read: then nothing is sent rather than risk the limit).
+    async fn take_shared(&self) -> Option<Duration> {
+        let shared = self.shared.as_ref()?;
+        match shared.try_take().await {
+            Ok(wait) => wait,
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate budget unavailable; holding platform requests");
+                Some(BUDGET_UNAVAILABLE_PAUSE)
             }
         }
     }
@@ -53,11 +95,19 @@ impl RateLimiter {
         Self::next_free(&inner, now, self.max, self.window).unwrap_or(now)
     }
 
-    /// Stops every sender of this process until `for_at_least` has passed.
-    pub fn pause(&self, for_at_least: Duration) {
+    /// Stops every sender of this process, and of every replica when the budget is
+    /// shared, until `for_at_least` has passed.
+    pub async fn pause(&self, for_at_least: Duration) {
         let until = Instant::now() + for_at_least;
-        let mut inner = self.lock();
-        inner.paused_until = Some(inner.paused_until.map_or(until, |p| p.max(until)));
+        {
+            let mut inner = self.lock();
+            inner.paused_until = Some(inner.paused_until.map_or(until, |p| p.max(until)));
+        }
+        if let Some(shared) = &self.shared {
+            if let Err(e) = shared.pause(for_at_least).await {
+                tracing::warn!(error = %e, "could not share the pause with other replicas");
+            }
+        }
     }
 
     fn try_acquire(&self, now: Instant) -> Result<(), Instant> {
@@ -127,7 +177,7 @@ mod tests {
     async fn pause_holds_every_sender() {
         let limiter = RateLimiter::new(10);
         let start = Instant::now();
-        limiter.pause(Duration::from_secs(3));
+        limiter.pause(Duration::from_secs(3)).await;
         assert_eq!(limiter.ready_at(), start + Duration::from_secs(3));
         limiter.acquire().await;
         assert!(Instant::now().duration_since(start) >= Duration::from_secs(3));

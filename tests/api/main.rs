@@ -1,6 +1,7 @@
 //! One integration-test binary: the real application on port 0, a fresh Postgres
 //! database per test, and the simulator as the platform over real HTTP.
 
+mod budget;
 mod callbacks;
 mod cli;
 mod helpers;
