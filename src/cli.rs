@@ -5,6 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{Application, MIGRATOR};
 use crate::config::{LogSettings, Settings};
+use crate::demo::{self, DemoArgs};
 use crate::simulator::{self, SimulatorArgs};
 use crate::telemetry;
 use crate::tokens::{self, Permission};
@@ -31,6 +32,9 @@ pub enum Command {
     Tokens(TokensCommand),
     /// Serve a stand-in of the payment platform (tokens, throttle, callbacks, faults).
     Simulator(SimulatorArgs),
+    /// Run the simulator, paymirror and sample traffic on this machine, then print a summary
+    /// (exit code 0 only if every stored status equals the simulator's).
+    Demo(DemoArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             simulator::run(args).await
         }
+        Command::Demo(args) => run_demo(args).await,
     }
 }
 
@@ -91,6 +96,27 @@ async fn serve() -> anyhow::Result<()> {
         }
     });
     app.run_until_stopped(shutdown).await
+}
+
+async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    // Only warnings and errors, so progress and summary stay readable (RUST_LOG overrides).
+    telemetry::init(&LogSettings {
+        format: "text".into(),
+        level: "warn".into(),
+    });
+    let report = tokio::select! {
+        report = demo::run(args) => report?,
+        _ = telemetry::shutdown_signal() => anyhow::bail!("demo interrupted"),
+    };
+    println!("{report}");
+    if !report.all_match() {
+        anyhow::bail!(
+            "{} of {} payments are not stored as the simulator has them",
+            report.payments() - report.comparison.matching,
+            report.payments()
+        );
+    }
+    Ok(())
 }
 
 async fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
