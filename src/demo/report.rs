@@ -137,8 +137,9 @@ impl fmt::Display for DemoReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.simulator;
         let throttled = s.by_status.get(&429).copied().unwrap_or(0);
-        let statuses: Vec<String> = self
-            .by_status
+        let mut by_count: Vec<_> = self.by_status.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let statuses: Vec<String> = by_count
             .iter()
             .map(|(status, n)| format!("{status} {n}"))
             .collect();

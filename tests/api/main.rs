@@ -2,6 +2,7 @@
 //! database per test, and the simulator as the platform over real HTTP.
 
 mod callbacks;
+mod demo;
 mod helpers;
 mod status_api;
 mod tokens;
