@@ -111,9 +111,9 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("{report}");
     if !report.all_match() {
         anyhow::bail!(
-            "{} of {} payments are not stored as the simulator has them",
-            report.payments() - report.comparison.matching,
-            report.payments()
+            "{} of {} planned payments are not stored as the simulator has them",
+            report.planned - report.comparison.matching,
+            report.planned
         );
     }
     Ok(())

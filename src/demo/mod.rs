@@ -21,8 +21,7 @@ use crate::simulator::{NewPayment, Simulator, SimulatorConfig};
 
 pub use report::{Comparison, DemoReport, Mismatch};
 
-/// Credentials the demo's simulator accepts and its paymirror uses.
-const MERCHANT_CODE: &str = "M1";
+/// The secret the demo's simulator accepts and its paymirror uses.
 const SECRET: &str = "sim-secret";
 /// Payments are created over this long at the start.
 const RAMP: Duration = Duration::from_secs(3);
@@ -58,6 +57,9 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
     database::ensure_database(&args.database_url).await?;
     let prefix = traffic::run_prefix();
+    // A merchant of its own per run: workers claim only their merchant's sync jobs, so
+    // jobs an interrupted earlier run left in a reused database are never fetched here.
+    let merchant_code = format!("M1-{prefix}");
     let plan = traffic::plan_payments(
         &prefix,
         args.payments as usize,
@@ -69,12 +71,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
         .await
         .context("binding the simulator's listener")?;
     let sim_url = format!("http://{}", sim_listener.local_addr()?);
-    let app = Application::build(demo_settings(&args, &sim_url)?)
+    let app = Application::build(demo_settings(&args, &sim_url, &merchant_code)?)
         .await
         .context("starting paymirror")?;
     let app_url = format!("http://127.0.0.1:{}", app.port());
     let pool = app.pool().clone();
-    let simulator = Simulator::start(sim_listener, simulator_config(&app_url)).await?;
+    let simulator =
+        Simulator::start(sim_listener, simulator_config(&app_url, &merchant_code)).await?;
     let stop = CancellationToken::new();
     let app_task = tokio::spawn(app.run_until_stopped(stop.clone()));
     println!(
@@ -83,11 +86,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
     );
 
     let started = Instant::now();
-    let payins = plan.iter().filter(|p| p.kind == PaymentKind::Payin).count();
-    let payouts = plan.len() - payins;
+    let planned = plan.len();
     let driving = Drive {
         app: &app_task,
         pool: &pool,
+        merchant_code: &merchant_code,
         simulator: &simulator,
         prefix: &prefix,
         timeout: Duration::from_secs(args.timeout_secs),
@@ -103,17 +106,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
     stopped.context("the paymirror task failed")??;
 
     let stats = simulator.stats();
-    let (received, unknown) = report::count_callbacks(&pool, MERCHANT_CODE, &prefix).await?;
+    let (received, unknown) = report::count_callbacks(&pool, &merchant_code, &prefix).await?;
     // Each payment is announced once on creation and once when it turns final.
     let announcements = (comparison.total + comparison.final_in_simulator) as i64;
     let mut by_status = std::collections::BTreeMap::new();
-    for (_, _, status) in simulator.payments() {
-        *by_status.entry(status).or_default() += 1;
+    let mut payins = 0;
+    let created = simulator.payments();
+    for (kind, _, status) in &created {
+        payins += usize::from(*kind == PaymentKind::Payin);
+        *by_status.entry(status.clone()).or_default() += 1;
     }
     Ok(DemoReport {
         prefix,
+        planned,
         payins,
-        payouts,
+        payouts: created.len() - payins,
         by_status,
         callbacks_received: received,
         unknown_event_callbacks: unknown,
@@ -131,12 +138,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
 }
 
 /// The project's configuration, pointed at the demo's database and simulator.
-fn demo_settings(args: &DemoArgs, sim_url: &str) -> anyhow::Result<Settings> {
+fn demo_settings(args: &DemoArgs, sim_url: &str, merchant_code: &str) -> anyhow::Result<Settings> {
     let mut settings = base_settings()?;
     settings.server.listen = "127.0.0.1:0".into();
     settings.database.url = args.database_url.clone().into();
     settings.platform.base_url = sim_url.into();
-    settings.platform.merchant_code = MERCHANT_CODE.into();
+    settings.platform.merchant_code = merchant_code.into();
     settings.platform.secret = SECRET.to_owned().into();
     settings.sync.enabled = true;
     Ok(settings)
@@ -160,9 +167,9 @@ fn base_settings() -> anyhow::Result<Settings> {
 }
 
 /// A platform with the real throttle, quick callback retries and some untidy callbacks.
-fn simulator_config(app_url: &str) -> SimulatorConfig {
+fn simulator_config(app_url: &str, merchant_code: &str) -> SimulatorConfig {
     SimulatorConfig {
-        merchant_code: MERCHANT_CODE.into(),
+        merchant_code: merchant_code.into(),
         secret: SECRET.into(),
         callback_base_url: Some(app_url.into()),
         callback_retry_interval: Duration::from_millis(500),
@@ -176,6 +183,7 @@ fn simulator_config(app_url: &str) -> SimulatorConfig {
 struct Drive<'a> {
     app: &'a JoinHandle<anyhow::Result<()>>,
     pool: &'a PgPool,
+    merchant_code: &'a str,
     simulator: &'a Simulator,
     prefix: &'a str,
     timeout: Duration,
@@ -204,9 +212,10 @@ impl Drive<'_> {
                 self.simulator.create_payment(payment).await;
                 created += 1;
             }
-            let comparison = report::compare(self.pool, MERCHANT_CODE, self.prefix, self.simulator)
-                .await
-                .context("comparing the mirror with the simulator")?;
+            let comparison =
+                report::compare(self.pool, self.merchant_code, self.prefix, self.simulator)
+                    .await
+                    .context("comparing the mirror with the simulator")?;
             let now = Instant::now();
             if created == total && comparison.consistent() {
                 return Ok((comparison, Some(now)));
@@ -230,7 +239,7 @@ impl Drive<'_> {
         total: usize,
         comparison: &Comparison,
     ) -> anyhow::Result<()> {
-        let (callbacks, _) = report::count_callbacks(self.pool, MERCHANT_CODE, self.prefix)
+        let (callbacks, _) = report::count_callbacks(self.pool, self.merchant_code, self.prefix)
             .await
             .context("counting callbacks")?;
         let stats = self.simulator.stats();

@@ -105,6 +105,9 @@ pub async fn count_callbacks(
 #[derive(Debug, Clone)]
 pub struct DemoReport {
     pub prefix: String,
+    /// Payments the demo meant to create; fewer exist if it timed out while creating them.
+    pub planned: usize,
+    /// Payments created on the simulator, by kind.
     pub payins: usize,
     pub payouts: usize,
     /// The simulator's status of each payment at the end, counted.
@@ -127,9 +130,12 @@ impl DemoReport {
         self.payins + self.payouts
     }
 
-    /// Returns true if every payment's stored status equals the simulator's.
+    /// Returns true if every planned payment was created and its stored status
+    /// equals the simulator's.
     pub fn all_match(&self) -> bool {
-        self.comparison.matching == self.payments() && self.comparison.mismatches.is_empty()
+        self.payments() == self.planned
+            && self.comparison.matching == self.planned
+            && self.comparison.mismatches.is_empty()
     }
 }
 
@@ -146,10 +152,18 @@ impl fmt::Display for DemoReport {
         writeln!(f, "paymirror demo — summary (run {})", self.prefix)?;
         let (payins, payouts) = (self.payins, self.payouts);
         let total = self.payments();
-        writeln!(
+        write!(
             f,
             "  payments            {total} ({payins} payins, {payouts} payouts)"
         )?;
+        if total < self.planned {
+            write!(
+                f,
+                " — only {total} of {} planned were created",
+                self.planned
+            )?;
+        }
+        writeln!(f)?;
         writeln!(f, "  by status           {}", statuses.join(" · "))?;
         writeln!(
             f,
