@@ -5,6 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{Application, MIGRATOR};
 use crate::config::{LogSettings, Settings};
+use crate::demo::{self, DemoArgs};
 use crate::simulator::{self, SimulatorArgs};
 use crate::telemetry;
 use crate::tokens::{self, Permission};
@@ -37,6 +38,9 @@ pub enum Command {
     Tokens(TokensCommand),
     /// Serve a stand-in of the payment platform (tokens, throttle, callbacks, faults).
     Simulator(SimulatorArgs),
+    /// Run the simulator, paymirror and sample traffic on this machine, then print a summary
+    /// (exit code 0 only if every stored status equals the simulator's).
+    Demo(DemoArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             simulator::run(args).await
         }
+        Command::Demo(args) => run_demo(args).await,
     }
 }
 
@@ -113,6 +118,27 @@ async fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
         .build()?;
     let status = client.get(&url).send().await?.status();
     anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    Ok(())
+}
+
+async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    // Only warnings and errors, so progress and summary stay readable (RUST_LOG overrides).
+    telemetry::init(&LogSettings {
+        format: "text".into(),
+        level: "warn".into(),
+    });
+    let report = tokio::select! {
+        report = demo::run(args) => report?,
+        _ = telemetry::shutdown_signal() => anyhow::bail!("demo interrupted"),
+    };
+    println!("{report}");
+    if !report.all_match() {
+        anyhow::bail!(
+            "{} of {} planned payments are not stored as the simulator has them",
+            report.planned - report.comparison.matching,
+            report.planned
+        );
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 mod budget;
 mod callbacks;
 mod cli;
+mod demo;
 mod helpers;
 mod logs;
 mod platform;
