@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SyncSettings;
-use crate::platform::{FetchError, PlatformClient, Slot};
+use crate::platform::{FetchError, PlatformClient, Reservation};
 use crate::queue::{self, ClaimedJob, RetryPolicy};
 use crate::store::upsert_payment;
 
@@ -64,6 +64,7 @@ impl SyncWorker {
         // Listen before the first claim, so no notification falls between the two.
         let mut listener = self.listen().await;
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        let unsent = Arc::new(Semaphore::new(1));
         let mut in_flight = JoinSet::new();
         let mut next_reap = tokio::time::Instant::now();
         loop {
@@ -76,37 +77,45 @@ impl SyncWorker {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 _ = cancel.cancelled() => break,
             };
-            // Take the request slot before choosing the job, so that claimed jobs never
-            // queue inside the limiter and the most urgent job due now is the one sent.
-            // When nothing is due the slot goes unused, which only happens when idle.
-            tokio::select! {
-                _ = self.client.limiter().acquire() => {}
+            // Reserve the request slot before choosing the job, and keep at most one
+            // chosen job unsent: the most urgent job due when a slot frees is the one
+            // sent. With nothing due, the reservation is dropped and the slot given back.
+            let reservation = tokio::select! {
+                r = self.reserve_slot(&unsent) => r,
                 _ = cancel.cancelled() => break,
-            }
-            match queue::claim_due_jobs(&self.pool, &self.merchant_code, 1, self.settings.lease())
-                .await
-            {
+            };
+            let lease = self.settings.lease();
+            match queue::claim_due_jobs(&self.pool, &self.merchant_code, 1, lease).await {
                 Ok(mut jobs) if !jobs.is_empty() => {
                     let worker = self.clone();
                     let job = jobs.remove(0);
                     in_flight.spawn(async move {
-                        worker.process_job_with(job, Slot::Taken).await;
+                        worker.process_job_with(job, Some(reservation)).await;
                         drop(permit);
                     });
                 }
                 Ok(_) => {
-                    drop(permit);
+                    drop((permit, reservation));
                     self.idle(&mut listener, &cancel).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not claim sync jobs");
-                    drop(permit);
+                    drop((permit, reservation));
                     self.idle(&mut listener, &cancel).await;
                 }
             }
             while in_flight.try_join_next().is_some() {}
         }
         while in_flight.join_next().await.is_some() {}
+    }
+
+    async fn reserve_slot(&self, unsent: &Arc<Semaphore>) -> Reservation {
+        let gate = unsent.clone().acquire_owned().await;
+        let reservation = self.client.limiter().reserve().await;
+        match gate {
+            Ok(gate) => reservation.holding(gate),
+            Err(_) => reservation,
+        }
     }
 
     /// Processes due jobs one after another until none is due; returns how many ran.
@@ -129,10 +138,10 @@ impl SyncWorker {
 
     /// Fetches and stores one job; a panic inside counts as a failed attempt.
     pub async fn process_job(&self, job: ClaimedJob) -> JobOutcome {
-        self.process_job_with(job, Slot::NotYet).await
+        self.process_job_with(job, None).await
     }
 
-    async fn process_job_with(&self, job: ClaimedJob, slot: Slot) -> JobOutcome {
+    async fn process_job_with(&self, job: ClaimedJob, slot: Option<Reservation>) -> JobOutcome {
         let started = std::time::Instant::now();
         let outcome = match AssertUnwindSafe(self.sync_one(&job, slot))
             .catch_unwind()
@@ -156,7 +165,11 @@ impl SyncWorker {
         outcome
     }
 
-    async fn sync_one(&self, job: &ClaimedJob, slot: Slot) -> anyhow::Result<JobOutcome> {
+    async fn sync_one(
+        &self,
+        job: &ClaimedJob,
+        slot: Option<Reservation>,
+    ) -> anyhow::Result<JobOutcome> {
         match self
             .client
             .fetch_payment_with(job.kind, &job.id, slot)

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::document::PlatformPayment;
-use super::limiter::RateLimiter;
+use super::limiter::{RateLimiter, Reservation};
 use super::token::{lifetime_from_claims, refresh_deadline, CachedToken};
 use crate::config::PlatformSettings;
 use crate::domain::{PaymentId, PaymentKind};
@@ -17,13 +17,6 @@ use crate::domain::{PaymentId, PaymentKind};
 const API_VERSION: &str = "2";
 /// Least privilege: read operations only.
 const OPERATIONS: [&str; 2] = ["GET /payins/.*", "GET /payouts/.*"];
-
-/// Whether the caller already took a rate-limit slot for the first request it sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
-    Taken,
-    NotYet,
-}
 
 /// How a platform call failed; the worker chooses retry, pause or `dead` from this.
 #[derive(Debug, thiserror::Error)]
@@ -102,16 +95,16 @@ impl PlatformClient {
         kind: PaymentKind,
         id: &PaymentId,
     ) -> Result<PlatformPayment, FetchError> {
-        self.fetch_payment_with(kind, id, Slot::NotYet).await
+        self.fetch_payment_with(kind, id, None).await
     }
 
-    /// Like [`fetch_payment`](Self::fetch_payment), for a caller that already took one
-    /// rate-limit slot (the worker takes it before choosing which job to fetch).
+    /// Like [`fetch_payment`](Self::fetch_payment), for a caller that already reserved
+    /// the slot of its first request (the worker reserves it before choosing the job).
     pub async fn fetch_payment_with(
         &self,
         kind: PaymentKind,
         id: &PaymentId,
-        mut slot: Slot,
+        mut slot: Option<Reservation>,
     ) -> Result<PlatformPayment, FetchError> {
         // `PaymentId` admits only [A-Za-z0-9_-]: safe in a path as is.
         let url = format!("{}/{}/{}", self.base_url, kind.plural(), id);
@@ -132,13 +125,27 @@ impl PlatformClient {
     }
 
     /// Returns a valid token, requesting a new one if needed. The lock is held while
-    /// requesting, so only one task refreshes and the others reuse its result.
-    async fn current_token(&self, slot: &mut Slot) -> Result<(SecretString, u64), FetchError> {
+    /// requesting, so only one task refreshes and the others reuse its result; it is
+    /// never held while waiting for a rate-limit slot, which could wait on the holders
+    /// of other reservations who are themselves waiting for this lock.
+    async fn current_token(
+        &self,
+        slot: &mut Option<Reservation>,
+    ) -> Result<(SecretString, u64), FetchError> {
+        if let Some(valid) = self.cached_token().await {
+            return Ok(valid);
+        }
+        let reservation = match slot.take() {
+            Some(reservation) => reservation,
+            None => self.limiter.reserve().await,
+        };
         let mut cache = self.token.lock().await;
         if let Some(cached) = cache.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+            // Another task refreshed meanwhile: keep the slot for the payment request.
+            *slot = Some(reservation);
             return Ok((cached.value.clone(), cached.generation));
         }
-        let value = self.request_token(slot).await?;
+        let value = self.request_token(reservation).await?;
         let lifetime =
             lifetime_from_claims(&value).unwrap_or(Duration::from_secs(self.validity_secs.into()));
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
@@ -154,6 +161,12 @@ impl PlatformClient {
         Ok((value, generation))
     }
 
+    async fn cached_token(&self) -> Option<(SecretString, u64)> {
+        let cache = self.token.lock().await;
+        let cached = cache.as_ref().filter(|t| Instant::now() < t.refresh_at)?;
+        Some((cached.value.clone(), cached.generation))
+    }
+
     /// Forgets the token of `generation` unless another task already replaced it.
     async fn drop_token(&self, generation: u64) {
         let mut slot = self.token.lock().await;
@@ -162,7 +175,7 @@ impl PlatformClient {
         }
     }
 
-    async fn request_token(&self, slot: &mut Slot) -> Result<SecretString, FetchError> {
+    async fn request_token(&self, slot: Reservation) -> Result<SecretString, FetchError> {
         let body = serde_json::json!({
             "merchantCode": self.merchant_code,
             "secret": self.secret.expose_secret(),
@@ -173,7 +186,7 @@ impl PlatformClient {
             .http
             .post(format!("{}/auth-tokens", self.base_url))
             .json(&body);
-        let response = self.send(request, "auth-tokens", slot).await?;
+        let response = self.send(request, "auth-tokens", &mut Some(slot)).await?;
         if response.status() != StatusCode::OK {
             return Err(classify(response).await);
         }
@@ -189,10 +202,11 @@ impl PlatformClient {
         &self,
         request: reqwest::RequestBuilder,
         route: &'static str,
-        slot: &mut Slot,
+        slot: &mut Option<Reservation>,
     ) -> Result<Response, FetchError> {
-        if std::mem::replace(slot, Slot::NotYet) == Slot::NotYet {
-            self.limiter.acquire().await;
+        match slot.take() {
+            Some(reservation) => reservation.commit().await,
+            None => self.limiter.acquire().await,
         }
         let result = request.header("X-API-Version", API_VERSION).send().await;
         let status = result

@@ -1,7 +1,8 @@
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::budget::SharedBudget;
@@ -11,29 +12,46 @@ use super::budget::SharedBudget;
 pub const WINDOW: Duration = Duration::from_millis(1050);
 /// How long to hold requests when the shared budget cannot be read (fail closed).
 const BUDGET_UNAVAILABLE_PAUSE: Duration = Duration::from_secs(1);
+/// Re-check interval while waiting for a pending reservation to resolve.
+const PENDING_RECHECK: Duration = Duration::from_millis(50);
 
 /// A sliding-window limiter: never more than `max` sends in any window of one second.
 ///
 /// A token bucket with a burst of `max` can send almost `2 × max` inside one second
 /// (a full bucket, then a refill); remembering the last `max` send times cannot.
-/// It also carries the process-wide pause a 429 imposes on every worker.
 ///
-/// With a [`SharedBudget`], a slot must also be free in the merchant's window shared
-/// by every replica, so N replicas together stay within the platform's limit.
+/// A slot is first *reserved* (it occupies the window from then on) and *committed*
+/// right before the request goes out, which stamps the send time; an unused
+/// reservation gives its slot back. So the window holds the times the platform sees,
+/// however long the caller took between choosing to send and sending.
+///
+/// With a [`SharedBudget`], committing also takes a slot in the merchant's window
+/// shared by every replica. The limiter also carries the pause a 429 imposes.
 #[derive(Debug)]
 pub struct RateLimiter {
     max: usize,
     window: Duration,
     inner: Mutex<Inner>,
     shared: Option<SharedBudget>,
-    /// One acquirer at a time, so nobody takes the local slot between our two checks.
-    turn: tokio::sync::Mutex<()>,
+    changed: Notify,
+    next_id: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    sent: VecDeque<Instant>,
+    /// Reserved slots: `None` until sent.
+    slots: Vec<(u64, Option<Instant>)>,
     paused_until: Option<Instant>,
+}
+
+/// A reserved send slot. [`commit`](Reservation::commit) it right before sending;
+/// dropping it unused frees the slot.
+#[derive(Debug)]
+pub struct Reservation {
+    limiter: Arc<RateLimiter>,
+    id: Option<u64>,
+    /// Released once the slot is sent or given back (see [`Reservation::holding`]).
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl RateLimiter {
@@ -44,7 +62,8 @@ impl RateLimiter {
             window: WINDOW,
             inner: Mutex::new(Inner::default()),
             shared: None,
-            turn: tokio::sync::Mutex::new(()),
+            changed: Notify::new(),
+            next_id: AtomicU64::new(0),
         }
     }
 
@@ -56,43 +75,32 @@ impl RateLimiter {
         }
     }
 
-    /// Waits until a request may be sent, in this process's window and (if any) the
-    /// shared one, and records it as sent.
-    pub async fn acquire(&self) {
-        let _turn = self.turn.lock().await;
+    /// Waits until a request may be sent and records it as sent now.
+    pub async fn acquire(self: &Arc<Self>) {
+        self.reserve().await.commit().await;
+    }
+
+    /// Waits for room in this process's window and reserves a slot in it.
+    pub async fn reserve(self: &Arc<Self>) -> Reservation {
         loop {
-            tokio::time::sleep_until(self.ready_at()).await;
-            if let Some(wait) = self.take_shared().await {
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            match self.try_acquire(Instant::now()) {
-                Ok(()) => return,
-                // Paused meanwhile: the shared slot goes unused, which only costs budget.
-                Err(at) => tokio::time::sleep_until(at).await,
-            }
-        }
-    }
-
-    /// Takes a shared slot; returns how long to wait if none is free (or the budget
-    /// cannot be read: then nothing is sent rather than risk the limit).
-    async fn take_shared(&self) -> Option<Duration> {
-        let shared = self.shared.as_ref()?;
-        match shared.try_take().await {
-            Ok(wait) => wait,
-            Err(e) => {
-                tracing::warn!(error = %e, "shared rate budget unavailable; holding platform requests");
-                Some(BUDGET_UNAVAILABLE_PAUSE)
+            let changed = self.changed.notified();
+            match self.try_reserve(Instant::now()) {
+                Ok(id) => {
+                    return Reservation {
+                        limiter: self.clone(),
+                        id: Some(id),
+                        held: None,
+                    }
+                }
+                Err(Some(at)) => {
+                    tokio::select! { _ = tokio::time::sleep_until(at) => {}, _ = changed => {} }
+                }
+                // Full of reservations not yet sent: wait for one to be sent or dropped.
+                Err(None) => {
+                    let _ = tokio::time::timeout(PENDING_RECHECK, changed).await;
+                }
             }
         }
-    }
-
-    /// Returns the earliest instant at which [`acquire`](Self::acquire) would succeed,
-    /// without taking the slot: workers wait for it before choosing which job to fetch.
-    pub fn ready_at(&self) -> Instant {
-        let now = Instant::now();
-        let inner = self.lock();
-        Self::next_free(&inner, now, self.max, self.window).unwrap_or(now)
     }
 
     /// Stops every sender of this process, and of every replica when the budget is
@@ -110,33 +118,99 @@ impl RateLimiter {
         }
     }
 
-    fn try_acquire(&self, now: Instant) -> Result<(), Instant> {
+    /// Reserves a slot, or returns when to try again (`None`: when a pending slot resolves).
+    fn try_reserve(&self, now: Instant) -> Result<u64, Option<Instant>> {
         let mut inner = self.lock();
-        while inner
-            .sent
-            .front()
-            .is_some_and(|&t| now.duration_since(t) >= self.window)
-        {
-            inner.sent.pop_front();
+        let window = self.window;
+        inner
+            .slots
+            .retain(|(_, sent)| sent.is_none_or(|t| now.duration_since(t) < window));
+        if let Some(paused) = inner.paused_until.filter(|&p| p > now) {
+            return Err(Some(paused));
         }
-        if let Some(at) = Self::next_free(&inner, now, self.max, self.window) {
-            return Err(at);
+        if inner.slots.len() < self.max {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            inner.slots.push((id, None));
+            return Ok(id);
         }
-        inner.sent.push_back(now);
-        Ok(())
+        Err(inner
+            .slots
+            .iter()
+            .filter_map(|(_, sent)| *sent)
+            .min()
+            .map(|t| t + window))
     }
 
-    fn next_free(inner: &Inner, now: Instant, max: usize, window: Duration) -> Option<Instant> {
-        let paused = inner.paused_until.filter(|&p| p > now);
-        let full = (inner.sent.len() >= max)
-            .then(|| inner.sent[inner.sent.len() - max] + window)
-            .filter(|&t| t > now);
-        paused.into_iter().chain(full).max()
+    /// Returns when the pause (if any) ends.
+    fn paused_until(&self) -> Option<Instant> {
+        self.lock().paused_until.filter(|&p| p > Instant::now())
+    }
+
+    fn stamp(&self, id: u64, at: Instant) {
+        if let Some(slot) = self.lock().slots.iter_mut().find(|(i, _)| *i == id) {
+            slot.1 = Some(at);
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn release(&self, id: u64) {
+        self.lock().slots.retain(|(i, _)| *i != id);
+        self.changed.notify_waiters();
+    }
+
+    /// Takes a shared slot; returns how long to wait if none is free (or the budget
+    /// cannot be read: then nothing is sent rather than risk the limit).
+    async fn take_shared(&self) -> Option<Duration> {
+        let shared = self.shared.as_ref()?;
+        match shared.try_take().await {
+            Ok(wait) => wait,
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate budget unavailable; holding platform requests");
+                Some(BUDGET_UNAVAILABLE_PAUSE)
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // The critical sections cannot panic; recover rather than poison every worker.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Reservation {
+    /// Keeps `permit` until this reservation is sent or dropped: lets a dispatcher have
+    /// at most one chosen-but-unsent job, so a fresh urgent job never queues behind many.
+    pub fn holding(mut self, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        self.held = Some(permit);
+        self
+    }
+
+    /// Waits out any pause and the shared budget, then stamps the slot as sent now.
+    /// Send the request right after.
+    pub async fn commit(mut self) {
+        let limiter = self.limiter.clone();
+        loop {
+            if let Some(until) = limiter.paused_until() {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            match limiter.take_shared().await {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => break,
+            }
+        }
+        if let Some(id) = self.id.take() {
+            limiter.stamp(id, Instant::now());
+        }
+        self.held = None;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.limiter.release(id);
+        }
     }
 }
 
@@ -159,7 +233,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn never_more_than_max_in_any_second_yet_near_full_rate() {
-        let limiter = RateLimiter::new(10);
+        let limiter = Arc::new(RateLimiter::new(10));
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..55 {
@@ -174,11 +248,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn pause_holds_every_sender() {
-        let limiter = RateLimiter::new(10);
+    async fn the_window_counts_send_times_not_reservation_times() {
+        let limiter = Arc::new(RateLimiter::new(1));
         let start = Instant::now();
+        let slow = limiter.reserve().await;
+        // The caller sends only 600 ms after reserving.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        slow.commit().await;
+
+        limiter.acquire().await;
+
+        // The next send waits a window after the *send* at 600 ms, not the reservation at 0.
+        assert!(Instant::now().duration_since(start) >= Duration::from_millis(600) + WINDOW);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_reservation_frees_its_slot() {
+        let limiter = Arc::new(RateLimiter::new(1));
+        let start = Instant::now();
+        drop(limiter.reserve().await);
+
+        limiter.acquire().await;
+
+        assert_eq!(Instant::now(), start);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_holds_every_sender_even_with_a_reservation() {
+        let limiter = Arc::new(RateLimiter::new(10));
+        let start = Instant::now();
+        let reserved = limiter.reserve().await;
         limiter.pause(Duration::from_secs(3)).await;
-        assert_eq!(limiter.ready_at(), start + Duration::from_secs(3));
+
+        reserved.commit().await;
+        assert!(Instant::now().duration_since(start) >= Duration::from_secs(3));
         limiter.acquire().await;
         assert!(Instant::now().duration_since(start) >= Duration::from_secs(3));
     }

@@ -8,6 +8,6 @@ mod limiter;
 mod token;
 
 pub use budget::SharedBudget;
-pub use client::{FetchError, PlatformClient, Slot};
+pub use client::{FetchError, PlatformClient};
 pub use document::{FailureReason, Money, PaymentSnapshot, PlatformPayment};
-pub use limiter::{RateLimiter, WINDOW};
+pub use limiter::{RateLimiter, Reservation, WINDOW};
