@@ -70,6 +70,7 @@ impl Application {
             merchant_code.clone(),
             client,
             settings.sync.clone(),
+            settings.reconcile.clone(),
         );
         let (inbox, writers) = Inbox::start(pool.clone(), merchant_code.clone(), &settings.inbox);
         let addr = settings.server.listen_addr()?;

@@ -16,6 +16,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub platform: PlatformSettings,
     pub sync: SyncSettings,
+    pub reconcile: ReconcileSettings,
     pub inbox: InboxSettings,
     pub log: LogSettings,
 }
@@ -53,8 +54,19 @@ pub struct SyncSettings {
     pub max_attempts: i32,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
+    pub not_found_max_attempts: i32,
+    pub max_retry_age_ms: u64,
+    pub config_error_pause_ms: u64,
     pub lease_ms: u64,
     pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconcileSettings {
+    pub schedule_secs: Vec<u64>,
+    pub interval_secs: u64,
+    pub max_age_hours: u64,
+    pub expiry_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

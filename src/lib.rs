@@ -11,6 +11,7 @@ pub mod domain;
 pub mod inbox;
 pub mod platform;
 pub mod queue;
+pub mod reconcile;
 pub mod simulator;
 pub mod store;
 pub mod sync;

@@ -22,6 +22,8 @@ pub struct PaymentSnapshot {
     pub is_test: Option<bool>,
     pub created_at: Option<String>,
     pub processed_at: Option<String>,
+    /// When the platform stops waiting for the payer, if it says.
+    pub expire_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -50,8 +52,10 @@ struct Wire {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Requested {
     money: Option<Money>,
+    expire_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +66,7 @@ struct Process {
     created_at: Option<String>,
     processed_at: Option<String>,
     is_test: Option<bool>,
+    expire_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -77,9 +82,13 @@ impl PlatformPayment {
     pub fn parse(body: &[u8]) -> Result<Self, serde_json::Error> {
         let wire: Wire = serde_json::from_slice(body)?;
         let raw: Value = serde_json::from_slice(body)?;
+        let (money, requested_expiry) = wire
+            .payment_requested
+            .map(|r| (r.money, r.expire_at))
+            .unwrap_or_default();
         let snapshot = PaymentSnapshot {
             status: PaymentStatus::parse(&wire.process.status),
-            amount: wire.payment_requested.and_then(|r| r.money),
+            amount: money,
             fee: wire.fee,
             failure: wire.process.failure_reasons,
             payment_method_code: wire
@@ -88,6 +97,7 @@ impl PlatformPayment {
             is_test: wire.process.is_test,
             created_at: wire.process.created_at,
             processed_at: wire.process.processed_at,
+            expire_at: requested_expiry.or(wire.process.expire_at),
         };
         Ok(PlatformPayment { raw, snapshot })
     }

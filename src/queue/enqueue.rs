@@ -49,6 +49,7 @@ pub async fn enqueue_syncs(
            run_at = case when sync_jobs.state = 'running' then sync_jobs.run_at
              else least(sync_jobs.run_at, now()) end,
            attempts = case when sync_jobs.state in ('idle', 'dead') then 0 else sync_jobs.attempts end,
+           failing_since = case when sync_jobs.state in ('idle', 'dead') then null else sync_jobs.failing_since end,
            rerun_priority = case when sync_jobs.state = 'running'
              then least(sync_jobs.rerun_priority, excluded.priority) else null end,
            updated_at = now()",

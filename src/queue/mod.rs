@@ -5,10 +5,12 @@
 //! A sync requested while `running` sets `rerun_priority`: exactly one more fetch follows.
 
 mod claim;
+mod dead;
 mod enqueue;
 mod finish;
 
 pub use claim::{claim_due_jobs, reap_expired_leases, ClaimedJob};
+pub use dead::{list_dead_syncs, promote_due_reconciliations, retry_dead_syncs, DeadSync};
 pub use enqueue::enqueue_syncs;
 pub use finish::{fail_job, finish_job, requeue_job, RetryPolicy};
 

@@ -4,4 +4,4 @@ mod history;
 mod payments;
 
 pub use history::{list_history, HistoryEntry};
-pub use payments::{find_payment, list_payments, upsert_payment, ListFilter, PaymentRow};
+pub use payments::{find_payment, list_payments, upsert_payment, ListFilter, PaymentRow, Upserted};

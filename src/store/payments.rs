@@ -43,17 +43,27 @@ const SELECT_PAYMENT: &str = "select p.merchant_code, p.kind, p.id, p.status, p.
   from payments p
   left join sync_jobs j on j.merchant_code = p.merchant_code and j.kind = p.kind and j.payment_id = p.id";
 
+/// What storing a platform answer changed.
+#[derive(Debug, Clone, Copy)]
+pub struct Upserted {
+    /// The status differs from the one stored before (a history row was added).
+    pub status_changed: bool,
+    pub first_seen_at: DateTime<Utc>,
+}
+
 /// Stores the platform's answer over the payment's previous state, in the caller's
-/// transaction, and appends to the history when the status changed. Returns whether it did.
+/// transaction, and appends to the history when the status changed.
+/// Returns `None` if paymirror has no row for the payment (it always has one once a
+/// sync was scheduled).
 pub async fn upsert_payment(
     conn: &mut PgConnection,
     merchant_code: &str,
     kind: PaymentKind,
     id: &PaymentId,
     payment: &PlatformPayment,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<Option<Upserted>> {
     let s = &payment.snapshot;
-    let previous: Option<Option<String>> = sqlx::query_scalar(
+    let previous: Option<(Option<String>, DateTime<Utc>)> = sqlx::query_as(
         "update payments p set
            status = $4, final = $5, amount = $6, currency_code = $7, fee_amount = $8,
            fee_currency_code = $9, failure_code = $10, failure_message = $11, failed_at = $12,
@@ -62,7 +72,7 @@ pub async fn upsert_payment(
            updated_at = case when p.platform is distinct from $17 then now() else p.updated_at end
          from (select status from payments where merchant_code = $1 and kind = $2 and id = $3 for update) old
          where p.merchant_code = $1 and p.kind = $2 and p.id = $3
-         returning old.status",
+         returning old.status, p.first_seen_at",
     )
     .bind(merchant_code)
     .bind(kind.as_str())
@@ -84,7 +94,10 @@ pub async fn upsert_payment(
     .fetch_optional(&mut *conn)
     .await?;
 
-    let changed = previous.is_some_and(|old| old.as_deref() != Some(s.status.as_str()));
+    let Some((old_status, first_seen_at)) = previous else {
+        return Ok(None);
+    };
+    let changed = old_status.as_deref() != Some(s.status.as_str());
     if changed {
         sqlx::query(
             "insert into payment_status_history (merchant_code, kind, payment_id, status)
@@ -97,7 +110,10 @@ pub async fn upsert_payment(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(changed)
+    Ok(Some(Upserted {
+        status_changed: changed,
+        first_seen_at,
+    }))
 }
 
 /// Returns the payment, or `None` if paymirror never heard of it.

@@ -43,8 +43,10 @@ async fn a_crashed_workers_job_comes_back_after_its_lease_and_the_old_holder_can
     assert_eq!(reclaimed.id, lost.id);
     assert_ne!(reclaimed.claim_token, lost.claim_token);
     let mut conn = app.pool.acquire().await.expect("connection");
-    assert!(!queue::finish_job(&mut conn, &lost).await.expect("finish"));
-    assert!(queue::finish_job(&mut conn, &reclaimed)
+    assert!(!queue::finish_job(&mut conn, &lost, None)
+        .await
+        .expect("finish"));
+    assert!(queue::finish_job(&mut conn, &reclaimed, None)
         .await
         .expect("finish"));
     assert_eq!(job_state(&app.pool, "CRASH-1").await.0, "idle");
@@ -115,7 +117,9 @@ async fn a_sync_requested_while_running_is_remembered_once_at_its_best_priority(
         ("running".into(), Some(0))
     );
 
-    assert!(queue::finish_job(&mut conn, &job).await.expect("finish"));
+    assert!(queue::finish_job(&mut conn, &job, None)
+        .await
+        .expect("finish"));
     let (state, rerun) = job_state(&app.pool, "RUN-1").await;
     assert_eq!((state.as_str(), rerun), ("pending", None));
     let again = claim_due_jobs(&app.pool, "M1", 10, Duration::from_secs(60))
@@ -138,6 +142,7 @@ async fn a_dead_sync_is_revived_by_a_new_callback() {
         max_attempts: 1,
         backoff_base: Duration::from_millis(1),
         backoff_cap: Duration::from_millis(1),
+        max_age: Duration::from_secs(3600),
     };
     let mut conn = app.pool.acquire().await.expect("connection");
     let state = queue::fail_job(&mut conn, &job, "boom", &policy)

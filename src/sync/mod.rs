@@ -1,31 +1,21 @@
 //! The sync worker: claim a due job → fetch the payment → upsert it → finish the job.
 
-use std::panic::AssertUnwindSafe;
+mod job;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
-use rand::Rng;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::SyncSettings;
-use crate::platform::{FetchError, PlatformClient, Reservation};
-use crate::queue::{self, ClaimedJob, RetryPolicy};
-use crate::store::upsert_payment;
+use crate::config::{ReconcileSettings, SyncSettings};
+use crate::platform::{PlatformClient, Reservation};
+use crate::queue::{self, RetryPolicy};
 
-/// What became of one claimed job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobOutcome {
-    Synced,
-    Retrying,
-    Dead,
-    Throttled,
-    LeaseLost,
-}
+pub use job::JobOutcome;
 
 /// Runs syncs for one merchant. Cheap to clone; clones share the client and its limiter.
 #[derive(Clone)]
@@ -35,6 +25,7 @@ pub struct SyncWorker {
     client: Arc<PlatformClient>,
     policy: RetryPolicy,
     settings: SyncSettings,
+    reconcile: ReconcileSettings,
 }
 
 impl SyncWorker {
@@ -43,11 +34,13 @@ impl SyncWorker {
         merchant_code: Arc<str>,
         client: Arc<PlatformClient>,
         settings: SyncSettings,
+        reconcile: ReconcileSettings,
     ) -> Self {
         let policy = RetryPolicy {
             max_attempts: settings.max_attempts,
             backoff_base: Duration::from_millis(settings.backoff_base_ms),
             backoff_cap: Duration::from_millis(settings.backoff_cap_ms),
+            max_age: Duration::from_millis(settings.max_retry_age_ms),
         };
         SyncWorker {
             pool,
@@ -55,6 +48,7 @@ impl SyncWorker {
             client,
             policy,
             settings,
+            reconcile,
         }
     }
 
@@ -68,9 +62,11 @@ impl SyncWorker {
         let mut in_flight = JoinSet::new();
         let mut next_reap = tokio::time::Instant::now();
         loop {
-            // Also under a constant backlog: a crashed replica's jobs must come back.
+            // Also under a constant backlog: a crashed replica's jobs must come back,
+            // and payments waiting for a missed callback must be chased.
             if tokio::time::Instant::now() >= next_reap {
                 self.reap_expired_leases().await;
+                self.promote_due_reconciliations().await;
                 next_reap = tokio::time::Instant::now() + self.settings.poll_interval();
             }
             let permit = tokio::select! {
@@ -136,90 +132,6 @@ impl SyncWorker {
         }
     }
 
-    /// Fetches and stores one job; a panic inside counts as a failed attempt.
-    pub async fn process_job(&self, job: ClaimedJob) -> JobOutcome {
-        self.process_job_with(job, None).await
-    }
-
-    async fn process_job_with(&self, job: ClaimedJob, slot: Option<Reservation>) -> JobOutcome {
-        let started = std::time::Instant::now();
-        let outcome = match AssertUnwindSafe(self.sync_one(&job, slot))
-            .catch_unwind()
-            .await
-        {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => {
-                tracing::warn!(kind = %job.kind, id = %job.id, error = ?e, "sync could not be recorded; its lease will expire and it will run again");
-                JobOutcome::LeaseLost
-            }
-            Err(_) => {
-                tracing::error!(kind = %job.kind, id = %job.id, "sync panicked");
-                self.record_failure(&job, "internal error while syncing")
-                    .await
-                    .unwrap_or(JobOutcome::LeaseLost)
-            }
-        };
-        let label = format!("{outcome:?}").to_lowercase();
-        metrics::counter!("paymirror_syncs_total", "outcome" => label).increment(1);
-        metrics::histogram!("paymirror_sync_seconds").record(started.elapsed().as_secs_f64());
-        outcome
-    }
-
-    async fn sync_one(
-        &self,
-        job: &ClaimedJob,
-        slot: Option<Reservation>,
-    ) -> anyhow::Result<JobOutcome> {
-        match self
-            .client
-            .fetch_payment_with(job.kind, &job.id, slot)
-            .await
-        {
-            Ok(payment) => {
-                let mut tx = self.pool.begin().await?;
-                if !queue::finish_job(&mut tx, job).await? {
-                    tracing::warn!(kind = %job.kind, id = %job.id, "lease lost before the sync was stored; discarding this answer");
-                    return Ok(JobOutcome::LeaseLost);
-                }
-                let changed =
-                    upsert_payment(&mut tx, &self.merchant_code, job.kind, &job.id, &payment)
-                        .await?;
-                tx.commit().await?;
-                tracing::info!(kind = %job.kind, id = %job.id, status = %payment.snapshot.status, changed, "payment synced");
-                Ok(JobOutcome::Synced)
-            }
-            Err(FetchError::Throttled { retry_after }) => {
-                let pause = retry_after
-                    .unwrap_or_else(|| Duration::from_millis(rand::rng().random_range(1000..2000)));
-                self.client.limiter().pause(pause).await;
-                tracing::warn!(
-                    pause_ms = pause.as_millis() as u64,
-                    "platform throttled us; pausing all fetches"
-                );
-                let mut conn = self.pool.acquire().await?;
-                queue::requeue_job(&mut conn, job, pause).await?;
-                Ok(JobOutcome::Throttled)
-            }
-            Err(e) => self.record_failure(job, &e.to_string()).await,
-        }
-    }
-
-    async fn record_failure(&self, job: &ClaimedJob, error: &str) -> anyhow::Result<JobOutcome> {
-        let mut conn = self.pool.acquire().await?;
-        let state = queue::fail_job(&mut conn, job, error, &self.policy).await?;
-        Ok(match state.as_deref() {
-            Some("dead") => {
-                tracing::error!(kind = %job.kind, id = %job.id, error, "sync is dead after its last attempt");
-                JobOutcome::Dead
-            }
-            Some(_) => {
-                tracing::warn!(kind = %job.kind, id = %job.id, error, attempt = job.attempts + 1, "sync failed; will retry");
-                JobOutcome::Retrying
-            }
-            None => JobOutcome::LeaseLost,
-        })
-    }
-
     async fn listen(&self) -> Option<PgListener> {
         let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
         listener.listen(queue::NOTIFY_CHANNEL).await.ok()?;
@@ -238,6 +150,22 @@ impl SyncWorker {
             None => {
                 tokio::select! { _ = poll => {}, _ = cancel.cancelled() => return }
                 *listener = self.listen().await;
+            }
+        }
+    }
+
+    /// Queues the reconciliation fetches that are due; returns how many.
+    pub async fn promote_due_reconciliations(&self) -> u64 {
+        match queue::promote_due_reconciliations(&self.pool, &self.merchant_code).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(payments = n, "reconciling payments not final yet");
+                }
+                n
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not queue reconciliations");
+                0
             }
         }
     }
