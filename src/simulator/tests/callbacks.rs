@@ -137,8 +137,11 @@ async fn callbacks_are_given_up_after_five_attempts() {
 async fn payments_finalise_on_schedule_with_injected_duplicates_and_unknown_events() {
     let (url, mut seen) = start_receiver(0).await;
     let sim = start(SimulatorConfig {
-        duplicate_callback_rate: 1.0,
-        unknown_event_rate: 1.0,
+        faults: Faults {
+            duplicate_callback_rate: 1.0,
+            unknown_event_rate: 1.0,
+            ..Faults::default()
+        },
         ..config_for(url)
     })
     .await;
