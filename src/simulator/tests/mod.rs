@@ -2,6 +2,7 @@
 
 mod admin;
 mod callbacks;
+mod faults;
 mod platform;
 
 use std::str::FromStr;
