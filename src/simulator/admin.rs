@@ -1,5 +1,6 @@
 //! Admin routes under `/_sim/` (no version header, not logged or throttled):
-//! create payments, change their status, list them, read the counters.
+//! create payments, change their status, list them, read the counters, read
+//! and replace the faults.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::faults::Faults;
 use super::lifecycle::{self, PROCESSING};
 use super::platform_routes::describe;
 use super::state::Shared;
@@ -26,6 +28,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/payments", post(create_payment).get(list_payments))
         .route("/_sim/payments/{kind}/{id}/status", post(change_status))
         .route("/_sim/stats", get(show_stats))
+        .route("/_sim/faults", get(show_faults).put(replace_faults))
         .with_state(shared)
 }
 
@@ -128,6 +131,25 @@ async fn show_stats(State(shared): State<Arc<Shared>>) -> Response {
         .map(|at| at.elapsed().as_millis() as u64);
     body["lastCallbackSentMsAgo"] = json!(ago);
     Json(body).into_response()
+}
+
+/// Answers `GET /_sim/faults` with the faults in force.
+async fn show_faults(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.faults()).into_response()
+}
+
+/// Answers `PUT /_sim/faults`: replaces every fault (omitted ones become "no
+/// fault") and answers 200 with them, or 400 for a bad body or rate.
+async fn replace_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let faults = match serde_json::from_slice::<Faults>(&body) {
+        Ok(faults) => faults,
+        Err(e) => return describe(StatusCode::BAD_REQUEST, &format!("invalid faults: {e}")),
+    };
+    if let Err(reason) = faults.validate() {
+        return describe(StatusCode::BAD_REQUEST, &reason);
+    }
+    shared.set_faults(faults);
+    Json(faults).into_response()
 }
 
 /// Returns `{"kind", "id", "status"}`.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::faults::chance;
 use super::payment::Payment;
 use super::state::Shared;
 
@@ -20,32 +21,28 @@ pub const UNKNOWN_EVENT: &str = "payment.noteAdded";
 
 /// Starts background deliveries announcing that `payment` changed; returns at once.
 ///
-/// Applies the configured faults: the callback may be dropped, sent twice, or
-/// followed by one with an unknown event type.
+/// Applies the faults in force: the callback may be dropped, sent twice,
+/// followed by one with an unknown event type, or delayed at random.
 pub fn announce(shared: &Arc<Shared>, payment: &Payment) {
     let Some(url) = callback_url(shared, payment) else {
         return;
     };
-    let config = &shared.config;
-    if chance(config.drop_callback_rate) {
+    let faults = shared.faults();
+    if chance(faults.drop_callback_rate) {
         shared.mutate(|state| state.stats.callbacks_dropped += 1);
         return;
     }
     let id = payment.id.as_str();
-    spawn_delivery(
-        shared,
-        url.clone(),
-        json!({"idEntity": id, "event": STATUS_CHANGE}),
-    );
-    if chance(config.duplicate_callback_rate) {
-        spawn_delivery(
-            shared,
-            url.clone(),
-            json!({"idEntity": id, "event": STATUS_CHANGE}),
-        );
+    let status_change = json!({"idEntity": id, "event": STATUS_CHANGE});
+    let mut bodies = vec![status_change.clone()];
+    if chance(faults.duplicate_callback_rate) {
+        bodies.push(status_change);
     }
-    if chance(config.unknown_event_rate) {
-        spawn_delivery(shared, url, json!({"idEntity": id, "event": UNKNOWN_EVENT}));
+    if chance(faults.unknown_event_rate) {
+        bodies.push(json!({"idEntity": id, "event": UNKNOWN_EVENT}));
+    }
+    for body in bodies {
+        spawn_delivery(shared, url.clone(), body, faults.callback_delay());
     }
 }
 
@@ -60,19 +57,21 @@ fn callback_url(shared: &Shared, payment: &Payment) -> Option<String> {
     Some(format!("{base}/callbacks/{}", payment.kind.plural()))
 }
 
-/// Returns true with probability `rate` (values outside 0..=1 act as 0 or 1).
-pub fn chance(rate: f64) -> bool {
-    rate > 0.0 && rand::random::<f64>() < rate
-}
-
-/// Spawns one callback's delivery with retries; it stops early on shutdown.
-fn spawn_delivery(shared: &Arc<Shared>, url: String, body: serde_json::Value) {
+/// Spawns one callback's delivery with retries, its first attempt after
+/// `delay`; it stops early on shutdown.
+fn spawn_delivery(shared: &Arc<Shared>, url: String, body: serde_json::Value, delay: Duration) {
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let cancel = shared.cancel.clone();
+        let delivery = async {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            deliver_with_retries(&shared, &url, &body).await;
+        };
         tokio::select! {
             _ = cancel.cancelled() => {}
-            _ = deliver_with_retries(&shared, &url, &body) => {}
+            _ = delivery => {}
         }
     });
 }

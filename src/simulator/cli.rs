@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::builder::BoolishValueParser;
 
-use super::{Simulator, SimulatorConfig};
+use super::{Faults, Simulator, SimulatorConfig};
 
 /// Flags of `paymirror simulator`; each can also come from a `SIMULATOR_*` variable.
 #[derive(clap::Args, Debug, Clone)]
@@ -29,21 +30,6 @@ pub struct SimulatorArgs {
     /// Accepted requests per sliding second; more are answered 429.
     #[arg(long, env = "SIMULATOR_MAX_RPS", default_value_t = 10)]
     pub max_rps: u32,
-    /// Extra delay before answering GET /payins|payouts/{id}.
-    #[arg(long, env = "SIMULATOR_LATENCY_MS", default_value_t = 0)]
-    pub latency_ms: u64,
-    /// Probability (0..=1) that a callback is sent twice.
-    #[arg(long, env = "SIMULATOR_DUPLICATE_CALLBACK_RATE", default_value_t = 0.0, value_parser = parse_rate)]
-    pub duplicate_callback_rate: f64,
-    /// Probability (0..=1) of an extra callback with an unknown event type.
-    #[arg(long, env = "SIMULATOR_UNKNOWN_EVENT_RATE", default_value_t = 0.0, value_parser = parse_rate)]
-    pub unknown_event_rate: f64,
-    /// Probability (0..=1) that a callback is never sent.
-    #[arg(long, env = "SIMULATOR_DROP_CALLBACK_RATE", default_value_t = 0.0, value_parser = parse_rate)]
-    pub drop_callback_rate: f64,
-    /// Probability (0..=1) that a platform request is answered 500.
-    #[arg(long, env = "SIMULATOR_ERROR_RATE", default_value_t = 0.0, value_parser = parse_rate)]
-    pub error_rate: f64,
     /// Pause between callback attempts (the platform: 120000).
     #[arg(
         long,
@@ -51,6 +37,78 @@ pub struct SimulatorArgs {
         default_value_t = 120_000
     )]
     pub callback_retry_interval_ms: u64,
+    /// The faults at start (`PUT /_sim/faults` changes them while running).
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Fault flags of `paymirror simulator`; see [`Faults`] for what each does.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FaultArgs {
+    /// Extra delay before answering GET /payins|payouts/{id}.
+    #[arg(long, env = "SIMULATOR_LATENCY_MS", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// A further random 0..=N ms on top of --latency-ms.
+    #[arg(long, env = "SIMULATOR_LATENCY_JITTER_MS", default_value_t = 0)]
+    pub latency_jitter_ms: u64,
+    /// Probability (0..=1) that an admitted platform request is answered 500.
+    #[arg(long, env = "SIMULATOR_ERROR_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub error_rate: f64,
+    /// Probability (0..=1) that an admitted platform request is answered 429 anyway.
+    #[arg(long, env = "SIMULATOR_THROTTLE_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub throttle_rate: f64,
+    /// Every 429 carries Retry-After: N (by default none, as on the platform).
+    #[arg(long, env = "SIMULATOR_RETRY_AFTER_SECS")]
+    pub retry_after_secs: Option<u64>,
+    /// Tokens expire at most N seconds after issue, whatever validitySecs asked.
+    #[arg(long, env = "SIMULATOR_TOKEN_LIFETIME_CAP_SECS")]
+    pub token_lifetime_cap_secs: Option<u64>,
+    /// A payment answers 410 to fetches for N ms after its creation.
+    #[arg(long, env = "SIMULATOR_INVISIBLE_FOR_MS", default_value_t = 0)]
+    pub invisible_for_ms: u64,
+    /// Probability (0..=1) that a callback is never sent.
+    #[arg(long, env = "SIMULATOR_DROP_CALLBACK_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub drop_callback_rate: f64,
+    /// Probability (0..=1) that a callback is sent twice.
+    #[arg(long, env = "SIMULATOR_DUPLICATE_CALLBACK_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub duplicate_callback_rate: f64,
+    /// Probability (0..=1) of an extra callback with an unknown event type.
+    #[arg(long, env = "SIMULATOR_UNKNOWN_EVENT_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub unknown_event_rate: f64,
+    /// Each callback waits a random 0..=N ms first, so callbacks can arrive out of order.
+    #[arg(long, env = "SIMULATOR_CALLBACK_DELAY_JITTER_MS", default_value_t = 0)]
+    pub callback_delay_jitter_ms: u64,
+    /// Probability (0..=1) that a 200 payment fetch carries a body that does not parse.
+    #[arg(long, env = "SIMULATOR_MALFORMED_BODY_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub malformed_body_rate: f64,
+    /// Answer every fetch and token request 406 MERCHANT_INACTIVE.
+    #[arg(long, env = "SIMULATOR_MERCHANT_INACTIVE", value_parser = BoolishValueParser::new())]
+    pub merchant_inactive: bool,
+    /// Answer every fetch 403, as if the token lacked the operation.
+    #[arg(long, env = "SIMULATOR_FORBID_OPERATIONS", value_parser = BoolishValueParser::new())]
+    pub forbid_operations: bool,
+}
+
+impl From<&FaultArgs> for Faults {
+    /// Returns the faults the flags describe.
+    fn from(args: &FaultArgs) -> Self {
+        Faults {
+            latency_ms: args.latency_ms,
+            latency_jitter_ms: args.latency_jitter_ms,
+            error_rate: args.error_rate,
+            throttle_rate: args.throttle_rate,
+            retry_after_secs: args.retry_after_secs,
+            token_lifetime_cap_secs: args.token_lifetime_cap_secs,
+            invisible_for_ms: args.invisible_for_ms,
+            drop_callback_rate: args.drop_callback_rate,
+            duplicate_callback_rate: args.duplicate_callback_rate,
+            unknown_event_rate: args.unknown_event_rate,
+            callback_delay_jitter_ms: args.callback_delay_jitter_ms,
+            malformed_body_rate: args.malformed_body_rate,
+            merchant_inactive: args.merchant_inactive,
+            forbid_operations: args.forbid_operations,
+        }
+    }
 }
 
 impl From<&SimulatorArgs> for SimulatorConfig {
@@ -62,11 +120,7 @@ impl From<&SimulatorArgs> for SimulatorConfig {
             max_rps: args.max_rps,
             callback_base_url: args.callback_base_url.clone(),
             callback_retry_interval: Duration::from_millis(args.callback_retry_interval_ms),
-            latency: Duration::from_millis(args.latency_ms),
-            duplicate_callback_rate: args.duplicate_callback_rate,
-            unknown_event_rate: args.unknown_event_rate,
-            drop_callback_rate: args.drop_callback_rate,
-            error_rate: args.error_rate,
+            faults: Faults::from(&args.faults),
         }
     }
 }
@@ -114,7 +168,48 @@ mod tests {
         let config = SimulatorConfig::from(&cli.args);
         assert_eq!((config.max_rps, config.merchant_code.as_str()), (10, "M1"));
         assert_eq!(config.callback_retry_interval, Duration::from_secs(120));
+        assert_eq!(config.faults, Faults::default());
         assert!(Cli::try_parse_from(["sim", "--error-rate", "1.5"]).is_err());
+        assert!(Cli::try_parse_from(["sim", "--throttle-rate", "-0.1"]).is_err());
         assert!(Cli::try_parse_from(["sim", "--duplicate-callback-rate", "0.25"]).is_ok());
+    }
+
+    #[test]
+    fn every_fault_has_a_flag() {
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--latency-ms=5",
+            "--latency-jitter-ms=6",
+            "--error-rate=0.1",
+            "--throttle-rate=0.2",
+            "--retry-after-secs=3",
+            "--token-lifetime-cap-secs=90",
+            "--invisible-for-ms=700",
+            "--drop-callback-rate=0.3",
+            "--duplicate-callback-rate=0.4",
+            "--unknown-event-rate=0.5",
+            "--callback-delay-jitter-ms=800",
+            "--malformed-body-rate=0.6",
+            "--merchant-inactive",
+            "--forbid-operations",
+        ])
+        .unwrap();
+        let expected = Faults {
+            latency_ms: 5,
+            latency_jitter_ms: 6,
+            error_rate: 0.1,
+            throttle_rate: 0.2,
+            retry_after_secs: Some(3),
+            token_lifetime_cap_secs: Some(90),
+            invisible_for_ms: 700,
+            drop_callback_rate: 0.3,
+            duplicate_callback_rate: 0.4,
+            unknown_event_rate: 0.5,
+            callback_delay_jitter_ms: 800,
+            malformed_body_rate: 0.6,
+            merchant_inactive: true,
+            forbid_operations: true,
+        };
+        assert_eq!(SimulatorConfig::from(&cli.args).faults, expected);
     }
 }

@@ -1,15 +1,16 @@
 //! The gate every platform request passes first: it is logged, throttled,
-//! version-checked and, with `error_rate`, answered 500 as an injected fault.
+//! version-checked and, with `throttle_rate` or `error_rate`, answered 429 or
+//! 500 as an injected fault.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::callbacks::chance;
+use super::faults::chance;
 use super::platform_routes::describe;
 use super::state::{RecordedRequest, Shared};
 
@@ -19,7 +20,7 @@ pub const VERSION_HEADER: HeaderName = HeaderName::from_static("x-api-version");
 pub const API_VERSION: &str = "2";
 
 /// Returns the answer to a platform request: 429 above the rate limit, 404
-/// without the right version, an injected 500, or the route's own answer.
+/// without the right version, an injected 429 or 500, or the route's own answer.
 pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let mut record = record_of(&request);
     let arrival = shared.mutate(|state| {
@@ -27,15 +28,19 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
         record.at = Instant::now();
         state.arrive(record, shared.config.max_rps)
     });
+    let faults = shared.faults();
     if !arrival.admitted {
-        return describe(StatusCode::TOO_MANY_REQUESTS, "too many requests");
+        return throttled(faults.retry_after_secs, "too many requests");
     }
     let response = if !has_supported_version(request.headers()) {
         describe(
             StatusCode::NOT_FOUND,
             "unsupported or missing X-API-Version",
         )
-    } else if chance(shared.config.error_rate) {
+    } else if chance(faults.throttle_rate) {
+        shared.mutate(|state| state.stats.throttled_injected += 1);
+        throttled(faults.retry_after_secs, "too many requests (injected)")
+    } else if chance(faults.error_rate) {
         describe(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error (injected)",
@@ -45,6 +50,18 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
     };
     let status = response.status().as_u16();
     shared.mutate(|state| state.finish(arrival.seq, status));
+    response
+}
+
+/// Returns a 429 with `{"description"}`, carrying `Retry-After` only if
+/// `retry_after_secs` is set (the real platform promises none).
+fn throttled(retry_after_secs: Option<u64>, description: &str) -> Response {
+    let mut response = describe(StatusCode::TOO_MANY_REQUESTS, description);
+    if let Some(secs) = retry_after_secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     response
 }
 

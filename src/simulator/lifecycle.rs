@@ -1,7 +1,7 @@
 //! How payments come to exist and change status; every change is announced by callback.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
@@ -25,6 +25,7 @@ pub fn create_payment(shared: &Arc<Shared>, new: NewPayment) {
         payment_method_code: new.payment_method_code,
         status: PROCESSING.to_owned(),
         created_at: Utc::now(),
+        created_instant: Instant::now(),
         processed_at: None,
         is_test: new.is_test,
         callback_url: new.callback_url,

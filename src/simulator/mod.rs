@@ -5,6 +5,7 @@
 mod admin;
 mod callbacks;
 mod cli;
+mod faults;
 mod gate;
 mod jwt;
 mod lifecycle;
@@ -25,7 +26,8 @@ use tokio::task::JoinHandle;
 use crate::domain::{PaymentId, PaymentKind};
 use state::Shared;
 
-pub use cli::{run, SimulatorArgs};
+pub use cli::{run, FaultArgs, SimulatorArgs};
+pub use faults::Faults;
 pub use state::{RecordedRequest, SimStats};
 
 /// How the simulated platform behaves.
@@ -40,20 +42,13 @@ pub struct SimulatorConfig {
     pub callback_base_url: Option<String>,
     /// Pause between callback attempts (the platform: 2 minutes).
     pub callback_retry_interval: Duration,
-    /// Extra delay before answering `GET /payins|payouts/{id}`.
-    pub latency: Duration,
-    /// Probability (0..=1) that a callback is sent twice.
-    pub duplicate_callback_rate: f64,
-    /// Probability that an extra callback with an unknown event type follows.
-    pub unknown_event_rate: f64,
-    /// Probability that a callback is not sent at all.
-    pub drop_callback_rate: f64,
-    /// Probability that an admitted platform request is answered 500.
-    pub error_rate: f64,
+    /// The faults at start; [`Simulator::set_faults`] replaces them while running.
+    pub faults: Faults,
 }
 
 impl Default for SimulatorConfig {
-    /// Returns the real platform's behaviour with the simulator's own credentials.
+    /// Returns the real platform's behaviour, without faults, with the
+    /// simulator's own credentials.
     fn default() -> Self {
         SimulatorConfig {
             merchant_code: "M1".into(),
@@ -61,11 +56,7 @@ impl Default for SimulatorConfig {
             max_rps: 10,
             callback_base_url: None,
             callback_retry_interval: Duration::from_secs(120),
-            latency: Duration::ZERO,
-            duplicate_callback_rate: 0.0,
-            unknown_event_rate: 0.0,
-            drop_callback_rate: 0.0,
-            error_rate: 0.0,
+            faults: Faults::default(),
         }
     }
 }
@@ -167,14 +158,25 @@ impl Simulator {
         self.shared.read(|state| state.stats.clone())
     }
 
-    /// Changes the extra delay before answering payment fetches.
     /// Invalidates every token issued so far (the platform rotated its key).
     pub fn revoke_tokens(&self) {
         self.shared.rotate_keys();
     }
 
+    /// Changes the extra delay before answering payment fetches (whole
+    /// milliseconds; the other faults stay as they are).
     pub fn set_latency(&self, d: Duration) {
         self.shared.set_latency(d);
+    }
+
+    /// Returns the faults in force now.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults()
+    }
+
+    /// Replaces every fault at once; requests and callbacks from now on see them.
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.set_faults(faults);
     }
 
     /// Resolves once `pred` holds, re-checking after every recorded request,

@@ -1,5 +1,7 @@
 //! One simulated payment and the document `GET /payins/{id}` answers with.
 
+use std::time::Instant;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{json, Value};
@@ -19,6 +21,8 @@ pub struct Payment {
     pub payment_method_code: String,
     pub status: String,
     pub created_at: DateTime<Utc>,
+    /// When the simulator created it, on the monotonic clock (for `invisible_for_ms`).
+    pub created_instant: Instant,
     pub processed_at: Option<DateTime<Utc>>,
     pub is_test: bool,
     pub callback_url: Option<String>,
@@ -143,6 +147,7 @@ mod tests {
             payment_method_code: "UPIQR".into(),
             status: "PROCESSING".into(),
             created_at: Utc::now(),
+            created_instant: Instant::now(),
             processed_at: None,
             is_test: true,
             callback_url: None,

@@ -2,16 +2,18 @@
 //! `GET /payouts/{id}`, behind the gate that logs, throttles and checks the version.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::faults::{chance, Faults};
 use super::gate::gate;
 use super::jwt::{compile_operation, TokenError};
 use super::state::Shared;
@@ -39,8 +41,13 @@ pub fn describe(status: StatusCode, description: &str) -> Response {
 }
 
 /// Returns a 406 with the platform's coded error body.
-fn not_acceptable(body: serde_json::Value) -> Response {
+fn not_acceptable(body: Value) -> Response {
     (StatusCode::NOT_ACCEPTABLE, Json(body)).into_response()
+}
+
+/// Returns the 406 the platform answers for a merchant it has deactivated.
+fn merchant_inactive() -> Response {
+    not_acceptable(json!({"code": "MERCHANT_INACTIVE", "description": "the merchant is inactive"}))
 }
 
 /// The body of `POST /auth-tokens`.
@@ -55,7 +62,10 @@ struct TokenRequest {
 }
 
 /// Answers `POST /auth-tokens` with a signed token, or the platform's error
-/// for a bad body, validity, merchant, secret or operation.
+/// for a bad body, validity, merchant, inactive merchant, secret or operation.
+///
+/// With `token_lifetime_cap_secs` the token's `exp` may come sooner than
+/// `validitySecs` asked: clients must read `exp`, not trust their request.
 async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let Ok(request) = serde_json::from_slice::<TokenRequest>(&body) else {
         return describe(
@@ -73,6 +83,10 @@ async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
     if request.merchant_code != shared.config.merchant_code {
         return not_acceptable(json!({"code": "MERCHANT_NOT_FOUND"}));
     }
+    let faults = shared.faults();
+    if faults.merchant_inactive {
+        return merchant_inactive();
+    }
     if request.secret != shared.config.secret {
         return describe(
             StatusCode::FORBIDDEN,
@@ -86,10 +100,13 @@ async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
     {
         return not_acceptable(json!({"code": "OPERATION_INVALID", "attrCode": "operations"}));
     }
+    let lifetime = faults
+        .token_lifetime_cap_secs
+        .map_or(validity, |cap| validity.min(cap));
     let now = jsonwebtoken::get_current_timestamp();
     match shared
         .keys()
-        .issue(&request.merchant_code, request.operations, now, validity)
+        .issue(&request.merchant_code, request.operations, now, lifetime)
     {
         Ok(token) => {
             shared.mutate(|state| state.stats.tokens_issued += 1);
@@ -123,7 +140,8 @@ async fn fetch_payout(
 }
 
 /// Returns the payment's document (401/403 for a token that does not allow
-/// the request, 410 for an unknown id), after the configured latency.
+/// the request, 410 for an unknown or not yet visible id, or a fault's
+/// answer), after the configured latency and jitter.
 ///
 /// The answer is computed first and delayed afterwards, so it reflects the
 /// state at arrival even if the payment changes while the answer is delayed.
@@ -134,22 +152,33 @@ async fn fetch_payment(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Response {
-    let answer = answer_fetch(shared, kind, id, uri, headers);
-    let latency = shared.latency();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+    let faults = shared.faults();
+    let answer = answer_fetch(shared, &faults, kind, id, uri, headers);
+    let delay = faults.fetch_delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     answer
 }
 
-/// Returns the answer to a payment fetch as of now.
+/// Returns the answer to a payment fetch as of now, under `faults`.
 fn answer_fetch(
     shared: &Shared,
+    faults: &Faults,
     kind: PaymentKind,
     id: &str,
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Response {
+    if faults.merchant_inactive {
+        return merchant_inactive();
+    }
+    if faults.forbid_operations {
+        return describe(
+            StatusCode::FORBIDDEN,
+            "the token does not allow this operation (injected)",
+        );
+    }
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
@@ -169,16 +198,34 @@ fn answer_fetch(
             )
         }
     }
-    let document = PaymentId::parse(id)
-        .ok()
-        .and_then(|id| shared.read(|state| state.payments.get(&(kind, id)).map(|p| p.document())));
+    let invisible_for = Duration::from_millis(faults.invisible_for_ms);
+    let document = PaymentId::parse(id).ok().and_then(|id| {
+        shared.read(|state| {
+            let payment = state.payments.get(&(kind, id))?;
+            // A fresh payment may not be visible to the platform's API yet.
+            (payment.created_instant.elapsed() >= invisible_for).then(|| payment.document())
+        })
+    });
     match document {
+        Some(document) if chance(faults.malformed_body_rate) => malformed(&document),
         Some(document) => Json(document).into_response(),
         None => describe(
             StatusCode::GONE,
             &format!("no {} with this id", kind.as_str()),
         ),
     }
+}
+
+/// Returns a 200 `application/json` answer whose body does not parse as the
+/// payment document: at random, an unrelated object or the document cut in half.
+fn malformed(document: &Value) -> Response {
+    let body = if rand::random() {
+        r#"{"unexpected": true}"#.to_owned()
+    } else {
+        let text = document.to_string();
+        text.chars().take(text.chars().count() / 2).collect()
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Answers any other path the way the platform does: 404.

@@ -2,7 +2,6 @@
 //! and counters, behind one short-lived lock, plus a change signal for waiters.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::faults::Faults;
 use super::jwt::TokenKeys;
 use super::payment::Payment;
 use super::window::SlidingWindow;
@@ -48,8 +48,15 @@ pub struct SimStats {
     pub callbacks_given_up: u64,
     /// Callbacks deliberately not sent (`drop_callback_rate`).
     pub callbacks_dropped: u64,
-    /// Most requests received within any one-second window.
+    /// Requests answered 429 by the sliding-window throttle (above `max_rps`).
+    pub throttled_by_window: u64,
+    /// Requests the window admitted but answered 429 anyway (`throttle_rate`).
+    pub throttled_injected: u64,
+    /// Most requests received within any sliding one-second window.
     pub peak_requests_per_second: u64,
+    /// Most requests the window admitted (not answered 429 by it) within any
+    /// sliding one-second window; never above `max_rps`.
+    pub peak_admitted_per_second: u64,
     #[serde(skip)]
     pub last_callback_sent_at: Option<Instant>,
 }
@@ -82,8 +89,13 @@ impl SimState {
         self.stats.requests += 1;
         let admitted = self.accepted.try_admit(now, max_rps as usize);
         let seq = self.log_base + self.log.len() as u64;
-        if !admitted {
+        if admitted {
+            let in_window = self.accepted.count_at(now) as u64;
+            self.stats.peak_admitted_per_second =
+                self.stats.peak_admitted_per_second.max(in_window);
+        } else {
             request.status = 429;
+            self.stats.throttled_by_window += 1;
             *self.stats.by_status.entry(429).or_default() += 1;
         }
         self.log.push_back(request);
@@ -113,11 +125,13 @@ impl SimState {
 
 /// State shared by the server, background tasks and the [`super::Simulator`] handle.
 pub struct Shared {
+    /// The configuration at start; its `faults` are only the initial ones,
+    /// read the current ones with [`Shared::faults`].
     pub config: SimulatorConfig,
     keys: RwLock<Arc<TokenKeys>>,
     pub http: reqwest::Client,
     pub cancel: CancellationToken,
-    latency_nanos: AtomicU64,
+    faults: RwLock<Faults>,
     state: Mutex<SimState>,
     changes: watch::Sender<u64>,
 }
@@ -125,13 +139,13 @@ pub struct Shared {
 impl Shared {
     /// Returns fresh shared state for `config`.
     pub fn new(config: SimulatorConfig, http: reqwest::Client) -> Self {
-        let latency_nanos = AtomicU64::new(duration_nanos(config.latency));
+        let faults = RwLock::new(config.faults);
         Shared {
             config,
             keys: RwLock::new(Arc::new(TokenKeys::random())),
             http,
             cancel: CancellationToken::new(),
-            latency_nanos,
+            faults,
             state: Mutex::new(SimState::default()),
             changes: watch::Sender::new(0),
         }
@@ -165,15 +179,23 @@ impl Shared {
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(TokenKeys::random());
     }
 
-    /// Returns the extra delay currently applied to payment fetches.
-    pub fn latency(&self) -> Duration {
-        Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed))
+    /// Returns the faults in force now.
+    pub fn faults(&self) -> Faults {
+        *self.faults.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Changes the extra delay applied to payment fetches.
+    /// Replaces the faults in force.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// Changes only the extra delay applied to payment fetches (whole milliseconds).
     pub fn set_latency(&self, latency: Duration) {
-        self.latency_nanos
-            .store(duration_nanos(latency), Ordering::Relaxed);
+        let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.faults
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .latency_ms = latency_ms;
     }
 
     /// Returns the state guard; a panic elsewhere while holding it leaves plain
@@ -183,9 +205,4 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-/// Returns `d` in nanoseconds, saturating at `u64::MAX` (about 584 years).
-fn duration_nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -137,8 +137,11 @@ async fn callbacks_are_given_up_after_five_attempts() {
 async fn payments_finalise_on_schedule_with_injected_duplicates_and_unknown_events() {
     let (url, mut seen) = start_receiver(0).await;
     let sim = start(SimulatorConfig {
-        duplicate_callback_rate: 1.0,
-        unknown_event_rate: 1.0,
+        faults: Faults {
+            duplicate_callback_rate: 1.0,
+            unknown_event_rate: 1.0,
+            ..Faults::default()
+        },
         ..config_for(url)
     })
     .await;
@@ -193,4 +196,57 @@ async fn wait_until_times_out_when_the_condition_never_holds() {
         .wait_until(Duration::from_millis(50), |s| s.stats().requests > 0)
         .await;
     assert!(outcome.is_err());
+}
+
+#[tokio::test]
+async fn dropped_callbacks_are_counted_and_never_sent() {
+    let (url, mut seen) = start_receiver(0).await;
+    let sim = start(config_for(url)).await;
+    sim.set_faults(Faults {
+        drop_callback_rate: 1.0,
+        ..Faults::default()
+    });
+    sim.create_payment(new_payment(PaymentKind::Payin, "DR-1", "1"))
+        .await;
+    sim.wait_until(PATIENCE, |s| s.stats().callbacks_dropped == 1)
+        .await
+        .unwrap();
+    sim.set_faults(Faults::default());
+    assert!(
+        sim.set_status(PaymentKind::Payin, &id("DR-1"), "SUCCESS")
+            .await
+    );
+    // The only callback that arrives is the one sent after the fault was lifted.
+    assert_eq!(next(&mut seen).await.1["idEntity"], "DR-1");
+    sim.wait_until(PATIENCE, |s| s.stats().callbacks_delivered == 1)
+        .await
+        .unwrap();
+    assert_eq!(sim.stats().callbacks_sent, 1);
+}
+
+#[tokio::test]
+async fn callback_delay_jitter_spreads_and_reorders_deliveries() {
+    let (url, mut seen) = start_receiver(0).await;
+    let sim = start(config_for(url)).await;
+    sim.set_faults(Faults {
+        callback_delay_jitter_ms: 1000,
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let created: Vec<String> = (0..20).map(|n| format!("RO-{n:02}")).collect();
+    for raw in &created {
+        sim.create_payment(new_payment(PaymentKind::Payin, raw, "1"))
+            .await;
+    }
+    let mut arrived = Vec::new();
+    for _ in 0..created.len() {
+        let body = next(&mut seen).await.1;
+        arrived.push(body["idEntity"].as_str().unwrap().to_owned());
+    }
+    // Twenty delays drawn from 0..=1000 ms: all below 300 ms, or all in
+    // creation order, would mean the jitter was not applied.
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_ne!(arrived, created, "callbacks arrived in creation order");
+    arrived.sort();
+    assert_eq!(arrived, created, "every callback arrives exactly once");
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod callbacks;
+mod faults;
 mod platform;
 
 use std::str::FromStr;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
-use super::{NewPayment, Simulator, SimulatorConfig};
+use super::{Faults, NewPayment, Simulator, SimulatorConfig};
 use crate::domain::{PaymentId, PaymentKind};
 
 /// How long any awaited condition may take before the test fails.

@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 use super::*;
 
 /// Returns the answer to `POST /auth-tokens` with the simulator's credentials.
-async fn request_token(
+pub(super) async fn request_token(
     http: &reqwest::Client,
     sim: &Simulator,
     operations: &[&str],
