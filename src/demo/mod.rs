@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::Application;
 use crate::config::Settings;
 use crate::domain::PaymentKind;
-use crate::simulator::{NewPayment, Simulator, SimulatorConfig};
+use crate::simulator::{Faults, NewPayment, Simulator, SimulatorConfig};
 
 pub use report::{Comparison, DemoReport, Mismatch};
 
@@ -173,8 +173,11 @@ fn simulator_config(app_url: &str, merchant_code: &str) -> SimulatorConfig {
         secret: SECRET.into(),
         callback_base_url: Some(app_url.into()),
         callback_retry_interval: Duration::from_millis(500),
-        duplicate_callback_rate: 0.2,
-        unknown_event_rate: 0.1,
+        faults: Faults {
+            duplicate_callback_rate: 0.2,
+            unknown_event_rate: 0.1,
+            ..Faults::default()
+        },
         ..SimulatorConfig::default()
     }
 }
