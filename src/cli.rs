@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{Application, MIGRATOR};
 use crate::config::{LogSettings, Settings};
 use crate::demo::{self, DemoArgs};
+use crate::queue;
 use crate::simulator::{self, SimulatorArgs};
 use crate::telemetry;
 use crate::tokens::{self, Permission};
@@ -36,11 +37,32 @@ pub enum Command {
     /// Manage API tokens for /v1.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Inspect and retry syncs that gave up.
+    #[command(subcommand)]
+    Syncs(SyncsCommand),
     /// Serve a stand-in of the payment platform (tokens, throttle, callbacks, faults).
     Simulator(SimulatorArgs),
     /// Run the simulator, paymirror and sample traffic on this machine, then print a summary
     /// (exit code 0 only if every stored status equals the simulator's).
     Demo(DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SyncsCommand {
+    /// List dead syncs (oldest death first).
+    Dead {
+        /// Only those that died at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+    /// Make dead syncs pending again with fresh attempts.
+    Retry {
+        /// Only those that died at or after this RFC 3339 time (default: all).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Healthcheck { url } => healthcheck(url).await,
         Command::Tokens(command) => run_tokens(command).await,
+        Command::Syncs(command) => run_syncs(command).await,
         Command::Simulator(args) => {
             telemetry::init(&LogSettings {
                 format: "text".into(),
@@ -138,6 +161,44 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             report.planned - report.comparison.matching,
             report.planned
         );
+    }
+    Ok(())
+}
+
+async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
+    let settings = load()?;
+    anyhow::ensure!(
+        !settings.platform.merchant_code.is_empty(),
+        "invalid configuration key platform.merchant_code (PAYMIRROR__PLATFORM__MERCHANT_CODE): is not set"
+    );
+    let merchant = settings.platform.merchant_code.as_str();
+    let pool = settings.database.pool()?;
+    MIGRATOR.run(&pool).await?;
+    let since = |raw: Option<String>| {
+        crate::api::parse_since(raw.as_deref()).map_err(|e| anyhow::anyhow!("--since: {e}"))
+    };
+    match command {
+        SyncsCommand::Dead { since: raw, limit } => {
+            let dead = queue::list_dead_syncs(&pool, merchant, since(raw)?, limit).await?;
+            println!(
+                "{:<7} {:<40} {:>8} {:<20} LAST ERROR",
+                "KIND", "ID", "ATTEMPTS", "DEAD SINCE"
+            );
+            for d in &dead {
+                let error = d.last_error.as_deref().unwrap_or("-");
+                let died = d.dead_since.format("%Y-%m-%dT%H:%M:%SZ");
+                println!(
+                    "{:<7} {:<40} {:>8} {:<20} {error}",
+                    d.kind, d.id, d.attempts, died
+                );
+            }
+            eprintln!("{} dead sync(s)", dead.len());
+        }
+        SyncsCommand::Retry { since: raw } => {
+            let retried = queue::retry_dead_syncs(&pool, merchant, since(raw)?).await?;
+            println!("{retried}");
+            eprintln!("{retried} dead sync(s) scheduled again");
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ mod auth;
 mod document;
 pub mod error;
 mod payments;
+mod syncs;
 
 use axum::routing::{get, post};
 use axum::{middleware, Router};
@@ -11,10 +12,13 @@ use axum::{middleware, Router};
 use crate::app::AppState;
 pub use document::PaymentDocument;
 pub use error::{error_response, render_foreign_errors, ApiError};
+pub use syncs::parse_since;
 
 /// `/v1/{payins|payouts}...`, every route behind the token check.
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
+        .route("/v1/dead-syncs", get(syncs::list))
+        .route("/v1/dead-syncs/retry", post(syncs::retry))
         .route("/v1/{kinds}", get(payments::list))
         .route("/v1/{kinds}/{id}", get(payments::show))
         .route("/v1/{kinds}/{id}/history", get(payments::history))

@@ -87,6 +87,9 @@ pub struct FaultArgs {
     /// Answer every fetch 403, as if the token lacked the operation.
     #[arg(long, env = "SIMULATOR_FORBID_OPERATIONS", value_parser = BoolishValueParser::new())]
     pub forbid_operations: bool,
+    /// Answer every fetch 401, as if every token were invalid.
+    #[arg(long, env = "SIMULATOR_REJECT_TOKENS", value_parser = BoolishValueParser::new())]
+    pub reject_tokens: bool,
 }
 
 impl From<&FaultArgs> for Faults {
@@ -107,6 +110,7 @@ impl From<&FaultArgs> for Faults {
             malformed_body_rate: args.malformed_body_rate,
             merchant_inactive: args.merchant_inactive,
             forbid_operations: args.forbid_operations,
+            reject_tokens: args.reject_tokens,
         }
     }
 }
@@ -192,6 +196,7 @@ mod tests {
             "--malformed-body-rate=0.6",
             "--merchant-inactive",
             "--forbid-operations",
+            "--reject-tokens",
         ])
         .unwrap();
         let expected = Faults {
@@ -209,6 +214,7 @@ mod tests {
             malformed_body_rate: 0.6,
             merchant_inactive: true,
             forbid_operations: true,
+            reject_tokens: true,
         };
         assert_eq!(SimulatorConfig::from(&cli.args).faults, expected);
     }

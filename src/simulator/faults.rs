@@ -46,6 +46,8 @@ pub struct Faults {
     pub merchant_inactive: bool,
     /// Every fetch is answered 403, as if the token lacked the operation.
     pub forbid_operations: bool,
+    /// Every fetch is answered 401, as if every token were invalid.
+    pub reject_tokens: bool,
 }
 
 impl Faults {

@@ -179,6 +179,9 @@ fn answer_fetch(
             "the token does not allow this operation (injected)",
         );
     }
+    if faults.reject_tokens {
+        return describe(StatusCode::UNAUTHORIZED, "the token is invalid (injected)");
+    }
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());

@@ -4,11 +4,14 @@
 mod budget;
 mod callbacks;
 mod cli;
+mod dead_syncs;
 mod demo;
+mod failures;
 mod helpers;
 mod logs;
 mod platform;
 mod queue;
+mod reconcile;
 mod status_api;
 mod sync;
 mod tokens;
