@@ -175,7 +175,7 @@ async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
     let pool = settings.database.pool()?;
     MIGRATOR.run(&pool).await?;
     let since = |raw: Option<String>| {
-        crate::api::parse_since(raw.as_deref()).map_err(|e| anyhow::anyhow!("--since: {e}"))
+        crate::api::parse_time(raw.as_deref(), "--since").map_err(anyhow::Error::from)
     };
     match command {
         SyncsCommand::Dead { since: raw, limit } => {

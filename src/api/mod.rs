@@ -3,6 +3,7 @@
 mod auth;
 mod document;
 pub mod error;
+mod params;
 mod payments;
 mod syncs;
 
@@ -12,7 +13,7 @@ use axum::{middleware, Router};
 use crate::app::AppState;
 pub use document::PaymentDocument;
 pub use error::{error_response, render_foreign_errors, ApiError};
-pub use syncs::parse_since;
+pub use params::parse_time;
 
 /// `/v1/{payins|payouts}...`, every route behind the token check.
 pub fn router(state: AppState) -> Router<AppState> {

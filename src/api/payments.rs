@@ -5,14 +5,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Path, Query};
+use super::params::{parse_limit, parse_time};
 use super::{ApiError, PaymentDocument};
 use crate::app::AppState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::queue::{enqueue_syncs, Priority};
 use crate::store::{self, HistoryEntry, ListFilter};
-
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
 
 /// Parses the `{kinds}` and `{id}` path segments; an unknown kind is an unknown route.
 fn parse_target(kinds: &str, id: &str) -> Result<(PaymentKind, PaymentId), ApiError> {
@@ -127,25 +125,8 @@ fn parse_list_query(query: ListQuery) -> Result<ListFilter, ApiError> {
         .filter(|s| !matches!(s, PaymentStatus::Other(_)))
         .map(|s| s.as_str().to_owned())
         .collect();
-    let updated_after = query
-        .updated_after
-        .map(|t| {
-            DateTime::parse_from_rfc3339(&t)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| ApiError::BadRequest("updatedAfter must be an RFC 3339 time".into()))
-        })
-        .transpose()?;
-    let limit = match query.limit {
-        None => DEFAULT_LIMIT,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if n >= 1 => n.min(MAX_LIMIT),
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "limit must be a whole number from 1 to {MAX_LIMIT}"
-                )))
-            }
-        },
-    };
+    let updated_after = parse_time(query.updated_after.as_deref(), "updatedAfter")?;
+    let limit = parse_limit(query.limit.as_deref())?;
     let after = query.cursor.map(|c| decode_cursor(&c)).transpose()?;
     Ok(ListFilter {
         statuses,
@@ -196,6 +177,6 @@ mod tests {
         })
         .expect("valid");
         assert_eq!(filter.statuses, vec!["SUCCESS", "FAILED"]);
-        assert_eq!(filter.limit, MAX_LIMIT);
+        assert_eq!(filter.limit, crate::api::params::MAX_LIMIT);
     }
 }
