@@ -190,7 +190,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// Prometheus text. Queue depth is read at scrape time: `pending`, `running` and
+/// `dead` counts come from partial indexes, so the scrape stays cheap.
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    record_queue_depth(&state).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -198,6 +201,32 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+}
+
+async fn record_queue_depth(state: &AppState) {
+    let depth: Result<Vec<(String, i64)>, _> = sqlx::query_as(
+        "select s.state, (select count(*) from sync_jobs j where j.merchant_code = $1 and j.state = s.state)
+         from (values ('pending'), ('running'), ('dead')) as s(state)",
+    )
+    .bind(&*state.merchant_code)
+    .fetch_all(&state.pool)
+    .await;
+    let oldest_due: Result<Option<f64>, _> = sqlx::query_scalar(
+        "select extract(epoch from now() - min(run_at))::float8 from sync_jobs
+         where merchant_code = $1 and state = 'pending' and run_at <= now()",
+    )
+    .bind(&*state.merchant_code)
+    .fetch_one(&state.pool)
+    .await;
+    match (depth, oldest_due) {
+        (Ok(depth), Ok(oldest)) => {
+            for (sync_state, count) in depth {
+                metrics::gauge!("paymirror_sync_jobs", "state" => sync_state).set(count as f64);
+            }
+            metrics::gauge!("paymirror_oldest_due_sync_seconds").set(oldest.unwrap_or(0.0));
+        }
+        _ => tracing::debug!("queue depth unavailable for /metrics"),
+    }
 }
 
 /// The process-wide Prometheus recorder, installed on first use (tests build many apps).

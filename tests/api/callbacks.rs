@@ -245,6 +245,10 @@ async fn health_readiness_and_metrics() {
         .await
         .expect("metrics text");
     assert!(metrics.contains("paymirror_callbacks_total"), "{metrics}");
+    assert!(
+        metrics.contains(r#"paymirror_sync_jobs{state="pending"} 1"#),
+        "{metrics}"
+    );
 
     app.db.take_down().await;
     assert_error(app.get("/readyz", None).await, 503).await;
