@@ -160,6 +160,10 @@ async fn drive(cluster: &Cluster, args: &Args, replicas: u32) -> anyhow::Result<
 /// callbacks going to replica `i % N`.
 async fn create_backlog(cluster: &Cluster, count: usize) -> anyhow::Result<()> {
     let urls = &cluster.callback_urls;
+    // Each payment is announced twice, milliseconds apart (creation, then SUCCESS).
+    // paymirror coalesces the pair, except when the second lands while the first one's
+    // fetch is in flight, which only happens in the first ~0.1 s, before the queue has
+    // filled up: then exactly one more fetch follows (SPEC §5), counted as a repeat.
     for i in 0..count {
         let id = PaymentId::parse(&format!("BENCH-{}", i + 1))?;
         cluster

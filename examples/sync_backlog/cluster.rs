@@ -2,10 +2,12 @@
 //! paymirror replicas sharing that database (and so the platform budget).
 
 use std::path::Path;
+use std::str::FromStr;
 
 use anyhow::Context;
 use reqwest::Url;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -31,9 +33,7 @@ impl BenchDatabase {
         let mut server = Url::parse(server_url).context("--database-url is not a URL")?;
         server.set_path("/postgres");
         let name = format!("paymirror_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect(server.as_str())
-            .await
-            .context("connecting to the `postgres` database")?;
+        let mut conn = connect_admin(&server).await?;
         // `name` is [a-z0-9_]: quoting it cannot be escaped.
         sqlx::query(&format!(r#"create database "{name}""#))
             .execute(&mut conn)
@@ -47,7 +47,7 @@ impl BenchDatabase {
 
     /// Drops the database, disconnecting whoever still holds a connection.
     pub async fn drop_now(&self) -> anyhow::Result<()> {
-        let mut conn = PgConnection::connect(self.server.as_str()).await?;
+        let mut conn = connect_admin(&self.server).await?;
         let sql = format!(r#"drop database if exists "{}" with (force)"#, self.name);
         sqlx::query(&sql)
             .execute(&mut conn)
@@ -56,6 +56,17 @@ impl BenchDatabase {
         let _ = conn.close().await;
         Ok(())
     }
+}
+
+/// Connects to the server's `postgres` database, without sqlx's slow-statement
+/// warnings (`drop database … with (force)` takes about a second).
+async fn connect_admin(server: &Url) -> anyhow::Result<PgConnection> {
+    let options = PgConnectOptions::from_str(server.as_str())
+        .context("--database-url is not a Postgres URL")?
+        .disable_statement_logging();
+    PgConnection::connect_with(&options)
+        .await
+        .context("connecting to the `postgres` database")
 }
 
 /// The simulator and the running replicas of one run.
