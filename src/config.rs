@@ -130,6 +130,23 @@ impl Settings {
         Ok(())
     }
 
+    /// Returns these settings pointed at a local database and simulator, listening on
+    /// an ephemeral port of 127.0.0.1: what the demo, the benchmark and the tests run.
+    pub fn pointed_at(
+        mut self,
+        database_url: &str,
+        platform_url: &str,
+        merchant_code: &str,
+        secret: &str,
+    ) -> Settings {
+        self.server.listen = "127.0.0.1:0".into();
+        self.database.url = database_url.to_owned().into();
+        self.platform.base_url = platform_url.into();
+        self.platform.merchant_code = merchant_code.into();
+        self.platform.secret = secret.to_owned().into();
+        self
+    }
+
     /// Checks what `serve` needs beyond the common keys: platform credentials and limits.
     pub fn validate_for_serve(&self) -> anyhow::Result<()> {
         let p = &self.platform;

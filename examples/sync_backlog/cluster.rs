@@ -151,12 +151,8 @@ impl Cluster {
 /// The project's configuration, pointed at this run's database and simulator.
 fn replica_settings(db: &BenchDatabase, sim_url: &str, max_rps: u32) -> anyhow::Result<Settings> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let mut settings = Settings::load_from(&dir)?;
-    settings.server.listen = "127.0.0.1:0".into();
-    settings.database.url = db.url.to_string().into();
-    settings.platform.base_url = sim_url.into();
-    settings.platform.merchant_code = MERCHANT.into();
-    settings.platform.secret = SECRET.to_owned().into();
+    let mut settings =
+        Settings::load_from(&dir)?.pointed_at(db.url.as_str(), sim_url, MERCHANT, SECRET);
     settings.platform.max_rps = max_rps;
     settings.platform.shared_budget = true;
     settings.sync.enabled = true;

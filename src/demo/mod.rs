@@ -139,12 +139,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
 
 /// The project's configuration, pointed at the demo's database and simulator.
 fn demo_settings(args: &DemoArgs, sim_url: &str, merchant_code: &str) -> anyhow::Result<Settings> {
-    let mut settings = base_settings()?;
-    settings.server.listen = "127.0.0.1:0".into();
-    settings.database.url = args.database_url.clone().into();
-    settings.platform.base_url = sim_url.into();
-    settings.platform.merchant_code = merchant_code.into();
-    settings.platform.secret = SECRET.to_owned().into();
+    let mut settings =
+        base_settings()?.pointed_at(&args.database_url, sim_url, merchant_code, SECRET);
     settings.sync.enabled = true;
     Ok(settings)
 }

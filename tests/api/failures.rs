@@ -8,7 +8,9 @@ use paymirror::simulator::{Faults, Simulator, SimulatorConfig};
 use paymirror::sync::JobOutcome;
 use serde_json::Value;
 
-use crate::helpers::{eventually, payment, requests_for, spawn_with_simulator, TestApp};
+use crate::helpers::{
+    eventually, payment, request_trail, requests_for, spawn_with_simulator, TestApp,
+};
 
 async fn app_with_payment(id: &str, faults: Faults) -> (TestApp, Simulator, String) {
     let (app, sim) = spawn_with_simulator(
@@ -96,11 +98,7 @@ async fn a_401_gets_one_token_refresh_then_backs_off() {
 
     assert_eq!(run_once(&app).await, [JobOutcome::Retrying]);
 
-    let trail: Vec<(String, u16)> = sim
-        .requests()
-        .iter()
-        .map(|r| (r.path.clone(), r.status))
-        .collect();
+    let trail = request_trail(&sim);
     let expected = [
         ("/auth-tokens", 200),
         ("/payins/UNAUTH-1", 401),

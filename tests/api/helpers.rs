@@ -96,14 +96,11 @@ impl Drop for TestDatabase {
 /// (tests drive [`SyncWorker::run_until_idle`]) unless a test turns them on.
 pub fn test_settings(db: &TestDatabase, platform_base_url: &str) -> Settings {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let mut settings = Settings::load_from(&dir).expect("configuration loads");
-    settings.server.listen = "127.0.0.1:0".into();
-    settings.database.url = db.url.to_string().into();
+    let mut settings = Settings::load_from(&dir)
+        .expect("configuration loads")
+        .pointed_at(db.url.as_str(), platform_base_url, "M1", "sim-secret");
     settings.database.acquire_timeout_ms = 1000;
     settings.database.max_connections = 5;
-    settings.platform.base_url = platform_base_url.into();
-    settings.platform.merchant_code = "M1".into();
-    settings.platform.secret = "sim-secret".to_owned().into();
     settings.sync.enabled = false;
     settings.sync.poll_interval_ms = 100;
     settings.sync.backoff_base_ms = 10;
@@ -269,6 +266,14 @@ pub fn payment(kind: PaymentKind, id: &str, amount: &str) -> NewPayment {
         callback_url: None,
         is_test: true,
     }
+}
+
+/// Every platform request the simulator received, as (path, answer status).
+pub fn request_trail(sim: &Simulator) -> Vec<(String, u16)> {
+    sim.requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.status))
+        .collect()
 }
 
 /// Platform requests the simulator received for one path.

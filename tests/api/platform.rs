@@ -4,7 +4,7 @@ use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::platform::{PlatformClient, RateLimiter};
 use paymirror::simulator::{Simulator, SimulatorConfig};
 
-use crate::helpers::{payment, requests_for, test_settings, TestDatabase};
+use crate::helpers::{payment, request_trail, requests_for, test_settings, TestDatabase};
 
 async fn simulator_and_client() -> (Simulator, PlatformClient, TestDatabase) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -67,11 +67,7 @@ async fn a_401_costs_one_token_refresh_and_one_retry() {
             .as_deref(),
         Some("9.99")
     );
-    let trail: Vec<(String, u16)> = sim
-        .requests()
-        .iter()
-        .map(|r| (r.path.clone(), r.status))
-        .collect();
+    let trail = request_trail(&sim);
     let expected = [
         ("/auth-tokens", 200),
         ("/payouts/R-1", 200),

@@ -28,6 +28,16 @@ async fn await_status(app: &TestApp, token: &str, path: &str, status: &str) -> V
     .await
 }
 
+/// The statuses of a history answer, oldest first.
+fn statuses(history: &Value) -> Vec<&str> {
+    history
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["status"].as_str())
+        .collect()
+}
+
 fn id(raw: &str) -> PaymentId {
     PaymentId::parse(raw).expect("valid id")
 }
@@ -60,13 +70,7 @@ async fn a_payin_goes_from_platform_callback_to_the_status_api() {
         "42.05"
     );
     let history = document(&app, &token, "/v1/payins/TST-1/history").await;
-    let statuses: Vec<&str> = history
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(|h| h["status"].as_str())
-        .collect();
-    assert_eq!(statuses, ["PROCESSING", "SUCCESS"]);
+    assert_eq!(statuses(&history), ["PROCESSING", "SUCCESS"]);
     let stored: String = sqlx::query_scalar("select amount::text from payments where id = 'TST-1'")
         .fetch_one(&app.pool)
         .await
@@ -181,13 +185,7 @@ async fn history_records_each_change_once() {
 
     assert_eq!(requests_for(&sim, "/payins/H-1"), 4);
     let history = document(&app, &token, "/v1/payins/H-1/history").await;
-    let statuses: Vec<&str> = history
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(|h| h["status"].as_str())
-        .collect();
-    assert_eq!(statuses, ["PROCESSING", "SUCCESS"]);
+    assert_eq!(statuses(&history), ["PROCESSING", "SUCCESS"]);
 }
 
 #[tokio::test]
