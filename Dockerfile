@@ -24,7 +24,8 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin paymirror
+    && groupadd --system --gid 10001 paymirror \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin paymirror
 WORKDIR /app
 COPY --from=build /app/target/release/paymirror /usr/local/bin/paymirror
 COPY config config
