@@ -16,8 +16,7 @@ RUN mkdir src \
 COPY migrations migrations
 COPY src src
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked \
-    && strip target/release/paymirror
+    && cargo build --release --locked
 
 # --- runtime stage: slim, non-root, configuration included ---
 FROM debian:bookworm-slim AS runtime
