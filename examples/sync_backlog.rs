@@ -169,15 +169,12 @@ async fn create_backlog(cluster: &Cluster, count: usize) -> anyhow::Result<()> {
         cluster
             .simulator
             .create_payment(NewPayment {
-                kind: PaymentKind::Payin,
-                id: id.clone(),
-                amount: Decimal::new(1000 + i as i64, 2),
-                currency: "INR".into(),
-                payment_method_code: "UPIQR".into(),
-                final_status: None,
-                finalize_after: Duration::ZERO,
                 callback_url: Some(urls[i % urls.len()].clone()),
-                is_test: true,
+                ..NewPayment::processing(
+                    PaymentKind::Payin,
+                    id.clone(),
+                    Decimal::new(1000 + i as i64, 2),
+                )
             })
             .await;
         let moved = cluster

@@ -21,6 +21,17 @@ pub struct InboxEntry {
     pub body: Value,
 }
 
+impl InboxEntry {
+    /// `accepted` when the callback names a payment (a sync is scheduled), else `ignored`.
+    pub fn outcome(&self) -> &'static str {
+        if self.id.is_some() {
+            "accepted"
+        } else {
+            "ignored"
+        }
+    }
+}
+
 struct Submission {
     entry: InboxEntry,
     committed: oneshot::Sender<bool>,
@@ -96,11 +107,7 @@ async fn run_writer(
         };
         metrics::histogram!("paymirror_inbox_batch_size").record(batch.len() as f64);
         for submission in batch.drain(..) {
-            let outcome = if submission.entry.id.is_some() {
-                "accepted"
-            } else {
-                "ignored"
-            };
+            let outcome = submission.entry.outcome();
             let stored = if committed { "stored" } else { "failed" };
             metrics::counter!("paymirror_callbacks_total", "kind" => submission.entry.kind.as_str(), "outcome" => outcome, "result" => stored).increment(1);
             // The requester may have gone away; the callback is stored all the same.
@@ -117,16 +124,7 @@ async fn write_batch(pool: &PgPool, merchant_code: &str, batch: &[Submission]) -
         .iter()
         .map(|s| s.entry.id.as_ref().map(|id| id.as_str()))
         .collect();
-    let outcomes: Vec<&str> = batch
-        .iter()
-        .map(|s| {
-            if s.entry.id.is_some() {
-                "accepted"
-            } else {
-                "ignored"
-            }
-        })
-        .collect();
+    let outcomes: Vec<&str> = batch.iter().map(|s| s.entry.outcome()).collect();
     let bodies: Vec<Json<&Value>> = batch.iter().map(|s| Json(&s.entry.body)).collect();
     sqlx::query(
         "insert into callbacks (merchant_code, kind, payment_id, outcome, body)

@@ -140,10 +140,10 @@ impl PlatformClient {
             None => self.limiter.reserve().await,
         };
         let mut cache = self.token.lock().await;
-        if let Some(cached) = cache.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+        if let Some(valid) = usable(&cache) {
             // Another task refreshed meanwhile: keep the slot for the payment request.
             *slot = Some(reservation);
-            return Ok((cached.value.clone(), cached.generation));
+            return Ok(valid);
         }
         let value = self.request_token(reservation).await?;
         let lifetime =
@@ -162,9 +162,7 @@ impl PlatformClient {
     }
 
     async fn cached_token(&self) -> Option<(SecretString, u64)> {
-        let cache = self.token.lock().await;
-        let cached = cache.as_ref().filter(|t| Instant::now() < t.refresh_at)?;
-        Some((cached.value.clone(), cached.generation))
+        usable(&*self.token.lock().await)
     }
 
     /// Forgets the token of `generation` unless another task already replaced it.
@@ -217,6 +215,12 @@ impl PlatformClient {
             .increment(1);
         result.map_err(|e| FetchError::Transport(transport_reason(&e)))
     }
+}
+
+/// Returns the cached token and its generation unless it is due for refresh.
+fn usable(cache: &Option<CachedToken>) -> Option<(SecretString, u64)> {
+    let cached = cache.as_ref().filter(|t| Instant::now() < t.refresh_at)?;
+    Some((cached.value.clone(), cached.generation))
 }
 
 async fn parse_payment(response: Response) -> Result<PlatformPayment, FetchError> {

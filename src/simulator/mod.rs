@@ -77,6 +77,23 @@ pub struct NewPayment {
     pub is_test: bool,
 }
 
+impl NewPayment {
+    /// Returns an INR UPIQR test payment that stays PROCESSING until it is moved.
+    pub fn processing(kind: PaymentKind, id: PaymentId, amount: Decimal) -> Self {
+        NewPayment {
+            kind,
+            id,
+            amount,
+            currency: "INR".into(),
+            payment_method_code: "UPIQR".into(),
+            final_status: None,
+            finalize_after: Duration::ZERO,
+            callback_url: None,
+            is_test: true,
+        }
+    }
+}
+
 /// A running simulator; dropping it stops the server and its background tasks.
 pub struct Simulator {
     addr: SocketAddr,

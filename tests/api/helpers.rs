@@ -255,17 +255,11 @@ pub async fn spawn_with_simulator(
 
 /// A payment the simulator keeps in PROCESSING until the test moves it.
 pub fn payment(kind: PaymentKind, id: &str, amount: &str) -> NewPayment {
-    NewPayment {
+    NewPayment::processing(
         kind,
-        id: PaymentId::parse(id).expect("valid id"),
-        amount: amount.parse().expect("decimal"),
-        currency: "INR".into(),
-        payment_method_code: "UPIQR".into(),
-        final_status: None,
-        finalize_after: Duration::ZERO,
-        callback_url: None,
-        is_test: true,
-    }
+        PaymentId::parse(id).expect("valid id"),
+        amount.parse().expect("decimal"),
+    )
 }
 
 /// Every platform request the simulator received, as (path, answer status).

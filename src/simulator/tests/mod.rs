@@ -29,17 +29,11 @@ fn client() -> reqwest::Client {
 
 /// Returns a PROCESSING payment of `kind` that stays PROCESSING.
 fn new_payment(kind: PaymentKind, id: &str, amount: &str) -> NewPayment {
-    NewPayment {
+    NewPayment::processing(
         kind,
-        id: PaymentId::parse(id).unwrap(),
-        amount: Decimal::from_str(amount).unwrap(),
-        currency: "INR".into(),
-        payment_method_code: "UPIQR".into(),
-        final_status: None,
-        finalize_after: Duration::ZERO,
-        callback_url: None,
-        is_test: true,
-    }
+        PaymentId::parse(id).unwrap(),
+        Decimal::from_str(amount).unwrap(),
+    )
 }
 
 /// Returns the id as a `PaymentId`.
