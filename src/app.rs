@@ -1,15 +1,14 @@
 //! `Application::build(Settings)`, used by `main` and by tests (port 0), and `router(state)`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -21,6 +20,7 @@ use crate::api::{self, error_response, render_foreign_errors};
 use crate::callbacks;
 use crate::config::Settings;
 use crate::inbox::Inbox;
+use crate::ops::{self, metrics_handle};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
 use crate::sync::SyncWorker;
 
@@ -59,7 +59,17 @@ impl Application {
         let merchant_code: Arc<str> = settings.platform.merchant_code.as_str().into();
         let max_rps = settings.platform.max_rps;
         let limiter = Arc::new(if settings.platform.shared_budget {
-            let budget = SharedBudget::new(pool.clone(), &merchant_code, max_rps, WINDOW).await?;
+            let in_flight_bound = Duration::from_millis(
+                settings.platform.connect_timeout_ms + settings.platform.request_timeout_ms,
+            );
+            let budget = SharedBudget::new(
+                pool.clone(),
+                &merchant_code,
+                max_rps,
+                WINDOW,
+                in_flight_bound,
+            )
+            .await?;
             RateLimiter::with_shared_budget(max_rps, budget)
         } else {
             RateLimiter::new(max_rps)
@@ -156,9 +166,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     Router::new()
         .merge(callbacks)
         .merge(api::router(state.clone()))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::render_metrics))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such route") })
         .layer(middleware::from_fn(render_foreign_errors))
         .layer(TimeoutLayer::with_status_code(
@@ -167,78 +177,4 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-/// 200 when the database answers and every embedded migration is applied, else 503.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let applied: Result<i64, _> =
-        sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
-            .fetch_one(&state.pool)
-            .await;
-    match applied {
-        Ok(n) if n as usize >= MIGRATOR.migrations.len() => {
-            (StatusCode::OK, "ready").into_response()
-        }
-        Ok(_) => error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the database is not migrated",
-        ),
-        Err(_) => error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the database is unreachable",
-        ),
-    }
-}
-
-/// Prometheus text. Queue depth is read at scrape time: `pending`, `running` and
-/// `dead` counts come from partial indexes, so the scrape stays cheap.
-async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    record_queue_depth(&state).await;
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        state.metrics.render(),
-    )
-}
-
-async fn record_queue_depth(state: &AppState) {
-    let depth: Result<Vec<(String, i64)>, _> = sqlx::query_as(
-        "select s.state, (select count(*) from sync_jobs j where j.merchant_code = $1 and j.state = s.state)
-         from (values ('pending'), ('running'), ('dead')) as s(state)",
-    )
-    .bind(&*state.merchant_code)
-    .fetch_all(&state.pool)
-    .await;
-    let oldest_due: Result<Option<f64>, _> = sqlx::query_scalar(
-        "select extract(epoch from now() - min(run_at))::float8 from sync_jobs
-         where merchant_code = $1 and state = 'pending' and run_at <= now()",
-    )
-    .bind(&*state.merchant_code)
-    .fetch_one(&state.pool)
-    .await;
-    match (depth, oldest_due) {
-        (Ok(depth), Ok(oldest)) => {
-            for (sync_state, count) in depth {
-                metrics::gauge!("paymirror_sync_jobs", "state" => sync_state).set(count as f64);
-            }
-            metrics::gauge!("paymirror_oldest_due_sync_seconds").set(oldest.unwrap_or(0.0));
-        }
-        _ => tracing::debug!("queue depth unavailable for /metrics"),
-    }
-}
-
-/// The process-wide Prometheus recorder, installed on first use (tests build many apps).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (an embedding program); then ours stays empty.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
 }

@@ -36,11 +36,7 @@ async fn receive(state: AppState, kind: PaymentKind, body: Bytes) -> Result<Stat
         Some(id) => tracing::debug!(%kind, %id, "callback received"),
         None => tracing::info!(%kind, "callback without idEntity recorded as ignored"),
     }
-    state
-        .inbox
-        .submit(entry)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    state.inbox.submit(entry).await.map_err(ApiError::from)?;
     Ok(StatusCode::OK)
 }
 

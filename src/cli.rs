@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{Application, MIGRATOR};
 use crate::config::{LogSettings, Settings};
 use crate::demo::{self, DemoArgs};
+use crate::platform::{self, WINDOW};
 use crate::queue;
 use crate::simulator::{self, SimulatorArgs};
 use crate::telemetry;
@@ -40,6 +41,9 @@ pub enum Command {
     /// Inspect and retry syncs that gave up.
     #[command(subcommand)]
     Syncs(SyncsCommand),
+    /// See or clear the pause that holds every replica's platform requests.
+    #[command(subcommand)]
+    Platform(PlatformCommand),
     /// Serve a stand-in of the payment platform (tokens, throttle, callbacks, faults).
     Simulator(SimulatorArgs),
     /// Run the simulator, paymirror and sample traffic on this machine, then print a summary
@@ -63,6 +67,15 @@ pub enum SyncsCommand {
         #[arg(long)]
         since: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlatformCommand {
+    /// Show whether platform requests are paused (after a 429, 403 or 406) and how
+    /// many requests the shared window counts now.
+    Status,
+    /// End the pause at once: every replica resumes platform requests within a second.
+    Resume,
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,6 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Healthcheck { url } => healthcheck(url).await,
         Command::Tokens(command) => run_tokens(command).await,
         Command::Syncs(command) => run_syncs(command).await,
+        Command::Platform(command) => run_platform(command).await,
         Command::Simulator(args) => {
             telemetry::init(&LogSettings {
                 format: "text".into(),
@@ -198,6 +212,30 @@ async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
             let retried = queue::retry_dead_syncs(&pool, merchant, since(raw)?).await?;
             println!("{retried}");
             eprintln!("{retried} dead sync(s) scheduled again");
+        }
+    }
+    Ok(())
+}
+
+async fn run_platform(command: PlatformCommand) -> anyhow::Result<()> {
+    let settings = load()?;
+    let pool = settings.database.pool()?;
+    MIGRATOR.run(&pool).await?;
+    let merchant = settings.platform.merchant_code.as_str();
+    match command {
+        PlatformCommand::Status => match platform::budget_state(&pool, merchant, WINDOW).await? {
+            Some(state) => {
+                let paused = state
+                    .paused_until
+                    .map(|t| format!("paused until {}", t.to_rfc3339()))
+                    .unwrap_or_else(|| "not paused".into());
+                println!("{paused}; {} request(s) in the window", state.counted);
+            }
+            None => println!("no replica of merchant {merchant} has run yet"),
+        },
+        PlatformCommand::Resume => {
+            let resumed = platform::resume(&pool, merchant).await?;
+            println!("{}", if resumed { "resumed" } else { "was not paused" });
         }
     }
     Ok(())

@@ -33,6 +33,7 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,16 +46,17 @@ pub struct PlatformSettings {
     pub token_validity_secs: u32,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
+    pub outage_after_failures: u32,
+    pub probe_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SyncSettings {
     pub enabled: bool,
     pub concurrency: usize,
-    pub max_attempts: i32,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
-    pub not_found_max_attempts: i32,
+    pub not_found_max_age_ms: u64,
     pub max_retry_age_ms: u64,
     pub config_error_pause_ms: u64,
     pub lease_ms: u64,
@@ -73,6 +75,7 @@ pub struct ReconcileSettings {
 pub struct InboxSettings {
     pub writers: usize,
     pub batch_size: usize,
+    pub commit_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,10 +190,10 @@ impl Settings {
             "must be at least 1",
         )?;
         require(
-            self.sync.max_attempts >= 1,
-            "sync.max_attempts",
-            "PAYMIRROR__SYNC__MAX_ATTEMPTS",
-            "must be at least 1",
+            self.sync.lease_ms >= 300,
+            "sync.lease_ms",
+            "PAYMIRROR__SYNC__LEASE_MS",
+            "must be at least 300",
         )?;
         Ok(())
     }
@@ -225,11 +228,25 @@ impl DatabaseSettings {
     }
 
     /// Returns a lazily connecting pool: start-up does not fail if Postgres is briefly away.
+    ///
+    /// Every session gets a `statement_timeout`, an idle-in-transaction timeout and
+    /// server-side TCP keepalives, so neither side waits forever on the other across a
+    /// failover. (sqlx 0.8 offers no client-side TCP keepalive: the callback writers
+    /// and the sync heartbeat put deadlines on their own database calls instead.)
     pub fn pool(&self) -> anyhow::Result<PgPool> {
+        let statement_timeout = format!("{}ms", self.statement_timeout_ms);
+        let idle_timeout = format!("{}ms", self.statement_timeout_ms.saturating_mul(3));
+        let options = self.connect_options()?.options([
+            ("statement_timeout", statement_timeout.as_str()),
+            ("idle_in_transaction_session_timeout", idle_timeout.as_str()),
+            ("tcp_keepalives_idle", "10"),
+            ("tcp_keepalives_interval", "5"),
+            ("tcp_keepalives_count", "3"),
+        ]);
         Ok(PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(Duration::from_millis(self.acquire_timeout_ms))
-            .connect_lazy_with(self.connect_options()?))
+            .connect_lazy_with(options))
     }
 }
 

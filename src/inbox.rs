@@ -1,8 +1,19 @@
 //! The callback inbox: writer tasks that commit many callbacks per transaction
 //! (group commit) and answer each request only after its transaction committed.
+//!
+//! One callback never decides another's answer: when Postgres refuses a batch for
+//! the data of one of its rows, the batch is split and retried until that row is
+//! alone, and only it is refused. When the database itself fails, the whole batch
+//! is answered 503 (the platform repeats it).
 
+use std::future::Future;
+use std::ops::Range;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::PgPool;
@@ -10,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::config::InboxSettings;
+use crate::db::refused_data;
 use crate::domain::{PaymentId, PaymentKind};
 use crate::queue::{enqueue_syncs, Priority};
 
@@ -32,9 +44,22 @@ impl InboxEntry {
     }
 }
 
+/// Why a callback was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotStored {
+    /// Postgres refuses this callback's data; sending it again will not help.
+    #[error("the callback cannot be stored as received (SQLSTATE {0})")]
+    Refused(String),
+    /// The database failed or did not commit in time; the platform should retry.
+    #[error("the callback could not be stored durably")]
+    Unavailable,
+}
+
+type Answer = Result<(), NotStored>;
+
 struct Submission {
     entry: InboxEntry,
-    committed: oneshot::Sender<bool>,
+    committed: oneshot::Sender<Answer>,
 }
 
 /// The sending side; cheap to clone. Writers stop once every clone is dropped
@@ -42,77 +67,163 @@ struct Submission {
 #[derive(Clone)]
 pub struct Inbox {
     tx: mpsc::Sender<Submission>,
+    commit_timeout: Duration,
+    alive: Arc<AtomicUsize>,
 }
 
-/// Why a callback could not be stored.
-#[derive(Debug, thiserror::Error)]
-#[error("the callback could not be stored durably")]
-pub struct NotStored;
+/// What every writer needs.
+#[derive(Clone)]
+struct Writer {
+    rx: Arc<Mutex<mpsc::Receiver<Submission>>>,
+    pool: PgPool,
+    merchant_code: Arc<str>,
+    batch_size: usize,
+    commit_timeout: Duration,
+}
 
 impl Inbox {
-    /// Starts the writer tasks and returns the inbox with their handles.
+    /// Starts the supervised writer tasks and returns the inbox with their handles.
     pub fn start(
         pool: PgPool,
         merchant_code: Arc<str>,
         settings: &InboxSettings,
     ) -> (Inbox, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(settings.batch_size * settings.writers * 4);
-        let rx = Arc::new(Mutex::new(rx));
+        let commit_timeout = Duration::from_millis(settings.commit_timeout_ms);
+        let writer = Writer {
+            rx: Arc::new(Mutex::new(rx)),
+            pool,
+            merchant_code,
+            batch_size: settings.batch_size,
+            commit_timeout,
+        };
+        let alive = Arc::new(AtomicUsize::new(0));
         let writers = (0..settings.writers)
             .map(|_| {
-                tokio::spawn(run_writer(
-                    rx.clone(),
-                    pool.clone(),
-                    merchant_code.clone(),
-                    settings.batch_size,
-                ))
+                let writer = writer.clone();
+                tokio::spawn(supervise(alive.clone(), move || writer.clone().run()))
             })
             .collect();
-        (Inbox { tx }, writers)
+        let inbox = Inbox {
+            tx,
+            commit_timeout,
+            alive,
+        };
+        (inbox, writers)
     }
 
-    /// Stores the callback (and schedules its sync) durably; returns once committed.
-    pub async fn submit(&self, entry: InboxEntry) -> Result<(), NotStored> {
+    /// Stores the callback (and schedules its sync) durably; returns once committed,
+    /// or why not. Gives up (unavailable) after the commit timeout.
+    pub async fn submit(&self, entry: InboxEntry) -> Answer {
         let (committed, done) = oneshot::channel();
-        self.tx
-            .send(Submission { entry, committed })
+        let submitted = async {
+            self.tx
+                .send(Submission { entry, committed })
+                .await
+                .map_err(|_| NotStored::Unavailable)?;
+            done.await.unwrap_or(Err(NotStored::Unavailable))
+        };
+        tokio::time::timeout(self.commit_timeout, submitted)
             .await
-            .map_err(|_| NotStored)?;
-        match done.await {
-            Ok(true) => Ok(()),
-            _ => Err(NotStored),
+            .unwrap_or(Err(NotStored::Unavailable))
+    }
+
+    /// Returns how many writer tasks are running (readiness fails at zero).
+    pub fn writers_alive(&self) -> usize {
+        self.alive.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs the task `start` makes, and starts it again if it panics; returns when it
+/// ends normally. `alive` counts the tasks running.
+async fn supervise<F, Fut>(alive: Arc<AtomicUsize>, mut start: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    loop {
+        alive.fetch_add(1, Ordering::Relaxed);
+        let ended = AssertUnwindSafe(start()).catch_unwind().await;
+        alive.fetch_sub(1, Ordering::Relaxed);
+        match ended {
+            Ok(()) => return,
+            Err(_) => {
+                tracing::error!(
+                    "a callback writer panicked; its batch was answered 503; restarting it"
+                );
+                metrics::counter!("paymirror_inbox_writer_restarts_total").increment(1);
+            }
         }
     }
 }
 
-async fn run_writer(
-    rx: Arc<Mutex<mpsc::Receiver<Submission>>>,
-    pool: PgPool,
-    merchant_code: Arc<str>,
-    batch_size: usize,
-) {
-    let mut batch = Vec::with_capacity(batch_size);
-    loop {
-        // Take whatever is waiting, up to a batch: under load batches grow by themselves.
-        let received = rx.lock().await.recv_many(&mut batch, batch_size).await;
-        if received == 0 {
-            return;
-        }
-        let committed = match write_batch(&pool, &merchant_code, &batch).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, callbacks = batch.len(), "could not store callbacks");
-                false
+impl Writer {
+    async fn run(self) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        loop {
+            // Take whatever is waiting, up to a batch: under load batches grow by themselves.
+            let received = self
+                .rx
+                .lock()
+                .await
+                .recv_many(&mut batch, self.batch_size)
+                .await;
+            if received == 0 {
+                return;
             }
-        };
-        metrics::histogram!("paymirror_inbox_batch_size").record(batch.len() as f64);
-        for submission in batch.drain(..) {
-            let outcome = submission.entry.outcome();
-            let stored = if committed { "stored" } else { "failed" };
-            metrics::counter!("paymirror_callbacks_total", "kind" => submission.entry.kind.as_str(), "outcome" => outcome, "result" => stored).increment(1);
-            // The requester may have gone away; the callback is stored all the same.
-            let _ = submission.committed.send(committed);
+            let answers = self.commit(&batch).await;
+            metrics::histogram!("paymirror_inbox_batch_size").record(batch.len() as f64);
+            for (submission, answer) in batch.drain(..).zip(answers) {
+                let result = match &answer {
+                    Ok(()) => "stored",
+                    Err(NotStored::Refused(_)) => "refused",
+                    Err(NotStored::Unavailable) => "failed",
+                };
+                metrics::counter!("paymirror_callbacks_total", "kind" => submission.entry.kind.as_str(), "outcome" => submission.entry.outcome(), "result" => result).increment(1);
+                // The requester may have gone away; the callback is stored all the same.
+                let _ = submission.committed.send(answer);
+            }
         }
+    }
+
+    /// Commits the batch, splitting it where Postgres refuses a row's data, and
+    /// returns each submission's answer.
+    async fn commit(&self, batch: &[Submission]) -> Vec<Answer> {
+        let mut answers = vec![Err(NotStored::Unavailable); batch.len()];
+        let mut todo: Vec<Range<usize>> = Vec::with_capacity(16);
+        todo.push(0..batch.len());
+        while let Some(range) = todo.pop() {
+            let written = tokio::time::timeout(
+                self.commit_timeout,
+                write_batch(&self.pool, &self.merchant_code, &batch[range.clone()]),
+            )
+            .await;
+            let answer = match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => match refused_data(&e) {
+                    Some(_) if range.len() > 1 => {
+                        let mid = range.start + range.len() / 2;
+                        todo.push(mid..range.end);
+                        todo.push(range.start..mid);
+                        continue;
+                    }
+                    Some(code) => {
+                        tracing::warn!(sqlstate = %code, "the database refused one callback's data; refusing it alone");
+                        Err(NotStored::Refused(code))
+                    }
+                    None => {
+                        tracing::warn!(error = %e, callbacks = range.len(), "could not store callbacks");
+                        Err(NotStored::Unavailable)
+                    }
+                },
+                Err(_) => {
+                    tracing::warn!(callbacks = range.len(), "storing callbacks timed out");
+                    Err(NotStored::Unavailable)
+                }
+            };
+            answers[range].fill(answer);
+        }
+        answers
     }
 }
 
@@ -144,4 +255,32 @@ async fn write_batch(pool: &PgPool, merchant_code: &str, batch: &[Submission]) -
         .collect();
     enqueue_syncs(&mut tx, merchant_code, &payments, Priority::Callback).await?;
     tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_writer_is_restarted_and_counted_while_it_runs() {
+        let alive = Arc::new(AtomicUsize::new(0));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (seen_alive, mut alive_rx) = mpsc::unbounded_channel();
+        supervise(alive.clone(), || {
+            let run = runs.fetch_add(1, Ordering::Relaxed);
+            let (alive, seen_alive) = (alive.clone(), seen_alive.clone());
+            async move {
+                let _ = seen_alive.send(alive.load(Ordering::Relaxed));
+                if run == 0 {
+                    panic!("writer bug");
+                }
+            }
+        })
+        .await;
+
+        assert_eq!(runs.load(Ordering::Relaxed), 2);
+        assert_eq!(alive_rx.recv().await, Some(1));
+        assert_eq!(alive_rx.recv().await, Some(1));
+        assert_eq!(alive.load(Ordering::Relaxed), 0);
+    }
 }

@@ -63,9 +63,13 @@ mod tests {
             .map(|t| format!(r#", "expireAt": "{t}""#))
             .unwrap_or_default();
         let body = format!(
-            r#"{{"paymentRequested": {{"money": {{"amount": 1.00, "currencyCode": "INR"}}{expire}}}, "process": {{"status": "{status}"}}}}"#
+            r#"{{"paymentRequested": {{"money": {{"amount": 1.00, "currencyCode": "INR"}}}},
+                 "process": {{"status": "{status}"}},
+                 "paymentMethodResponse": {{"paymentMethodCode": "UPIQR", "idPayin": "P-1"{expire}}}}}"#
         );
-        PlatformPayment::parse(body.as_bytes()).expect("parses")
+        let id = crate::domain::PaymentId::parse("P-1").expect("valid id");
+        PlatformPayment::parse(body.as_bytes(), crate::domain::PaymentKind::Payin, &id)
+            .expect("parses")
     }
 
     fn at(s: &str) -> DateTime<Utc> {

@@ -22,6 +22,20 @@ impl Permission {
             Permission::Write => "write",
         }
     }
+
+    /// Returns the permission a stored name stands for; `None` for a name this
+    /// release does not know (it then grants nothing).
+    pub fn from_name(name: &str) -> Option<Permission> {
+        [Permission::Read, Permission::Write]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
+
+    /// Returns whether holding this permission allows what `needed` allows:
+    /// `write` includes `read`.
+    pub fn allows(self, needed: Permission) -> bool {
+        self == needed || (self == Permission::Write && needed == Permission::Read)
+    }
 }
 
 /// A token as `tokens list` shows it: never the token itself.
@@ -97,23 +111,37 @@ pub async fn list_tokens(pool: &PgPool) -> sqlx::Result<Vec<TokenInfo>> {
 
 /// Returns the permissions of an active token, recording its use, or `None` if the
 /// token is unknown or deactivated.
-pub async fn authenticate(pool: &PgPool, token: &str) -> sqlx::Result<Option<Vec<String>>> {
+pub async fn authenticate(pool: &PgPool, token: &str) -> sqlx::Result<Option<Vec<Permission>>> {
     if token.len() != TOKEN_LEN {
         return Ok(None);
     }
-    sqlx::query_scalar(
+    let names: Option<Vec<String>> = sqlx::query_scalar(
         "update api_tokens set last_used_at = now(), use_count = use_count + 1
          where token_hash = $1 and active
          returning permissions",
     )
     .bind(hash(token))
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(names.map(|names| {
+        names
+            .iter()
+            .filter_map(|name| Permission::from_name(name))
+            .collect()
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_includes_read_and_unknown_names_grant_nothing() {
+        assert!(Permission::Write.allows(Permission::Read));
+        assert!(!Permission::Read.allows(Permission::Write));
+        assert_eq!(Permission::from_name("write"), Some(Permission::Write));
+        assert_eq!(Permission::from_name("admin"), None);
+    }
 
     #[test]
     fn hash_is_sha256_hex() {

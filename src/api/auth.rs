@@ -28,10 +28,7 @@ pub async fn require_token(
         Method::GET | Method::HEAD => Permission::Read,
         _ => Permission::Write,
     };
-    let allowed = permissions.iter().any(|p| {
-        p == needed.as_str() || (needed == Permission::Read && p == Permission::Write.as_str())
-    });
-    if !allowed {
+    if !permissions.iter().any(|p| p.allows(needed)) {
         return Err(ApiError::Forbidden(needed.as_str()));
     }
     Ok(next.run(request).await)

@@ -2,16 +2,19 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::domain::{PaymentKind, PaymentStatus};
+use crate::queue::JobState;
 use crate::store::PaymentRow;
 
 /// The payment document of SPEC §2 (camelCase; fields may be added, never removed).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentDocument {
-    pub kind: String,
+    pub kind: PaymentKind,
     pub id: String,
     pub merchant_code: String,
-    pub status: Option<String>,
+    #[serde(serialize_with = "status_text")]
+    pub status: Option<PaymentStatus>,
     #[serde(rename = "final")]
     pub is_final: bool,
     /// Exact decimal as a string: `"42.05"`.
@@ -48,7 +51,7 @@ pub struct FailureDocument {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncDocument {
-    pub state: String,
+    pub state: JobState,
     pub attempts: i32,
     pub last_error: Option<String>,
 }
@@ -82,11 +85,21 @@ impl From<PaymentRow> for PaymentDocument {
             synced_at: row.synced_at,
             updated_at: row.updated_at,
             sync: SyncDocument {
-                state: row.sync_state.unwrap_or_else(|| "idle".into()),
+                state: row.sync_state.unwrap_or(JobState::Idle),
                 attempts: row.sync_attempts.unwrap_or_default(),
                 last_error: row.sync_last_error,
             },
             platform: row.platform,
         }
+    }
+}
+
+fn status_text<S: serde::Serializer>(
+    status: &Option<PaymentStatus>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match status {
+        Some(status) => serializer.serialize_str(status.as_str()),
+        None => serializer.serialize_none(),
     }
 }

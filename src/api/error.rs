@@ -40,6 +40,15 @@ impl ApiError {
     }
 }
 
+impl From<crate::inbox::NotStored> for ApiError {
+    fn from(e: crate::inbox::NotStored) -> Self {
+        match e {
+            crate::inbox::NotStored::Refused(_) => ApiError::BadRequest(e.to_string()),
+            crate::inbox::NotStored::Unavailable => ApiError::Unavailable(e.into()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {

@@ -34,6 +34,12 @@ impl fmt::Display for PaymentKind {
     }
 }
 
+impl serde::Serialize for PaymentKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl FromStr for PaymentKind {
     type Err = String;
 

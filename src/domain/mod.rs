@@ -7,3 +7,30 @@ mod status;
 pub use kind::PaymentKind;
 pub use payment_id::{PaymentId, PaymentIdError};
 pub use status::PaymentStatus;
+
+/// Lets a domain type with `FromStr` be read straight from a `text` column, so rows
+/// decode into domain types rather than strings compared by hand.
+macro_rules! text_column {
+    ($t:ty) => {
+        impl sqlx::Type<sqlx::Postgres> for $t {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $t {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let raw = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                raw.parse::<$t>().map_err(Into::into)
+            }
+        }
+    };
+}
+pub(crate) use text_column;
+
+text_column!(PaymentKind);
+text_column!(PaymentStatus);

@@ -43,6 +43,15 @@ impl PaymentStatus {
     }
 }
 
+impl std::str::FromStr for PaymentStatus {
+    type Err = std::convert::Infallible;
+
+    /// Every text is a status: unknown ones are kept as [`PaymentStatus::Other`].
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Ok(PaymentStatus::parse(raw))
+    }
+}
+
 impl fmt::Display for PaymentStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

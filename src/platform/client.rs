@@ -5,8 +5,10 @@ use std::time::Duration;
 use reqwest::{header, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::breaker::{Admission, Breaker};
 use super::document::PlatformPayment;
 use super::limiter::{RateLimiter, Reservation};
 use super::token::{lifetime_from_claims, refresh_deadline, CachedToken};
@@ -17,7 +19,10 @@ use crate::domain::{PaymentId, PaymentKind};
 const API_VERSION: &str = "2";
 /// Least privilege: read operations only.
 const OPERATIONS: [&str; 2] = ["GET /payins/.*", "GET /payouts/.*"];
-
+/// The largest platform answer read; a larger one is a failed attempt.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// The longest any pause lasts, whatever `Retry-After` or the configuration says.
+pub const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// How a platform call failed; the worker chooses retry, pause or `dead` from this.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -41,8 +46,21 @@ pub enum FetchError {
     InvalidBody(String),
 }
 
+impl FetchError {
+    /// Returns whether the platform itself failed (5xx, timeout, connection refused),
+    /// as opposed to answering about this payment or our credentials.
+    pub fn is_platform_failure(&self) -> bool {
+        matches!(self, FetchError::Server(_) | FetchError::Transport(_))
+    }
+}
+
 /// Talks to the platform on behalf of one merchant. Every request it sends goes
-/// through the shared [`RateLimiter`] first, token requests included.
+/// through the shared [`RateLimiter`] first, token requests included, and through
+/// the outage [`Breaker`].
+///
+/// Callers take a [`Slot`] with [`reserve`](Self::reserve) before choosing what to
+/// fetch, then [`fetch`](Self::fetch) with it: the most urgent job at the moment a
+/// slot frees is the one sent.
 pub struct PlatformClient {
     http: reqwest::Client,
     base_url: String,
@@ -50,8 +68,25 @@ pub struct PlatformClient {
     secret: SecretString,
     validity_secs: u32,
     limiter: Arc<RateLimiter>,
+    breaker: Arc<Breaker>,
+    /// At most one reserved slot waits unsent, so a fresh urgent job never queues behind many.
+    unsent: Arc<Semaphore>,
     token: tokio::sync::Mutex<Option<CachedToken>>,
     generations: AtomicU64,
+}
+
+/// Leave to send one fetch: a rate-limit slot, and the breaker's admission.
+#[derive(Debug)]
+pub struct Slot {
+    admission: Admission,
+    reservation: Reservation,
+}
+
+impl Slot {
+    /// Returns whether this fetch probes a platform in outage.
+    pub fn is_probe(&self) -> bool {
+        self.admission.is_probe()
+    }
 }
 
 #[derive(Deserialize)]
@@ -70,6 +105,8 @@ impl PlatformClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
             .timeout(Duration::from_millis(settings.request_timeout_ms))
+            // A redirect is an answer we did not ask for: never follow it elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("paymirror/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(PlatformClient {
@@ -79,49 +116,88 @@ impl PlatformClient {
             secret: settings.secret.clone(),
             validity_secs: settings.token_validity_secs,
             limiter,
+            breaker: Arc::new(Breaker::new(
+                settings.outage_after_failures,
+                Duration::from_millis(settings.probe_interval_ms),
+            )),
+            unsent: Arc::new(Semaphore::new(1)),
             token: tokio::sync::Mutex::new(None),
             generations: AtomicU64::new(0),
         })
     }
 
-    pub fn limiter(&self) -> &Arc<RateLimiter> {
-        &self.limiter
+    /// Waits until a fetch may be sent (the rate limit, and during an outage the
+    /// next probe's turn) and returns its slot. Dropping it unused gives it back.
+    pub async fn reserve(&self) -> Slot {
+        let admission = self.breaker.admit().await;
+        let gate = self.unsent.clone().acquire_owned().await;
+        let reservation = self.limiter.reserve().await;
+        Slot {
+            admission,
+            reservation: match gate {
+                Ok(gate) => reservation.holding(gate),
+                Err(_) => reservation,
+            },
+        }
     }
 
-    /// Fetches the authoritative state of a payment. A 401 triggers one token
-    /// refresh and one retry; every other failure is returned classified.
+    /// Stops every fetch of every replica for `for_at_least`, at most [`MAX_PAUSE`].
+    pub async fn pause(&self, for_at_least: Duration) {
+        self.limiter.pause(for_at_least.min(MAX_PAUSE)).await;
+    }
+
+    /// Returns whether the platform is failing every request (an outage).
+    pub fn in_outage(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// Reserves a slot and fetches: [`reserve`](Self::reserve) then [`fetch`](Self::fetch).
     pub async fn fetch_payment(
         &self,
         kind: PaymentKind,
         id: &PaymentId,
     ) -> Result<PlatformPayment, FetchError> {
-        self.fetch_payment_with(kind, id, None).await
+        let slot = self.reserve().await;
+        self.fetch(slot, kind, id).await
     }
 
-    /// Like [`fetch_payment`](Self::fetch_payment), for a caller that already reserved
-    /// the slot of its first request (the worker reserves it before choosing the job).
-    pub async fn fetch_payment_with(
+    /// Fetches the authoritative state of a payment with `slot`. A 401 triggers one
+    /// token refresh and one retry; every other failure is returned classified.
+    pub async fn fetch(
         &self,
+        slot: Slot,
         kind: PaymentKind,
         id: &PaymentId,
-        mut slot: Option<Reservation>,
     ) -> Result<PlatformPayment, FetchError> {
+        let Slot {
+            admission,
+            reservation,
+        } = slot;
+        let mut slot = Some(reservation);
         // `PaymentId` admits only [A-Za-z0-9_-]: safe in a path as is.
         let url = format!("{}/{}/{}", self.base_url, kind.plural(), id);
         let mut refreshed = false;
-        loop {
-            let (token, generation) = self.current_token(&mut slot).await?;
+        let result = loop {
+            let (token, generation) = match self.current_token(&mut slot).await {
+                Ok(valid) => valid,
+                Err(e) => break Err(e),
+            };
             let request = self.http.get(&url).bearer_auth(token.expose_secret());
-            let response = self.send(request, kind.plural(), &mut slot).await?;
+            let response = match self.send(request, kind.plural(), &mut slot).await {
+                Ok(response) => response,
+                Err(e) => break Err(e),
+            };
             match response.status() {
-                StatusCode::OK => return parse_payment(response).await,
+                StatusCode::OK => break parse_payment(response, kind, id).await,
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     self.drop_token(generation).await;
                     refreshed = true;
                 }
-                _ => return Err(classify(response).await),
+                _ => break Err(classify(response).await),
             }
-        }
+        };
+        drop(admission);
+        result
     }
 
     /// Returns a valid token, requesting a new one if needed. The lock is held while
@@ -188,9 +264,8 @@ impl PlatformClient {
         if response.status() != StatusCode::OK {
             return Err(classify(response).await);
         }
-        let answer: TokenAnswer = response
-            .json()
-            .await
+        let body = read_capped(response).await?;
+        let answer: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|e| FetchError::InvalidBody(format!("token answer: {e}")))?;
         Ok(SecretString::from(answer.token))
     }
@@ -202,11 +277,18 @@ impl PlatformClient {
         route: &'static str,
         slot: &mut Option<Reservation>,
     ) -> Result<Response, FetchError> {
-        match slot.take() {
+        let sent = match slot.take() {
             Some(reservation) => reservation.commit().await,
             None => self.limiter.acquire().await,
-        }
+        };
         let result = request.header("X-API-Version", API_VERSION).send().await;
+        // The answer arrived: the request counts one window more from now.
+        drop(sent);
+        let platform_failed = match &result {
+            Ok(response) => response.status().is_server_error(),
+            Err(_) => true,
+        };
+        self.breaker.record(!platform_failed);
         let status = result
             .as_ref()
             .map(|r| r.status().as_u16().to_string())
@@ -223,12 +305,37 @@ fn usable(cache: &Option<CachedToken>) -> Option<(SecretString, u64)> {
     Some((cached.value.clone(), cached.generation))
 }
 
-async fn parse_payment(response: Response) -> Result<PlatformPayment, FetchError> {
-    let body = response
-        .bytes()
+async fn parse_payment(
+    response: Response,
+    kind: PaymentKind,
+    id: &PaymentId,
+) -> Result<PlatformPayment, FetchError> {
+    let body = read_capped(response).await?;
+    PlatformPayment::parse(&body, kind, id).map_err(|e| FetchError::InvalidBody(e.to_string()))
+}
+
+/// Reads an answer's body, refusing one over [`MAX_ANSWER_BYTES`] without reading it all.
+async fn read_capped(mut response: Response) -> Result<Vec<u8>, FetchError> {
+    let too_large =
+        || FetchError::InvalidBody(format!("the answer exceeds {MAX_ANSWER_BYTES} bytes"));
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| FetchError::Transport(transport_reason(&e)))?;
-    PlatformPayment::parse(&body).map_err(|e| FetchError::InvalidBody(e.to_string()))
+        .map_err(|e| FetchError::Transport(transport_reason(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Maps a non-200 answer to its error class.
@@ -239,9 +346,12 @@ async fn classify(response: Response) -> FetchError {
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let answer: ErrorAnswer = response.json().await.unwrap_or_default();
-    let detail = answer.code.or(answer.description).unwrap_or_default();
+        .map(|secs| Duration::from_secs(secs).min(MAX_PAUSE));
+    let answer: ErrorAnswer = match read_capped(response).await {
+        Ok(body) => serde_json::from_slice(&body).unwrap_or_default(),
+        Err(_) => ErrorAnswer::default(),
+    };
+    let detail = printable(&answer.code.or(answer.description).unwrap_or_default());
     match status.as_u16() {
         401 => FetchError::Unauthorized,
         403 => FetchError::Forbidden(detail),
@@ -251,6 +361,15 @@ async fn classify(response: Response) -> FetchError {
         s @ 500..=599 => FetchError::Server(s),
         s => FetchError::Unexpected(s),
     }
+}
+
+/// Returns the platform's own words fit for a log line and a database column:
+/// at most 200 characters, control characters (NUL included) replaced.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// Describes a transport failure without its URL's query or anything secret.

@@ -2,31 +2,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::budget::SharedBudget;
 
-/// The window the platform counts in, plus slack so that network jitter cannot make
-/// the platform see `max + 1` requests inside its own one-second window.
-pub const WINDOW: Duration = Duration::from_millis(1050);
+/// How long after its response a request still counts: the platform's one-second
+/// window plus 10 ms of slack. A request counts from the moment it is sent until
+/// its response arrives plus this window, so wherever between the two it reached
+/// the platform, the platform cannot see `max + 1` arrivals in one second.
+pub const WINDOW: Duration = Duration::from_millis(1010);
 /// How long to hold requests when the shared budget cannot be read (fail closed).
 const BUDGET_UNAVAILABLE_PAUSE: Duration = Duration::from_secs(1);
-/// Re-check interval while waiting for a pending reservation to resolve.
+/// Re-check interval while waiting for a reserved or in-flight slot to resolve.
 const PENDING_RECHECK: Duration = Duration::from_millis(50);
 
-/// A sliding-window limiter: never more than `max` sends in any window of one second.
+/// A sliding-window limiter: never more than `max` requests counted at once, where a
+/// request counts from its send until its response arrived plus [`WINDOW`].
 ///
 /// A token bucket with a burst of `max` can send almost `2 × max` inside one second
-/// (a full bucket, then a refill); remembering the last `max` send times cannot.
+/// (a full bucket, then a refill); counting each request cannot.
 ///
-/// A slot is first *reserved* (it occupies the window from then on) and *committed*
-/// right before the request goes out, which stamps the send time; an unused
-/// reservation gives its slot back. So the window holds the times the platform sees,
-/// however long the caller took between choosing to send and sending.
+/// A slot is first *reserved* (it occupies the window from then on), *committed*
+/// right before the request goes out, and *finished* when the response arrives (the
+/// [`Sent`] guard is dropped); an unused reservation gives its slot back.
 ///
 /// With a [`SharedBudget`], committing also takes a slot in the merchant's window
-/// shared by every replica. The limiter also carries the pause a 429 imposes.
+/// shared by every replica, and pauses live there (so an operator can clear them);
+/// without one, a pause holds this process only.
 #[derive(Debug)]
 pub struct RateLimiter {
     max: usize,
@@ -37,10 +41,17 @@ pub struct RateLimiter {
     next_id: AtomicU64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slot {
+    Reserved,
+    InFlight,
+    /// The response arrived at this instant.
+    Done(Instant),
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    /// Reserved slots: `None` until sent.
-    slots: Vec<(u64, Option<Instant>)>,
+    slots: Vec<(u64, Slot)>,
     paused_until: Option<Instant>,
 }
 
@@ -52,6 +63,14 @@ pub struct Reservation {
     id: Option<u64>,
     /// Released once the slot is sent or given back (see [`Reservation::holding`]).
     held: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// A request on its way: drop it when the response (or the failure) arrived.
+#[derive(Debug)]
+pub struct Sent {
+    limiter: Arc<RateLimiter>,
+    id: u64,
+    shared_entry: Option<DateTime<Utc>>,
 }
 
 impl RateLimiter {
@@ -76,8 +95,8 @@ impl RateLimiter {
     }
 
     /// Waits until a request may be sent and records it as sent now.
-    pub async fn acquire(self: &Arc<Self>) {
-        self.reserve().await.commit().await;
+    pub async fn acquire(self: &Arc<Self>) -> Sent {
+        self.reserve().await.commit().await
     }
 
     /// Waits for room in this process's window and reserves a slot in it.
@@ -95,7 +114,7 @@ impl RateLimiter {
                 Err(Some(at)) => {
                     tokio::select! { _ = tokio::time::sleep_until(at) => {}, _ = changed => {} }
                 }
-                // Full of reservations not yet sent: wait for one to be sent or dropped.
+                // Full of reservations not yet answered: wait for one to resolve.
                 Err(None) => {
                     let _ = tokio::time::timeout(PENDING_RECHECK, changed).await;
                 }
@@ -103,52 +122,60 @@ impl RateLimiter {
         }
     }
 
-    /// Stops every sender of this process, and of every replica when the budget is
-    /// shared, until `for_at_least` has passed.
+    /// Stops every sender until `for_at_least` has passed: every replica's when the
+    /// budget is shared, else this process's.
     pub async fn pause(&self, for_at_least: Duration) {
-        let until = Instant::now() + for_at_least;
-        {
-            let mut inner = self.lock();
-            inner.paused_until = Some(inner.paused_until.map_or(until, |p| p.max(until)));
-        }
-        if let Some(shared) = &self.shared {
-            if let Err(e) = shared.pause(for_at_least).await {
-                tracing::warn!(error = %e, "could not share the pause with other replicas");
+        match &self.shared {
+            Some(shared) => {
+                if let Err(e) = shared.pause(for_at_least).await {
+                    tracing::warn!(error = %e, "could not record the pause for every replica; pausing this one");
+                    self.pause_locally(for_at_least);
+                }
             }
+            None => self.pause_locally(for_at_least),
         }
+    }
+
+    fn pause_locally(&self, for_at_least: Duration) {
+        let until = Instant::now() + for_at_least;
+        let mut inner = self.lock();
+        inner.paused_until = Some(inner.paused_until.map_or(until, |p| p.max(until)));
     }
 
     /// Reserves a slot, or returns when to try again (`None`: when a pending slot resolves).
     fn try_reserve(&self, now: Instant) -> Result<u64, Option<Instant>> {
         let mut inner = self.lock();
         let window = self.window;
-        inner
-            .slots
-            .retain(|(_, sent)| sent.is_none_or(|t| now.duration_since(t) < window));
+        inner.slots.retain(|(_, slot)| match slot {
+            Slot::Done(at) => now.duration_since(*at) < window,
+            Slot::Reserved | Slot::InFlight => true,
+        });
         if let Some(paused) = inner.paused_until.filter(|&p| p > now) {
             return Err(Some(paused));
         }
         if inner.slots.len() < self.max {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            inner.slots.push((id, None));
+            inner.slots.push((id, Slot::Reserved));
             return Ok(id);
         }
         Err(inner
             .slots
             .iter()
-            .filter_map(|(_, sent)| *sent)
-            .min()
-            .map(|t| t + window))
+            .filter_map(|(_, slot)| match slot {
+                Slot::Done(at) => Some(*at + window),
+                _ => None,
+            })
+            .min())
     }
 
-    /// Returns when the pause (if any) ends.
+    /// Returns when the local pause (if any) ends.
     fn paused_until(&self) -> Option<Instant> {
         self.lock().paused_until.filter(|&p| p > Instant::now())
     }
 
-    fn stamp(&self, id: u64, at: Instant) {
-        if let Some(slot) = self.lock().slots.iter_mut().find(|(i, _)| *i == id) {
-            slot.1 = Some(at);
+    fn mark(&self, id: u64, slot: Slot) {
+        if let Some(entry) = self.lock().slots.iter_mut().find(|(i, _)| *i == id) {
+            entry.1 = slot;
         }
         self.changed.notify_waiters();
     }
@@ -158,15 +185,19 @@ impl RateLimiter {
         self.changed.notify_waiters();
     }
 
-    /// Takes a shared slot; returns how long to wait if none is free (or the budget
-    /// cannot be read: then nothing is sent rather than risk the limit).
-    async fn take_shared(&self) -> Option<Duration> {
+    /// Takes a shared slot: `Ok(entry)` once taken (or with no shared budget), after
+    /// waiting out a full window or a pause. If the budget cannot be read, nothing is
+    /// sent rather than risk the limit.
+    async fn take_shared(&self) -> Option<DateTime<Utc>> {
         let shared = self.shared.as_ref()?;
-        match shared.try_take().await {
-            Ok(wait) => wait,
-            Err(e) => {
-                tracing::warn!(error = %e, "shared rate budget unavailable; holding platform requests");
-                Some(BUDGET_UNAVAILABLE_PAUSE)
+        loop {
+            match shared.try_take().await {
+                Ok(Ok(entry)) => return Some(entry),
+                Ok(Err(wait)) => tokio::time::sleep(wait).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared rate budget unavailable; holding platform requests");
+                    tokio::time::sleep(BUDGET_UNAVAILABLE_PAUSE).await;
+                }
             }
         }
     }
@@ -185,24 +216,22 @@ impl Reservation {
         self
     }
 
-    /// Waits out any pause and the shared budget, then stamps the slot as sent now.
-    /// Send the request right after.
-    pub async fn commit(mut self) {
+    /// Waits out any pause and the shared budget, then marks the slot in flight.
+    /// Send the request right after, and drop the returned guard once answered.
+    pub async fn commit(mut self) -> Sent {
         let limiter = self.limiter.clone();
-        loop {
-            if let Some(until) = limiter.paused_until() {
-                tokio::time::sleep_until(until).await;
-                continue;
-            }
-            match limiter.take_shared().await {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => break,
-            }
+        while let Some(until) = limiter.paused_until() {
+            tokio::time::sleep_until(until).await;
         }
-        if let Some(id) = self.id.take() {
-            limiter.stamp(id, Instant::now());
-        }
+        let shared_entry = limiter.take_shared().await;
+        let id = self.id.take().unwrap_or_default();
+        limiter.mark(id, Slot::InFlight);
         self.held = None;
+        Sent {
+            limiter,
+            id,
+            shared_entry,
+        }
     }
 }
 
@@ -210,6 +239,19 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             self.limiter.release(id);
+        }
+    }
+}
+
+impl Drop for Sent {
+    /// The response arrived: from now on the request counts for one more window only.
+    fn drop(&mut self) {
+        self.limiter.mark(self.id, Slot::Done(Instant::now()));
+        if let (Some(entry), Some(shared)) = (self.shared_entry.take(), &self.limiter.shared) {
+            // A failed or lost update only keeps the slot counted until its pessimistic bound.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(shared.clone().answered(entry));
+            }
         }
     }
 }
@@ -237,14 +279,14 @@ mod tests {
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..55 {
-            limiter.acquire().await;
+            drop(limiter.acquire().await);
             times.push(Instant::now());
         }
         assert_eq!(max_in_any_second(&times), 10);
-        // 55 sends need five full windows after the first burst: about 5 × 1.05 s.
+        // 55 sends need five full windows after the first burst: about 5 × 1.01 s.
         let elapsed = Instant::now().duration_since(start);
-        assert!(elapsed >= Duration::from_secs(5), "{elapsed:?}");
-        assert!(elapsed < Duration::from_millis(5400), "{elapsed:?}");
+        assert!(elapsed >= 5 * WINDOW, "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(5200), "{elapsed:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -254,12 +296,30 @@ mod tests {
         let slow = limiter.reserve().await;
         // The caller sends only 600 ms after reserving.
         tokio::time::sleep(Duration::from_millis(600)).await;
-        slow.commit().await;
+        drop(slow.commit().await);
 
-        limiter.acquire().await;
+        drop(limiter.acquire().await);
 
         // The next send waits a window after the *send* at 600 ms, not the reservation at 0.
         assert!(Instant::now().duration_since(start) >= Duration::from_millis(600) + WINDOW);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_counts_until_its_response_plus_the_window() {
+        let limiter = Arc::new(RateLimiter::new(1));
+        let start = Instant::now();
+        let in_flight = limiter.acquire().await;
+        // The request takes 700 ms to be answered (a slow connection set-up, say):
+        // it may reach the platform at any point in between.
+        let answered = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            drop(in_flight);
+        });
+
+        drop(limiter.acquire().await);
+
+        assert!(Instant::now().duration_since(start) >= Duration::from_millis(700) + WINDOW);
+        answered.await.expect("joins");
     }
 
     #[tokio::test(start_paused = true)]
@@ -268,7 +328,7 @@ mod tests {
         let start = Instant::now();
         drop(limiter.reserve().await);
 
-        limiter.acquire().await;
+        drop(limiter.acquire().await);
 
         assert_eq!(Instant::now(), start);
     }
@@ -280,9 +340,9 @@ mod tests {
         let reserved = limiter.reserve().await;
         limiter.pause(Duration::from_secs(3)).await;
 
-        reserved.commit().await;
+        drop(reserved.commit().await);
         assert!(Instant::now().duration_since(start) >= Duration::from_secs(3));
-        limiter.acquire().await;
+        drop(limiter.acquire().await);
         assert!(Instant::now().duration_since(start) >= Duration::from_secs(3));
     }
 }

@@ -1,13 +1,14 @@
 //! The platform client: tokens, the process-wide rate limit, `GET /payins|payouts/{id}`,
 //! and the classes of error a fetch can end in.
 
+mod breaker;
 mod budget;
 mod client;
 mod document;
 mod limiter;
 mod token;
 
-pub use budget::SharedBudget;
-pub use client::{FetchError, PlatformClient};
-pub use document::{FailureReason, Money, PaymentSnapshot, PlatformPayment};
-pub use limiter::{RateLimiter, Reservation, WINDOW};
+pub use budget::{budget_state, resume, BudgetState, SharedBudget};
+pub use client::{FetchError, PlatformClient, Slot, MAX_ANSWER_BYTES, MAX_PAUSE};
+pub use document::{FailureReason, InvalidAnswer, Money, PaymentSnapshot, PlatformPayment};
+pub use limiter::{RateLimiter, Reservation, Sent, WINDOW};

@@ -4,11 +4,13 @@ use anyhow::Context;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::batch::{in_batches, BATCH};
 use crate::domain::{PaymentId, PaymentKind};
 
 /// A job leased to this worker; only the holder of `claim_token` may finish it.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
+    pub merchant_code: String,
     pub kind: PaymentKind,
     pub id: PaymentId,
     pub claim_token: Uuid,
@@ -18,7 +20,8 @@ pub struct ClaimedJob {
 
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
-    kind: String,
+    merchant_code: String,
+    kind: PaymentKind,
     payment_id: String,
     claim_token: Uuid,
     attempts: i32,
@@ -29,7 +32,8 @@ struct ClaimedRow {
 ///
 /// `for update skip locked` lets replicas claim concurrently without waiting on each
 /// other; once committed, `state = 'running'` keeps every other claimer away until
-/// the lease ends, so at most one fetch per payment is in flight across replicas.
+/// the lease ends, and the holder's heartbeat ([`extend_lease`]) keeps it from ending
+/// while the holder lives: at most one fetch per payment is in flight across replicas.
 pub async fn claim_due_jobs(
     pool: &PgPool,
     merchant_code: &str,
@@ -49,7 +53,7 @@ pub async fn claim_due_jobs(
            lease_until = now() + make_interval(secs => $3), rerun_priority = null, updated_at = now()
          from next
          where j.merchant_code = next.merchant_code and j.kind = next.kind and j.payment_id = next.payment_id
-         returning j.kind, j.payment_id, j.claim_token, j.attempts, j.priority",
+         returning j.merchant_code, j.kind, j.payment_id, j.claim_token, j.attempts, j.priority",
     )
     .bind(merchant_code)
     .bind(limit)
@@ -62,7 +66,8 @@ pub async fn claim_due_jobs(
         .into_iter()
         .map(|row| {
             Ok(ClaimedJob {
-                kind: row.kind.parse().map_err(anyhow::Error::msg)?,
+                merchant_code: row.merchant_code,
+                kind: row.kind,
                 id: PaymentId::parse(&row.payment_id)?,
                 claim_token: row.claim_token,
                 attempts: row.attempts,
@@ -74,18 +79,48 @@ pub async fn claim_due_jobs(
     Ok(jobs)
 }
 
-/// Returns jobs whose worker vanished (lease expired) to `pending`, and how many there were.
+/// Extends the lease of a job its holder is still working on; returns false once the
+/// lease was lost (reaped and perhaps claimed by another worker): the holder must stop.
+pub async fn extend_lease(pool: &PgPool, job: &ClaimedJob, lease: Duration) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "update sync_jobs set lease_until = now() + make_interval(secs => $5)
+         where merchant_code = $1 and kind = $2 and payment_id = $3 and claim_token = $4",
+    )
+    .bind(&job.merchant_code)
+    .bind(job.kind.as_str())
+    .bind(job.id.as_str())
+    .bind(job.claim_token)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Returns jobs whose worker vanished (lease expired) to `pending`, due now, and how
+/// many there were; in bounded batches that skip rows another transaction holds.
 ///
 /// A rerun requested meanwhile keeps its priority; the lost fetch is not counted as an attempt.
 pub async fn reap_expired_leases(pool: &PgPool) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "update sync_jobs set
-           state = 'pending', run_at = now(), claim_token = null, lease_until = null,
-           priority = least(priority, rerun_priority), rerun_priority = null,
-           last_error = 'lease expired: the worker holding this sync stopped', updated_at = now()
-         where state = 'running' and lease_until < now()",
-    )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
+    in_batches(|| async {
+        let done = sqlx::query(
+            r#"with expired as (
+                 select merchant_code, kind, payment_id from sync_jobs
+                 where state = 'running' and lease_until < now()
+                 order by merchant_code, kind, payment_id collate "C"
+                 limit $1
+                 for update skip locked
+               )
+               update sync_jobs j set
+                 state = 'pending', run_at = now(), claim_token = null, lease_until = null,
+                 priority = least(priority, rerun_priority), rerun_priority = null,
+                 last_error = 'lease expired: the worker holding this sync stopped', updated_at = now()
+               from expired e
+               where j.merchant_code = e.merchant_code and j.kind = e.kind and j.payment_id = e.payment_id"#,
+        )
+        .bind(BATCH)
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected())
+    })
+    .await
 }

@@ -2,13 +2,15 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
+use super::batch::{in_batches, BATCH};
 use super::{Priority, NOTIFY_CHANNEL};
+use crate::domain::PaymentKind;
 
 /// A sync that gave up, as operators see it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadSync {
-    pub kind: String,
+    pub kind: PaymentKind,
     pub id: String,
     pub attempts: i32,
     pub last_error: Option<String>,
@@ -37,45 +39,76 @@ pub async fn list_dead_syncs(
     .await
 }
 
-/// Makes dead syncs pending again with fresh attempts (all, or those that died at or
-/// after `since`), and returns how many.
+/// Makes dead syncs pending again, due now with fresh attempts (all, or those that
+/// died at or after `since`), in bounded batches; returns how many.
 pub async fn retry_dead_syncs(
     pool: &PgPool,
     merchant_code: &str,
     since: Option<DateTime<Utc>>,
 ) -> sqlx::Result<u64> {
-    let mut tx = pool.begin().await?;
-    let revived = sqlx::query(
-        "update sync_jobs set
-           state = 'pending', priority = $3, run_at = now(), attempts = 0,
-           failing_since = null, updated_at = now()
-         where merchant_code = $1 and state = 'dead' and ($2::timestamptz is null or updated_at >= $2)",
-    )
-    .bind(merchant_code)
-    .bind(since)
-    .bind(Priority::Manual.as_i16())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    sqlx::query("select pg_notify($1, '')")
-        .bind(NOTIFY_CHANNEL)
-        .execute(&mut *tx)
+    let revived = in_batches(|| async {
+        let done = sqlx::query(
+            r#"with dead as (
+                 select merchant_code, kind, payment_id from sync_jobs
+                 where merchant_code = $1 and state = 'dead' and ($2::timestamptz is null or updated_at >= $2)
+                 order by kind, payment_id collate "C"
+                 limit $4
+                 for update skip locked
+               )
+               update sync_jobs j set
+                 state = 'pending', priority = $3, run_at = now(), attempts = 0,
+                 failing_since = null, reconcile_at = null, updated_at = now()
+               from dead d
+               where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#,
+        )
+        .bind(merchant_code)
+        .bind(since)
+        .bind(Priority::Manual.as_i16())
+        .bind(BATCH)
+        .execute(pool)
         .await?;
-    tx.commit().await?;
+        Ok(done.rows_affected())
+    })
+    .await?;
+    notify_workers(pool).await?;
     Ok(revived)
 }
 
-/// Makes idle, not-final payments whose reconciliation is due pending at reconciliation
-/// priority, and returns how many. Callbacks and refreshes still go first.
+/// Makes idle or dead payments whose reconciliation is due pending at reconciliation
+/// priority (due now, fresh attempts), in bounded batches; returns how many.
+/// Callbacks and refreshes still go first.
 pub async fn promote_due_reconciliations(pool: &PgPool, merchant_code: &str) -> sqlx::Result<u64> {
-    let promoted = sqlx::query(
-        "update sync_jobs set
-           state = 'pending', priority = $2, run_at = now(), reconcile_at = null, updated_at = now()
-         where merchant_code = $1 and state = 'idle' and reconcile_at <= now()",
-    )
-    .bind(merchant_code)
-    .bind(Priority::Reconcile.as_i16())
-    .execute(pool)
-    .await?;
-    Ok(promoted.rows_affected())
+    in_batches(|| async {
+        let done = sqlx::query(
+            r#"with due as (
+                 select merchant_code, kind, payment_id from sync_jobs
+                 where merchant_code = $1 and state in ('idle', 'dead') and reconcile_at <= now()
+                 order by kind, payment_id collate "C"
+                 limit $3
+                 for update skip locked
+               )
+               update sync_jobs j set
+                 state = 'pending', priority = $2, run_at = now(), reconcile_at = null,
+                 attempts = case when j.state = 'dead' then 0 else j.attempts end,
+                 failing_since = case when j.state = 'dead' then null else j.failing_since end,
+                 updated_at = now()
+               from due d
+               where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#,
+        )
+        .bind(merchant_code)
+        .bind(Priority::Reconcile.as_i16())
+        .bind(BATCH)
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected())
+    })
+    .await
+}
+
+async fn notify_workers(pool: &PgPool) -> sqlx::Result<()> {
+    sqlx::query("select pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(pool)
+        .await?;
+    Ok(())
 }

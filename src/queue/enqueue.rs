@@ -10,7 +10,8 @@ use crate::domain::{PaymentId, PaymentKind};
 ///
 /// Creates the payment row if it was never seen. Coalesces per SPEC §5: a pending
 /// job only moves earlier (never gains a second fetch); a running one is marked for
-/// exactly one more fetch; idle and dead ones become pending with fresh attempts.
+/// exactly one more fetch; idle and dead ones become pending, due now, with fresh
+/// attempts (an old `run_at` would jump them ahead of fresh callbacks).
 /// Workers are notified when the transaction commits.
 pub async fn enqueue_syncs(
     conn: &mut PgConnection,
@@ -46,8 +47,8 @@ pub async fn enqueue_syncs(
              when sync_jobs.state = 'pending' then least(sync_jobs.priority, excluded.priority)
              when sync_jobs.state = 'running' then sync_jobs.priority
              else excluded.priority end,
-           run_at = case when sync_jobs.state = 'running' then sync_jobs.run_at
-             else least(sync_jobs.run_at, now()) end,
+           run_at = case sync_jobs.state when 'running' then sync_jobs.run_at
+             when 'pending' then least(sync_jobs.run_at, now()) else now() end,
            attempts = case when sync_jobs.state in ('idle', 'dead') then 0 else sync_jobs.attempts end,
            failing_since = case when sync_jobs.state in ('idle', 'dead') then null else sync_jobs.failing_since end,
            rerun_priority = case when sync_jobs.state = 'running'

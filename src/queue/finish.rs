@@ -1,18 +1,21 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
-use super::ClaimedJob;
+use super::batch::{in_batches, BATCH};
+use super::{ClaimedJob, JobState};
 
 /// How failed fetches are retried: capped exponential backoff with full jitter,
-/// then `dead` after `max_attempts`, or once the sync has been failing for `max_age`.
+/// bounded by age, not by a count: `dead` once the sync has been failing for
+/// `max_age`. A dead sync of a payment that is not final is reconciled again
+/// `dead_reconcile_after` later.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    pub max_attempts: i32,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     pub max_age: Duration,
+    pub dead_reconcile_after: Duration,
 }
 
 /// Marks a successful sync done, in the caller's transaction, with the time of the
@@ -29,10 +32,11 @@ pub async fn finish_job(
            state = case when rerun_priority is null then 'idle' else 'pending' end,
            priority = coalesce(rerun_priority, priority),
            run_at = now(), attempts = 0, last_error = null, failing_since = null,
-           reconcile_at = $4,
+           reconcile_at = $5,
            claim_token = null, lease_until = null, rerun_priority = null, updated_at = now()
-         where kind = $1 and payment_id = $2 and claim_token = $3",
+         where merchant_code = $1 and kind = $2 and payment_id = $3 and claim_token = $4",
     )
+    .bind(&job.merchant_code)
     .bind(job.kind.as_str())
     .bind(job.id.as_str())
     .bind(job.claim_token)
@@ -43,43 +47,55 @@ pub async fn finish_job(
 }
 
 /// Records a failed attempt: retried after a jittered backoff, or `dead` once the
-/// attempts or the age are spent (unless a sync was requested meanwhile).
+/// sync has been failing for the policy's age (unless a sync was requested meanwhile).
 /// Returns the new state, or `None` if the lease was lost.
 pub async fn fail_job(
     conn: &mut PgConnection,
     job: &ClaimedJob,
     error: &str,
     policy: &RetryPolicy,
-) -> sqlx::Result<Option<String>> {
+) -> sqlx::Result<Option<JobState>> {
     sqlx::query_scalar(
-        "update sync_jobs set
-           attempts = attempts + 1,
-           last_error = $4,
-           failing_since = coalesce(failing_since, now()),
-           state = case when rerun_priority is null and (attempts + 1 >= $5
-               or coalesce(failing_since, now()) < now() - make_interval(secs => $8))
-             then 'dead' else 'pending' end,
-           priority = least(priority, rerun_priority),
+        "with cur as (
+           select j.merchant_code, j.kind, j.payment_id, coalesce(p.final, false) as final,
+                  j.rerun_priority is null
+                    and coalesce(j.failing_since, now()) <= now() - make_interval(secs => $8) as dies
+           from sync_jobs j
+           left join payments p on p.merchant_code = j.merchant_code and p.kind = j.kind and p.id = j.payment_id
+           where j.merchant_code = $1 and j.kind = $2 and j.payment_id = $3 and j.claim_token = $4
+           for update of j
+         )
+         update sync_jobs j set
+           attempts = j.attempts + 1,
+           last_error = $5,
+           failing_since = coalesce(j.failing_since, now()),
+           state = case when cur.dies then 'dead' else 'pending' end,
+           priority = least(j.priority, j.rerun_priority),
            run_at = now() + make_interval(secs =>
-             ($6 + random() * least($7, $6 * power(2, attempts))) / 1000.0),
+             ($6 + random() * least($7, $6 * power(2, least(j.attempts, 30)))) / 1000.0),
+           reconcile_at = case when cur.dies and not cur.final
+             then now() + make_interval(secs => $9) else j.reconcile_at end,
            claim_token = null, lease_until = null, rerun_priority = null, updated_at = now()
-         where kind = $1 and payment_id = $2 and claim_token = $3
-         returning state",
+         from cur
+         where j.merchant_code = cur.merchant_code and j.kind = cur.kind and j.payment_id = cur.payment_id
+         returning j.state",
     )
+    .bind(&job.merchant_code)
     .bind(job.kind.as_str())
     .bind(job.id.as_str())
     .bind(job.claim_token)
     .bind(error)
-    .bind(policy.max_attempts)
     .bind(policy.backoff_base.as_millis() as f64)
     .bind(policy.backoff_cap.as_millis() as f64)
     .bind(policy.max_age.as_secs_f64())
+    .bind(policy.dead_reconcile_after.as_secs_f64())
     .fetch_optional(conn)
     .await
 }
 
-/// Puts a job back without counting an attempt (the platform throttled us, or refused
-/// our configuration: not the payment's fault), due after `delay`, noting `reason`.
+/// Puts a job back without counting an attempt (the platform throttled us, refused
+/// our configuration, or is down: not the payment's fault), due after `delay`,
+/// noting `reason`. Returns false if the lease was lost.
 pub async fn requeue_job(
     conn: &mut PgConnection,
     job: &ClaimedJob,
@@ -89,10 +105,11 @@ pub async fn requeue_job(
     let done = sqlx::query(
         "update sync_jobs set
            state = 'pending', priority = least(priority, rerun_priority),
-           run_at = now() + make_interval(secs => $4), last_error = $5,
+           run_at = now() + make_interval(secs => $5), last_error = $6,
            claim_token = null, lease_until = null, rerun_priority = null, updated_at = now()
-         where kind = $1 and payment_id = $2 and claim_token = $3",
+         where merchant_code = $1 and kind = $2 and payment_id = $3 and claim_token = $4",
     )
+    .bind(&job.merchant_code)
     .bind(job.kind.as_str())
     .bind(job.id.as_str())
     .bind(job.claim_token)
@@ -101,4 +118,29 @@ pub async fn requeue_job(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The platform answers again after an outage: every sync waiting out a backoff is
+/// due now. Returns how many.
+pub async fn resume_after_outage(pool: &PgPool, merchant_code: &str) -> sqlx::Result<u64> {
+    in_batches(|| async {
+        let done = sqlx::query(
+            r#"with waiting as (
+                 select merchant_code, kind, payment_id from sync_jobs
+                 where merchant_code = $1 and state = 'pending' and failing_since is not null and run_at > now()
+                 order by kind, payment_id collate "C"
+                 limit $2
+                 for update skip locked
+               )
+               update sync_jobs j set run_at = now(), updated_at = now()
+               from waiting w
+               where j.merchant_code = w.merchant_code and j.kind = w.kind and j.payment_id = w.payment_id"#,
+        )
+        .bind(merchant_code)
+        .bind(BATCH)
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected())
+    })
+    .await
 }

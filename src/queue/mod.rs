@@ -1,18 +1,25 @@
 //! The durable sync queue: one `sync_jobs` row per tracked payment.
 //!
-//! States: `idle` (nothing to do), `pending` (a fetch is due at `run_at`),
-//! `running` (leased to one worker until `lease_until`), `dead` (gave up; retryable).
-//! A sync requested while `running` sets `rerun_priority`: exactly one more fetch follows.
+//! States ([`JobState`]): `idle` (nothing to do), `pending` (a fetch is due at
+//! `run_at`), `running` (leased to one worker until `lease_until`, which its
+//! heartbeat extends), `dead` (gave up; retryable, and reconciled again if the
+//! payment is not final). A sync requested while `running` sets `rerun_priority`:
+//! exactly one more fetch follows.
 
+mod batch;
 mod claim;
 mod dead;
+mod depth;
 mod enqueue;
 mod finish;
+mod state;
 
-pub use claim::{claim_due_jobs, reap_expired_leases, ClaimedJob};
+pub use claim::{claim_due_jobs, extend_lease, reap_expired_leases, ClaimedJob};
 pub use dead::{list_dead_syncs, promote_due_reconciliations, retry_dead_syncs, DeadSync};
+pub use depth::{queue_depth, QueueDepth};
 pub use enqueue::enqueue_syncs;
-pub use finish::{fail_job, finish_job, requeue_job, RetryPolicy};
+pub use finish::{fail_job, finish_job, requeue_job, resume_after_outage, RetryPolicy};
+pub use state::JobState;
 
 /// Postgres channel that wakes workers when jobs are enqueued.
 pub const NOTIFY_CHANNEL: &str = "paymirror_sync";

@@ -3,16 +3,17 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use crate::domain::{PaymentId, PaymentKind};
+use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::platform::PlatformPayment;
+use crate::queue::JobState;
 
 /// A payment with its sync state, as the API serves it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PaymentRow {
     pub merchant_code: String,
-    pub kind: String,
+    pub kind: PaymentKind,
     pub id: String,
-    pub status: Option<String>,
+    pub status: Option<PaymentStatus>,
     #[sqlx(rename = "final")]
     pub is_final: bool,
     pub amount: Option<Decimal>,
@@ -30,7 +31,7 @@ pub struct PaymentRow {
     pub first_seen_at: DateTime<Utc>,
     pub synced_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
-    pub sync_state: Option<String>,
+    pub sync_state: Option<JobState>,
     pub sync_attempts: Option<i32>,
     pub sync_last_error: Option<String>,
 }
@@ -49,10 +50,13 @@ pub struct Upserted {
     /// The status differs from the one stored before (a history row was added).
     pub status_changed: bool,
     pub first_seen_at: DateTime<Utc>,
+    /// A stale read: the payment is final and the answer was not, so nothing was stored.
+    pub stale: bool,
 }
 
 /// Stores the platform's answer over the payment's previous state, in the caller's
-/// transaction, and appends to the history when the status changed.
+/// transaction, and appends to the history when the status changed. A final status
+/// is never replaced by a non-final one: such a stale read stores nothing.
 /// Returns `None` if paymirror has no row for the payment (it always has one once a
 /// sync was scheduled).
 pub async fn upsert_payment(
@@ -70,8 +74,8 @@ pub async fn upsert_payment(
            payment_method_code = $13, is_test = $14, platform_created_at = $15,
            platform_processed_at = $16, platform = $17, synced_at = now(),
            updated_at = case when p.platform is distinct from $17 then now() else p.updated_at end
-         from (select status from payments where merchant_code = $1 and kind = $2 and id = $3 for update) old
-         where p.merchant_code = $1 and p.kind = $2 and p.id = $3
+         from (select status, final from payments where merchant_code = $1 and kind = $2 and id = $3 for update) old
+         where p.merchant_code = $1 and p.kind = $2 and p.id = $3 and (not old.final or $5)
          returning old.status, p.first_seen_at",
     )
     .bind(merchant_code)
@@ -95,7 +99,7 @@ pub async fn upsert_payment(
     .await?;
 
     let Some((old_status, first_seen_at)) = previous else {
-        return Ok(None);
+        return stale_or_missing(conn, merchant_code, kind, id).await;
     };
     let changed = old_status.as_deref() != Some(s.status.as_str());
     if changed {
@@ -113,6 +117,30 @@ pub async fn upsert_payment(
     Ok(Some(Upserted {
         status_changed: changed,
         first_seen_at,
+        stale: false,
+    }))
+}
+
+/// Nothing was updated: either the payment is final and the answer was not (stale),
+/// or there is no row at all.
+async fn stale_or_missing(
+    conn: &mut PgConnection,
+    merchant_code: &str,
+    kind: PaymentKind,
+    id: &PaymentId,
+) -> sqlx::Result<Option<Upserted>> {
+    let first_seen_at: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "select first_seen_at from payments where merchant_code = $1 and kind = $2 and id = $3",
+    )
+    .bind(merchant_code)
+    .bind(kind.as_str())
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(first_seen_at.map(|first_seen_at| Upserted {
+        status_changed: false,
+        first_seen_at,
+        stale: true,
     }))
 }
 

@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use rand::Rng;
+use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::SyncWorker;
-use crate::platform::{FetchError, PlatformPayment, Reservation};
-use crate::queue::{self, ClaimedJob, RetryPolicy};
+use crate::db::refused_data;
+use crate::platform::{FetchError, PlatformPayment, Slot};
+use crate::queue::{self, ClaimedJob, JobState, RetryPolicy};
 use crate::reconcile::next_reconcile_at;
 use crate::store::upsert_payment;
 
@@ -18,7 +21,8 @@ pub enum JobOutcome {
     Synced,
     Retrying,
     Dead,
-    /// Put back without counting an attempt: throttled, or our configuration refused.
+    /// Put back without counting an attempt: throttled, our configuration refused,
+    /// or the platform is in an outage.
     Paused,
     LeaseLost,
 }
@@ -29,47 +33,77 @@ impl SyncWorker {
         self.process_job_with(job, None).await
     }
 
-    pub(super) async fn process_job_with(
-        &self,
-        job: ClaimedJob,
-        slot: Option<Reservation>,
-    ) -> JobOutcome {
-        let started = std::time::Instant::now();
-        let outcome = match AssertUnwindSafe(self.sync_one(&job, slot))
-            .catch_unwind()
-            .await
-        {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => {
-                tracing::warn!(kind = %job.kind, id = %job.id, error = ?e, "sync could not be recorded; its lease will expire and it will run again");
-                JobOutcome::LeaseLost
-            }
-            Err(_) => {
-                tracing::error!(kind = %job.kind, id = %job.id, "sync panicked");
-                self.record_failure(&job, "internal error while syncing", &self.policy)
-                    .await
-                    .unwrap_or(JobOutcome::LeaseLost)
-            }
-        };
-        let label = format!("{outcome:?}").to_lowercase();
-        metrics::counter!("paymirror_syncs_total", "outcome" => label).increment(1);
-        metrics::histogram!("paymirror_sync_seconds").record(started.elapsed().as_secs_f64());
-        outcome
+    pub(super) async fn process_job_with(&self, job: ClaimedJob, slot: Option<Slot>) -> JobOutcome {
+        let span =
+            tracing::info_span!("sync", kind = %job.kind, id = %job.id, attempt = job.attempts + 1);
+        async {
+            let started = Instant::now();
+            let work = AssertUnwindSafe(self.sync_one(&job, slot)).catch_unwind();
+            let outcome = tokio::select! {
+                result = work => match result {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = ?e, "sync could not be recorded; its lease will expire and it will run again");
+                        JobOutcome::LeaseLost
+                    }
+                    Err(_) => {
+                        tracing::error!("sync panicked");
+                        self.record_failure(&job, "internal error while syncing", &self.policy)
+                            .await
+                            .unwrap_or(JobOutcome::LeaseLost)
+                    }
+                },
+                () = self.hold_lease(&job) => {
+                    tracing::warn!("lost the lease while syncing; abandoning this fetch to the next holder");
+                    JobOutcome::LeaseLost
+                }
+            };
+            let label = format!("{outcome:?}").to_lowercase();
+            metrics::counter!("paymirror_syncs_total", "outcome" => label).increment(1);
+            metrics::histogram!("paymirror_sync_seconds").record(started.elapsed().as_secs_f64());
+            outcome
+        }
+        .instrument(span)
+        .await
     }
 
-    async fn sync_one(
-        &self,
-        job: &ClaimedJob,
-        slot: Option<Reservation>,
-    ) -> anyhow::Result<JobOutcome> {
-        match self
-            .client
-            .fetch_payment_with(job.kind, &job.id, slot)
-            .await
-        {
+    /// Keeps the job's lease alive while it is worked on (a heartbeat every third of
+    /// the lease). Returns only when the lease is lost, or could not be renewed before
+    /// it runs out: then another worker may take the job, so this one must stop.
+    async fn hold_lease(&self, job: &ClaimedJob) {
+        let lease = self.settings.lease();
+        let beat = lease / 3;
+        let mut expires = Instant::now() + lease;
+        loop {
+            tokio::time::sleep(beat).await;
+            let asked = Instant::now();
+            match tokio::time::timeout(beat, queue::extend_lease(&self.pool, job, lease)).await {
+                Ok(Ok(true)) => expires = asked + lease,
+                Ok(Ok(false)) => return,
+                Ok(Err(_)) | Err(_) if Instant::now() + beat >= expires => return,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not extend the lease; trying again")
+                }
+                Err(_) => tracing::warn!("extending the lease timed out; trying again"),
+            }
+        }
+    }
+
+    async fn sync_one(&self, job: &ClaimedJob, slot: Option<Slot>) -> anyhow::Result<JobOutcome> {
+        let slot = match slot {
+            Some(slot) => slot,
+            None => self.client.reserve().await,
+        };
+        let probe = slot.is_probe();
+        let result = self.client.fetch(slot, job.kind, &job.id).await;
+        let platform_down = matches!(&result, Err(e) if e.is_platform_failure());
+        if probe && !platform_down {
+            self.resume_after_outage().await;
+        }
+        match result {
             Ok(payment) => self.store(job, &payment).await,
             Err(FetchError::Throttled { retry_after }) => {
-                // Honour Retry-After if the platform ever sends one; else 1–2 s with jitter.
+                // Honour Retry-After (capped) if the platform sends one; else 1–2 s with jitter.
                 let pause = retry_after
                     .unwrap_or_else(|| Duration::from_millis(rand::rng().random_range(1000..2000)));
                 tracing::warn!(
@@ -92,11 +126,9 @@ impl SyncWorker {
                 self.pause_and_requeue(job, pause, &e.to_string()).await
             }
             Err(FetchError::NotFound) => {
+                // A fresh payment may not be visible to the platform yet: retried for minutes.
                 let policy = RetryPolicy {
-                    max_attempts: self
-                        .settings
-                        .not_found_max_attempts
-                        .min(self.policy.max_attempts),
+                    max_age: Duration::from_millis(self.settings.not_found_max_age_ms),
                     ..self.policy.clone()
                 };
                 self.record_failure(
@@ -106,13 +138,38 @@ impl SyncWorker {
                 )
                 .await
             }
+            // Fetches sent before the outage was noticed: nothing is wrong with the
+            // payment, so no attempt is spent; probes carry on the backoff.
+            Err(e) if platform_down && !probe && self.client.in_outage() => {
+                let reason = format!("platform outage ({e}); waiting for it to answer again");
+                self.requeue(job, Duration::ZERO, &reason).await
+            }
             Err(e) => self.record_failure(job, &e.to_string(), &self.policy).await,
         }
     }
 
     /// Stores the answer and finishes the job, in one transaction, scheduling the next
-    /// reconciliation if the payment is not final.
+    /// reconciliation if the payment is not final. An answer the database refuses is
+    /// a failed attempt, retried and in the end dead like any other.
     async fn store(
+        &self,
+        job: &ClaimedJob,
+        payment: &PlatformPayment,
+    ) -> anyhow::Result<JobOutcome> {
+        match self.try_store(job, payment).await {
+            Err(e) => match e.downcast_ref::<sqlx::Error>().and_then(refused_data) {
+                Some(code) => {
+                    let error =
+                        format!("the database refused the platform's answer (SQLSTATE {code})");
+                    self.record_failure(job, &error, &self.policy).await
+                }
+                None => Err(e),
+            },
+            ok => ok,
+        }
+    }
+
+    async fn try_store(
         &self,
         job: &ClaimedJob,
         payment: &PlatformPayment,
@@ -121,19 +178,28 @@ impl SyncWorker {
         let upserted = upsert_payment(&mut tx, &self.merchant_code, job.kind, &job.id, payment)
             .await?
             .ok_or_else(|| anyhow::anyhow!("no payment row for a scheduled sync"))?;
-        let reconcile_at = next_reconcile_at(
-            &self.reconcile,
-            payment,
-            upserted.first_seen_at,
-            chrono::Utc::now(),
-        );
+        let reconcile_at = if upserted.stale {
+            None
+        } else {
+            next_reconcile_at(
+                &self.reconcile,
+                payment,
+                upserted.first_seen_at,
+                chrono::Utc::now(),
+            )
+        };
         if !queue::finish_job(&mut tx, job, reconcile_at).await? {
-            tracing::warn!(kind = %job.kind, id = %job.id, "lease lost before the sync was stored; discarding this answer");
+            tracing::warn!("lease lost before the sync was stored; discarding this answer");
             return Ok(JobOutcome::LeaseLost);
         }
         tx.commit().await?;
         let status = &payment.snapshot.status;
-        tracing::info!(kind = %job.kind, id = %job.id, %status, changed = upserted.status_changed, "payment synced");
+        if upserted.stale {
+            tracing::warn!(%status, "stale read: the platform answered a non-final status for a final payment; kept the final one");
+            metrics::counter!("paymirror_stale_reads_total").increment(1);
+        } else {
+            tracing::info!(%status, changed = upserted.status_changed, "payment synced");
+        }
         Ok(JobOutcome::Synced)
     }
 
@@ -145,15 +211,39 @@ impl SyncWorker {
         pause: Duration,
         reason: &str,
     ) -> anyhow::Result<JobOutcome> {
-        self.client.limiter().pause(pause).await;
+        let pause = pause.min(crate::platform::MAX_PAUSE);
+        self.client.pause(pause).await;
+        self.requeue(job, pause, reason).await
+    }
+
+    async fn requeue(
+        &self,
+        job: &ClaimedJob,
+        delay: Duration,
+        reason: &str,
+    ) -> anyhow::Result<JobOutcome> {
         let mut conn = self.pool.acquire().await?;
         Ok(
-            if queue::requeue_job(&mut conn, job, pause, reason).await? {
+            if queue::requeue_job(&mut conn, job, delay, reason).await? {
                 JobOutcome::Paused
             } else {
                 JobOutcome::LeaseLost
             },
         )
+    }
+
+    /// The platform answers again: every sync waiting out a backoff is due now.
+    async fn resume_after_outage(&self) {
+        match queue::resume_after_outage(&self.pool, &self.merchant_code).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                syncs = n,
+                "platform back: syncs waiting out a backoff are due now"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not make waiting syncs due after the outage")
+            }
+        }
     }
 
     async fn record_failure(
@@ -164,14 +254,17 @@ impl SyncWorker {
     ) -> anyhow::Result<JobOutcome> {
         let mut conn = self.pool.acquire().await?;
         let state = queue::fail_job(&mut conn, job, error, policy).await?;
-        Ok(match state.as_deref() {
-            Some("dead") => {
-                tracing::error!(kind = %job.kind, id = %job.id, error, "sync is dead after its last attempt");
+        Ok(match state {
+            Some(JobState::Dead) => {
+                tracing::error!(
+                    error,
+                    "sync is dead: it failed for longer than its retry bound"
+                );
                 metrics::counter!("paymirror_dead_syncs_total").increment(1);
                 JobOutcome::Dead
             }
             Some(_) => {
-                tracing::warn!(kind = %job.kind, id = %job.id, error, attempt = job.attempts + 1, "sync failed; will retry");
+                tracing::warn!(error, "sync failed; will retry");
                 JobOutcome::Retrying
             }
             None => JobOutcome::LeaseLost,

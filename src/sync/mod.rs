@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ReconcileSettings, SyncSettings};
-use crate::platform::{PlatformClient, Reservation};
+use crate::platform::PlatformClient;
 use crate::queue::{self, RetryPolicy};
 
 pub use job::JobOutcome;
@@ -37,10 +37,10 @@ impl SyncWorker {
         reconcile: ReconcileSettings,
     ) -> Self {
         let policy = RetryPolicy {
-            max_attempts: settings.max_attempts,
             backoff_base: Duration::from_millis(settings.backoff_base_ms),
             backoff_cap: Duration::from_millis(settings.backoff_cap_ms),
             max_age: Duration::from_millis(settings.max_retry_age_ms),
+            dead_reconcile_after: Duration::from_secs(reconcile.interval_secs),
         };
         SyncWorker {
             pool,
@@ -58,7 +58,6 @@ impl SyncWorker {
         // Listen before the first claim, so no notification falls between the two.
         let mut listener = self.listen().await;
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
-        let unsent = Arc::new(Semaphore::new(1));
         let mut in_flight = JoinSet::new();
         let mut next_reap = tokio::time::Instant::now();
         loop {
@@ -73,11 +72,10 @@ impl SyncWorker {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 _ = cancel.cancelled() => break,
             };
-            // Reserve the request slot before choosing the job, and keep at most one
-            // chosen job unsent: the most urgent job due when a slot frees is the one
-            // sent. With nothing due, the reservation is dropped and the slot given back.
-            let reservation = tokio::select! {
-                r = self.reserve_slot(&unsent) => r,
+            // Take the send slot before choosing the job: the most urgent job due when
+            // a slot frees is the one sent. With nothing due, the slot is given back.
+            let slot = tokio::select! {
+                s = self.client.reserve() => s,
                 _ = cancel.cancelled() => break,
             };
             let lease = self.settings.lease();
@@ -86,32 +84,23 @@ impl SyncWorker {
                     let worker = self.clone();
                     let job = jobs.remove(0);
                     in_flight.spawn(async move {
-                        worker.process_job_with(job, Some(reservation)).await;
+                        worker.process_job_with(job, Some(slot)).await;
                         drop(permit);
                     });
                 }
                 Ok(_) => {
-                    drop((permit, reservation));
+                    drop((permit, slot));
                     self.idle(&mut listener, &cancel).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not claim sync jobs");
-                    drop((permit, reservation));
+                    drop((permit, slot));
                     self.idle(&mut listener, &cancel).await;
                 }
             }
             while in_flight.try_join_next().is_some() {}
         }
         while in_flight.join_next().await.is_some() {}
-    }
-
-    async fn reserve_slot(&self, unsent: &Arc<Semaphore>) -> Reservation {
-        let gate = unsent.clone().acquire_owned().await;
-        let reservation = self.client.limiter().reserve().await;
-        match gate {
-            Ok(gate) => reservation.holding(gate),
-            Err(_) => reservation,
-        }
     }
 
     /// Processes due jobs one after another until none is due; returns how many ran.

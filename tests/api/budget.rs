@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use crate::helpers::TestApp;
 
 async fn replica_limiter(pool: &PgPool, max: u32) -> Arc<RateLimiter> {
-    let budget = SharedBudget::new(pool.clone(), "M1", max, WINDOW)
+    let budget = SharedBudget::new(pool.clone(), "M1", max, WINDOW, Duration::from_secs(10))
         .await
         .expect("budget");
     Arc::new(RateLimiter::with_shared_budget(max, budget))

@@ -7,11 +7,12 @@ use serde_json::Value;
 
 use crate::helpers::{assert_error, eventually, payment, spawn_with_simulator, TestApp};
 
-/// An app where each of `ids` has a dead sync (the platform answered 500; one attempt allowed).
+/// An app where each of `ids` has a dead sync (the platform answered 500; no retry age).
 async fn app_with_dead_sync(ids: &[&str]) -> (TestApp, paymirror::simulator::Simulator) {
     let (app, sim) = spawn_with_simulator(
         |s| {
-            s.sync.max_attempts = 1;
+            s.sync.max_retry_age_ms = 0;
+            s.platform.outage_after_failures = 1000;
         },
         SimulatorConfig::default(),
         false,

@@ -162,10 +162,10 @@ async fn a_403_or_406_is_a_configuration_problem_paused_not_counted() {
 }
 
 #[tokio::test]
-async fn a_410_is_retried_a_few_times_then_dead_with_not_found() {
+async fn a_410_is_retried_for_its_age_bound_then_dead_with_not_found() {
     let (app, sim) = spawn_with_simulator(
         |s| {
-            s.sync.not_found_max_attempts = 3;
+            s.sync.not_found_max_age_ms = 300;
             s.sync.backoff_base_ms = 1;
             s.sync.backoff_cap_ms = 1;
         },
@@ -184,10 +184,11 @@ async fn a_410_is_retried_a_few_times_then_dead_with_not_found() {
     .await;
 
     assert_eq!(outcomes, [JobOutcome::Dead]);
-    assert_eq!(requests_for(&sim, "/payins/GONE-1"), 3);
+    let fetches = requests_for(&sim, "/payins/GONE-1");
+    assert!(fetches >= 2, "retried before dying: {fetches}");
     let sync = sync_of(&app, &token, "GONE-1").await;
     assert_eq!(sync["state"], "dead");
-    assert_eq!(sync["attempts"], 3);
+    assert_eq!(sync["attempts"], fetches);
     assert!(
         sync["lastError"]
             .as_str()
@@ -234,7 +235,7 @@ async fn a_payment_not_visible_yet_is_found_on_a_later_attempt() {
 }
 
 #[tokio::test]
-async fn server_errors_and_unparseable_bodies_back_off_then_die_after_max_attempts() {
+async fn server_errors_and_unparseable_bodies_back_off_then_die_after_their_age_bound() {
     for (faults, expected) in [
         (
             Faults {
@@ -253,7 +254,7 @@ async fn server_errors_and_unparseable_bodies_back_off_then_die_after_max_attemp
     ] {
         let (app, sim) = spawn_with_simulator(
             |s| {
-                s.sync.max_attempts = 3;
+                s.sync.max_retry_age_ms = 300;
                 s.sync.backoff_base_ms = 1;
                 s.sync.backoff_cap_ms = 1;
             },
@@ -278,7 +279,10 @@ async fn server_errors_and_unparseable_bodies_back_off_then_die_after_max_attemp
 
         let sync = sync_of(&app, &token, "ERR-1").await;
         assert_eq!(sync["state"], "dead");
-        assert_eq!(sync["attempts"], 3);
+        assert!(
+            sync["attempts"].as_i64().is_some_and(|n| n >= 2),
+            "retried before dying: {sync}"
+        );
         assert!(
             sync["lastError"]
                 .as_str()

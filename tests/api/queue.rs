@@ -139,16 +139,16 @@ async fn a_dead_sync_is_revived_by_a_new_callback() {
         .expect("claim")
         .remove(0);
     let policy = queue::RetryPolicy {
-        max_attempts: 1,
         backoff_base: Duration::from_millis(1),
         backoff_cap: Duration::from_millis(1),
-        max_age: Duration::from_secs(3600),
+        max_age: Duration::ZERO,
+        dead_reconcile_after: Duration::from_secs(3600),
     };
     let mut conn = app.pool.acquire().await.expect("connection");
     let state = queue::fail_job(&mut conn, &job, "boom", &policy)
         .await
         .expect("fail");
-    assert_eq!(state.as_deref(), Some("dead"));
+    assert_eq!(state, Some(queue::JobState::Dead));
 
     app.post_callback("payins", r#"{"idEntity": "DEAD-1"}"#)
         .await;

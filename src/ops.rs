@@ -1,0 +1,84 @@
+//! What operators and orchestrators ask of a running replica: liveness, readiness
+//! and Prometheus metrics.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+
+use crate::api::error_response;
+use crate::app::{AppState, MIGRATOR};
+use crate::queue;
+
+/// `GET /healthz`: 200 while the process runs.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: 200 when the database answers, every embedded migration is applied
+/// and a callback writer runs; else 503.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.inbox.writers_alive() == 0 {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no callback writer is running",
+        );
+    }
+    match applied_migrations(&state.pool).await {
+        Ok(n) if n as usize >= MIGRATOR.migrations.len() => {
+            (StatusCode::OK, "ready").into_response()
+        }
+        Ok(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is not migrated",
+        ),
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unreachable",
+        ),
+    }
+}
+
+async fn applied_migrations(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+        .fetch_one(pool)
+        .await
+}
+
+/// `GET /metrics`: Prometheus text. Queue depth is read at scrape time.
+pub async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match queue::queue_depth(&state.pool, &state.merchant_code).await {
+        Ok(depth) => {
+            for (sync_state, count) in depth.by_state {
+                metrics::gauge!("paymirror_sync_jobs", "state" => sync_state.as_str())
+                    .set(count as f64);
+            }
+            metrics::gauge!("paymirror_oldest_due_sync_seconds").set(depth.oldest_due_secs);
+        }
+        Err(_) => tracing::debug!("queue depth unavailable for /metrics"),
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// The process-wide Prometheus recorder, installed on first use (tests build many apps).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding program); then ours stays empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
