@@ -160,3 +160,99 @@ async fn a_dead_sync_is_revived_by_a_new_callback() {
             .expect("row");
     assert_eq!((state.as_str(), attempts), ("pending", 0));
 }
+
+#[tokio::test]
+async fn a_revived_job_is_due_now_not_at_its_old_run_at() {
+    let app = TestApp::spawn().await;
+    for state in ["idle", "dead"] {
+        let id = format!("OLD-{state}");
+        app.post_callback("payins", format!(r#"{{"idEntity": "{id}"}}"#))
+            .await;
+        sqlx::query(
+            "update sync_jobs set state = $2, run_at = now() - interval '3 days' where payment_id = $1",
+        )
+        .bind(&id)
+        .bind(state)
+        .execute(&app.pool)
+        .await
+        .expect("age the job");
+
+        app.post_callback("payins", format!(r#"{{"idEntity": "{id}"}}"#))
+            .await;
+
+        let (state, late): (String, f64) = sqlx::query_as(
+            "select state, extract(epoch from now() - run_at)::float8 from sync_jobs where payment_id = $1",
+        )
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("row");
+        assert_eq!(state, "pending");
+        assert!(late < 60.0, "run_at is {late} s old");
+    }
+}
+
+#[tokio::test]
+async fn a_dead_sync_of_a_payment_not_final_is_reconciled_again() {
+    let app = TestApp::spawn().await;
+    app.post_callback("payins", r#"{"idEntity": "LIMBO-1"}"#)
+        .await;
+    let job = claim_due_jobs(&app.pool, "M1", 1, Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .remove(0);
+    let policy = queue::RetryPolicy {
+        backoff_base: Duration::from_millis(1),
+        backoff_cap: Duration::from_millis(1),
+        max_age: Duration::ZERO,
+        dead_reconcile_after: Duration::ZERO,
+    };
+    let mut conn = app.pool.acquire().await.expect("connection");
+    let state = queue::fail_job(&mut conn, &job, "boom", &policy)
+        .await
+        .expect("fail");
+    assert_eq!(state, Some(queue::JobState::Dead));
+
+    let promoted = queue::promote_due_reconciliations(&app.pool, "M1")
+        .await
+        .expect("promote");
+
+    assert_eq!(promoted, 1);
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("select state, attempts from sync_jobs where payment_id = 'LIMBO-1'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
+    assert_eq!((state.as_str(), attempts), ("pending", 0));
+}
+
+#[tokio::test]
+async fn a_dead_sync_of_a_final_payment_is_left_alone() {
+    let app = TestApp::spawn().await;
+    app.post_callback("payins", r#"{"idEntity": "DONE-1"}"#)
+        .await;
+    sqlx::query("update payments set status = 'SUCCESS', final = true where id = 'DONE-1'")
+        .execute(&app.pool)
+        .await
+        .expect("final");
+    let job = claim_due_jobs(&app.pool, "M1", 1, Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .remove(0);
+    let policy = queue::RetryPolicy {
+        backoff_base: Duration::from_millis(1),
+        backoff_cap: Duration::from_millis(1),
+        max_age: Duration::ZERO,
+        dead_reconcile_after: Duration::ZERO,
+    };
+    let mut conn = app.pool.acquire().await.expect("connection");
+    queue::fail_job(&mut conn, &job, "boom", &policy)
+        .await
+        .expect("fail");
+
+    let promoted = queue::promote_due_reconciliations(&app.pool, "M1")
+        .await
+        .expect("promote");
+
+    assert_eq!(promoted, 0);
+}

@@ -1,0 +1,90 @@
+//! One callback never decides another's answer: a row Postgres refuses is refused
+//! alone, its neighbours in the same group-commit batch are stored.
+
+use std::sync::Arc;
+
+use paymirror::config::InboxSettings;
+use paymirror::domain::{PaymentId, PaymentKind};
+use paymirror::inbox::{Inbox, InboxEntry, NotStored};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+fn entry(id: &str, body: serde_json::Value) -> InboxEntry {
+    InboxEntry {
+        kind: PaymentKind::Payin,
+        id: Some(PaymentId::parse(id).expect("valid id")),
+        body,
+    }
+}
+
+#[tokio::test]
+async fn a_row_postgres_refuses_is_refused_alone_and_its_batch_neighbours_commit() {
+    let app = TestApp::spawn().await;
+    let settings = InboxSettings {
+        writers: 1,
+        batch_size: 64,
+        commit_timeout_ms: 5000,
+    };
+    let (inbox, _writers) = Inbox::start(app.pool.clone(), Arc::from("M1"), &settings);
+
+    // On this single-threaded test runtime every submission is queued before the
+    // writer runs, so all 41 share one batch. jsonb refuses NUL in a string.
+    let honest = (0..40).map(|n| {
+        let inbox = inbox.clone();
+        async move {
+            let id = format!("OK-{n}");
+            inbox.submit(entry(&id, json!({ "idEntity": id }))).await
+        }
+    });
+    let hostile = inbox.submit(entry(
+        "BAD-1",
+        json!({"idEntity": "BAD-1", "note": "\u{0}"}),
+    ));
+    let (honest, hostile) = tokio::join!(futures_util::future::join_all(honest), hostile);
+
+    assert!(honest.iter().all(Result::is_ok), "{honest:?}");
+    assert!(
+        matches!(hostile, Err(NotStored::Refused(ref code)) if code == "22P05"),
+        "{hostile:?}"
+    );
+    let stored: Vec<String> =
+        sqlx::query_scalar("select payment_id from callbacks order by payment_id collate \"C\"")
+            .fetch_all(&app.pool)
+            .await
+            .expect("callbacks");
+    assert_eq!(stored.len(), 40);
+    assert!(stored.iter().all(|id| id.starts_with("OK-")));
+    let pending: i64 = sqlx::query_scalar("select count(*) from sync_jobs where state = 'pending'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("jobs");
+    assert_eq!(pending, 40);
+}
+
+#[tokio::test]
+async fn with_the_database_down_every_callback_of_the_batch_is_unavailable() {
+    let app = TestApp::spawn().await;
+    let settings = InboxSettings {
+        writers: 1,
+        batch_size: 64,
+        commit_timeout_ms: 5000,
+    };
+    let (inbox, _writers) = Inbox::start(app.pool.clone(), Arc::from("M1"), &settings);
+    app.db.take_down().await;
+
+    let answers = futures_util::future::join_all((0..5).map(|n| {
+        let inbox = inbox.clone();
+        async move {
+            let id = format!("DOWN-{n}");
+            inbox.submit(entry(&id, json!({ "idEntity": id }))).await
+        }
+    }))
+    .await;
+
+    assert!(
+        answers.iter().all(|a| *a == Err(NotStored::Unavailable)),
+        "{answers:?}"
+    );
+    app.db.bring_up().await;
+}
