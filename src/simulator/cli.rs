@@ -37,6 +37,9 @@ pub struct SimulatorArgs {
         default_value_t = 120_000
     )]
     pub callback_retry_interval_ms: u64,
+    /// How long a payin waits for money before it fails (the platform: 900000).
+    #[arg(long, env = "SIMULATOR_PAYIN_EXPIRY_MS", default_value_t = 900_000)]
+    pub payin_expiry_ms: u64,
     /// The faults at start (`PUT /_sim/faults` changes them while running).
     #[command(flatten)]
     pub faults: FaultArgs,
@@ -124,6 +127,7 @@ impl From<&SimulatorArgs> for SimulatorConfig {
             max_rps: args.max_rps,
             callback_base_url: args.callback_base_url.clone(),
             callback_retry_interval: Duration::from_millis(args.callback_retry_interval_ms),
+            payin_expiry: Duration::from_millis(args.payin_expiry_ms),
             faults: Faults::from(&args.faults),
         }
     }
@@ -172,6 +176,7 @@ mod tests {
         let config = SimulatorConfig::from(&cli.args);
         assert_eq!((config.max_rps, config.merchant_code.as_str()), (10, "M1"));
         assert_eq!(config.callback_retry_interval, Duration::from_secs(120));
+        assert_eq!(config.payin_expiry, SimulatorConfig::default().payin_expiry);
         assert_eq!(config.faults, Faults::default());
         assert!(Cli::try_parse_from(["sim", "--error-rate", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["sim", "--throttle-rate", "-0.1"]).is_err());

@@ -42,6 +42,9 @@ pub struct SimulatorConfig {
     pub callback_base_url: Option<String>,
     /// Pause between callback attempts (the platform: 2 minutes).
     pub callback_retry_interval: Duration,
+    /// How long a payin waits for money: its `expireAt` is its creation plus
+    /// this, and a payin still not final then fails (the default: 15 minutes).
+    pub payin_expiry: Duration,
     /// The faults at start; [`Simulator::set_faults`] replaces them while running.
     pub faults: Faults,
 }
@@ -56,6 +59,7 @@ impl Default for SimulatorConfig {
             max_rps: 10,
             callback_base_url: None,
             callback_retry_interval: Duration::from_secs(120),
+            payin_expiry: Duration::from_secs(15 * 60),
             faults: Faults::default(),
         }
     }
@@ -75,21 +79,26 @@ pub struct NewPayment {
     pub finalize_after: Duration,
     pub callback_url: Option<String>,
     pub is_test: bool,
+    /// Payins only: overrides [`SimulatorConfig::payin_expiry`] for this payment.
+    pub expire_after: Option<Duration>,
 }
 
 impl NewPayment {
-    /// Returns an INR UPIQR test payment that stays PROCESSING until it is moved.
+    /// Returns an INR test payment that stays PROCESSING until it is moved (or,
+    /// for a payin, until it expires), paid by UPIQR if a payin and by
+    /// BANK_TRANSFER if a payout.
     pub fn processing(kind: PaymentKind, id: PaymentId, amount: Decimal) -> Self {
         NewPayment {
             kind,
             id,
             amount,
             currency: "INR".into(),
-            payment_method_code: "UPIQR".into(),
+            payment_method_code: payment::default_method_code(kind).into(),
             final_status: None,
             finalize_after: Duration::ZERO,
             callback_url: None,
             is_test: true,
+            expire_after: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod callbacks;
+mod document;
 mod faults;
 mod platform;
 
