@@ -153,7 +153,7 @@ async fn replace_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
     if let Err(reason) = faults.validate() {
         return describe(StatusCode::BAD_REQUEST, &reason);
     }
-    shared.set_faults(faults);
+    shared.set_faults(faults.clone());
     Json(faults).into_response()
 }
 

@@ -3,6 +3,7 @@
 //! that move to a final status and announce it by callback, and injectable faults.
 
 mod admin;
+mod answer_faults;
 mod callbacks;
 mod cli;
 mod faults;
