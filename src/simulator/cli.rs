@@ -94,6 +94,9 @@ pub struct FaultArgs {
     /// Answer every fetch 401, as if every token were invalid.
     #[arg(long, env = "SIMULATOR_REJECT_TOKENS", value_parser = BoolishValueParser::new())]
     pub reject_tokens: bool,
+    /// Hold each new TCP connection N ms before reading requests from it.
+    #[arg(long, env = "SIMULATOR_CONNECT_DELAY_MS", default_value_t = 0)]
+    pub connect_delay_ms: u64,
     /// Probability (0..=1) that a 200 payment fetch names a different payment.
     #[arg(long, env = "SIMULATOR_WRONG_ID_RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub wrong_id_rate: f64,
@@ -127,6 +130,7 @@ impl From<&FaultArgs> for Faults {
             merchant_inactive: args.merchant_inactive,
             forbid_operations: args.forbid_operations,
             reject_tokens: args.reject_tokens,
+            connect_delay_ms: args.connect_delay_ms,
             wrong_id_rate: args.wrong_id_rate,
             failure_message: args.failure_message.clone(),
             body_padding_bytes: args.body_padding_bytes,
@@ -225,6 +229,7 @@ mod tests {
             "--merchant-inactive",
             "--forbid-operations",
             "--reject-tokens",
+            "--connect-delay-ms=900",
             "--wrong-id-rate=0.7",
             "--failure-message=no money",
             "--body-padding-bytes=1000",
@@ -247,6 +252,7 @@ mod tests {
             merchant_inactive: true,
             forbid_operations: true,
             reject_tokens: true,
+            connect_delay_ms: 900,
             wrong_id_rate: 0.7,
             failure_message: Some("no money".into()),
             body_padding_bytes: 1000,

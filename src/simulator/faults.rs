@@ -53,6 +53,10 @@ pub struct Faults {
     pub forbid_operations: bool,
     /// Every fetch is answered 401, as if every token were invalid.
     pub reject_tokens: bool,
+    /// Each newly accepted TCP connection is held this long before any request
+    /// on it is read, so such requests arrive (are throttled and recorded) that
+    /// much later; requests on an already-open connection are not delayed.
+    pub connect_delay_ms: u64,
     /// Probability that a 200 payment answer names a different payment in its
     /// `idPayin` / `idPayout` (the requested id with a suffix).
     pub wrong_id_rate: f64,

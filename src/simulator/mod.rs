@@ -12,6 +12,7 @@ mod jwt;
 mod lifecycle;
 mod payment;
 mod platform_routes;
+mod server;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -124,13 +125,7 @@ impl Simulator {
         let shared = Arc::new(Shared::new(config, http));
         let app =
             platform_routes::router(Arc::clone(&shared)).merge(admin::router(Arc::clone(&shared)));
-        let stop = shared.cancel.clone();
-        let server = tokio::spawn(async move {
-            let serving = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(error) = serving.await {
-                tracing::error!(%error, "simulator server failed");
-            }
-        });
+        let server = tokio::spawn(server::serve(listener, app, Arc::clone(&shared)));
         Ok(Simulator {
             addr,
             shared,

@@ -1,5 +1,7 @@
-//! Faults that bend answers: the wrong payment named, a chosen failure
-//! message, padding, and a redirect.
+//! Faults that bend answers and connections: the wrong payment named, a chosen
+//! failure message, padding, a redirect, and slow connection set-up.
+
+use std::time::Instant;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -28,11 +30,12 @@ async fn the_admin_route_sets_and_checks_the_new_faults() {
     let sim = start_fast().await;
     let http = client();
     let url = format!("{}/_sim/faults", sim.base_url());
-    let body = json!({"wrongIdRate": 0.5, "failureMessage": "m\u{0}",
+    let body = json!({"connectDelayMs": 5, "wrongIdRate": 0.5, "failureMessage": "m\u{0}",
         "bodyPaddingBytes": 7, "redirectTo": "http://127.0.0.1:9/x"});
     let put = http.put(&url).json(&body).send().await.unwrap();
     assert_eq!(put.status(), StatusCode::OK);
     let expected = Faults {
+        connect_delay_ms: 5,
         wrong_id_rate: 0.5,
         failure_message: Some("m\u{0}".into()),
         body_padding_bytes: 7,
@@ -44,6 +47,7 @@ async fn the_admin_route_sets_and_checks_the_new_faults() {
         json!({"wrongIdRate": 1.5}),
         json!({"bodyPaddingBytes": 1_000_000_000_u64}),
         json!({"redirectTo": ""}),
+        json!({"connectDelayMs": -1}),
     ] {
         let answer = http.put(&url).json(&bad).send().await.unwrap();
         assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{bad}");
@@ -189,4 +193,64 @@ async fn payment_fetches_are_redirected_and_still_recorded() {
         .map(|(path, status)| (path.to_owned(), status))
     );
     assert_eq!(sim.stats().by_status.get(&302).copied(), Some(2));
+}
+
+/// How long a new connection is held in the connect-delay test.
+const CONNECT_DELAY: Duration = Duration::from_millis(300);
+
+/// Sends `GET /payins/X` (answered 401) and reads the whole answer, so the
+/// connection can be reused; returns when the request was sent.
+async fn probe(http: &reqwest::Client, sim: &Simulator) -> Instant {
+    let sent = Instant::now();
+    let answer = fetch(http, sim, "/payins/X", None, Some("2")).await;
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    answer.bytes().await.unwrap();
+    sent
+}
+
+#[tokio::test]
+async fn a_connect_delay_holds_new_connections_but_not_reused_ones() {
+    let sim = start_fast().await;
+    sim.set_faults(Faults {
+        connect_delay_ms: CONNECT_DELAY.as_millis() as u64,
+        ..Faults::default()
+    });
+    let http = client();
+    let first = probe(&http, &sim).await;
+    let reused = probe(&http, &sim).await;
+    let fresh = probe(&client(), &sim).await;
+    let arrivals: Vec<_> = sim.requests().iter().map(|r| r.at).collect();
+    assert_eq!(arrivals.len(), 3);
+    let waited = |arrival: Instant, sent: Instant| arrival.saturating_duration_since(sent);
+    assert!(
+        waited(arrivals[0], first) >= CONNECT_DELAY,
+        "{:?}",
+        waited(arrivals[0], first)
+    );
+    assert!(waited(arrivals[1], reused) < Duration::from_millis(200));
+    assert!(waited(arrivals[2], fresh) >= CONNECT_DELAY);
+
+    sim.set_faults(Faults::default());
+    let undelayed = probe(&client(), &sim).await;
+    let arrival = sim.requests()[3].at;
+    assert!(waited(arrival, undelayed) < Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn shutdown_drops_connections_still_held_by_the_connect_delay() {
+    let sim = start_fast().await;
+    sim.set_faults(Faults {
+        connect_delay_ms: 60_000,
+        ..Faults::default()
+    });
+    let held = tokio::spawn({
+        let url = format!("{}/payins/X", sim.base_url());
+        async move { client().get(url).header("X-API-Version", "2").send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sim.shutdown();
+    tokio::time::timeout(PATIENCE, sim.stopped()).await.unwrap();
+    let answer = tokio::time::timeout(PATIENCE, held).await.unwrap().unwrap();
+    assert!(answer.is_err(), "{answer:?}");
+    assert!(sim.requests().is_empty());
 }
