@@ -57,6 +57,7 @@ pub fn plan_payments(
                 finalize_after: Duration::from_millis(rng.random_range(1000..=max_ms)),
                 callback_url: None,
                 is_test: true,
+                expire_after: None,
             })
         })
         .collect()

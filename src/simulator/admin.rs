@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::faults::Faults;
 use super::lifecycle::{self, PROCESSING};
+use super::payment::default_method_code;
 use super::platform_routes::describe;
 use super::state::Shared;
 use super::NewPayment;
@@ -47,6 +48,7 @@ struct NewPaymentBody {
     callback_url: Option<String>,
     #[serde(default)]
     is_test: bool,
+    expire_after_ms: Option<u64>,
 }
 
 impl NewPaymentBody {
@@ -59,11 +61,14 @@ impl NewPaymentBody {
             id,
             amount: self.amount,
             currency: self.currency_code,
-            payment_method_code: self.payment_method_code.unwrap_or_else(|| "UPIQR".into()),
+            payment_method_code: self
+                .payment_method_code
+                .unwrap_or_else(|| default_method_code(kind).into()),
             final_status: self.final_status,
             finalize_after: Duration::from_millis(self.finalize_after_ms.unwrap_or(0)),
             callback_url: self.callback_url,
             is_test: self.is_test,
+            expire_after: self.expire_after_ms.map(Duration::from_millis),
         })
     }
 }
@@ -148,7 +153,7 @@ async fn replace_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
     if let Err(reason) = faults.validate() {
         return describe(StatusCode::BAD_REQUEST, &reason);
     }
-    shared.set_faults(faults);
+    shared.set_faults(faults.clone());
     Json(faults).into_response()
 }
 

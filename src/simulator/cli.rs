@@ -37,9 +37,13 @@ pub struct SimulatorArgs {
         default_value_t = 120_000
     )]
     pub callback_retry_interval_ms: u64,
+    /// How long a payin waits for money before it fails (the platform: 900000).
+    #[arg(long, env = "SIMULATOR_PAYIN_EXPIRY_MS", default_value_t = 900_000)]
+    pub payin_expiry_ms: u64,
     /// The faults at start (`PUT /_sim/faults` changes them while running).
+    // Boxed: they would make `SimulatorArgs` dwarf the other commands' arguments.
     #[command(flatten)]
-    pub faults: FaultArgs,
+    pub faults: Box<FaultArgs>,
 }
 
 /// Fault flags of `paymirror simulator`; see [`Faults`] for what each does.
@@ -90,6 +94,21 @@ pub struct FaultArgs {
     /// Answer every fetch 401, as if every token were invalid.
     #[arg(long, env = "SIMULATOR_REJECT_TOKENS", value_parser = BoolishValueParser::new())]
     pub reject_tokens: bool,
+    /// Hold each new TCP connection N ms before reading requests from it.
+    #[arg(long, env = "SIMULATOR_CONNECT_DELAY_MS", default_value_t = 0)]
+    pub connect_delay_ms: u64,
+    /// Probability (0..=1) that a 200 payment fetch names a different payment.
+    #[arg(long, env = "SIMULATOR_WRONG_ID_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub wrong_id_rate: f64,
+    /// The failureReasons.message of FAILED and REFUSED payments, verbatim.
+    #[arg(long, env = "SIMULATOR_FAILURE_MESSAGE")]
+    pub failure_message: Option<String>,
+    /// Add a "padding" field of N bytes to every 200 payment fetch.
+    #[arg(long, env = "SIMULATOR_BODY_PADDING_BYTES", default_value_t = 0)]
+    pub body_padding_bytes: u64,
+    /// Answer every payment fetch 302 Found with this Location.
+    #[arg(long, env = "SIMULATOR_REDIRECT_TO")]
+    pub redirect_to: Option<String>,
 }
 
 impl From<&FaultArgs> for Faults {
@@ -111,6 +130,11 @@ impl From<&FaultArgs> for Faults {
             merchant_inactive: args.merchant_inactive,
             forbid_operations: args.forbid_operations,
             reject_tokens: args.reject_tokens,
+            connect_delay_ms: args.connect_delay_ms,
+            wrong_id_rate: args.wrong_id_rate,
+            failure_message: args.failure_message.clone(),
+            body_padding_bytes: args.body_padding_bytes,
+            redirect_to: args.redirect_to.clone(),
         }
     }
 }
@@ -124,7 +148,8 @@ impl From<&SimulatorArgs> for SimulatorConfig {
             max_rps: args.max_rps,
             callback_base_url: args.callback_base_url.clone(),
             callback_retry_interval: Duration::from_millis(args.callback_retry_interval_ms),
-            faults: Faults::from(&args.faults),
+            payin_expiry: Duration::from_millis(args.payin_expiry_ms),
+            faults: Faults::from(args.faults.as_ref()),
         }
     }
 }
@@ -134,7 +159,12 @@ pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (SIMULATOR_LISTEN)", args.listen))?;
-    let simulator = Simulator::start(listener, SimulatorConfig::from(&args)).await?;
+    let config = SimulatorConfig::from(&args);
+    config
+        .faults
+        .validate()
+        .map_err(|reason| anyhow::anyhow!("invalid fault flags: {reason}"))?;
+    let simulator = Simulator::start(listener, config).await?;
     tracing::info!(url = %simulator.base_url(), "simulator listening");
     crate::telemetry::shutdown_signal().await;
     tracing::info!("simulator stopping");
@@ -172,10 +202,12 @@ mod tests {
         let config = SimulatorConfig::from(&cli.args);
         assert_eq!((config.max_rps, config.merchant_code.as_str()), (10, "M1"));
         assert_eq!(config.callback_retry_interval, Duration::from_secs(120));
+        assert_eq!(config.payin_expiry, SimulatorConfig::default().payin_expiry);
         assert_eq!(config.faults, Faults::default());
         assert!(Cli::try_parse_from(["sim", "--error-rate", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["sim", "--throttle-rate", "-0.1"]).is_err());
         assert!(Cli::try_parse_from(["sim", "--duplicate-callback-rate", "0.25"]).is_ok());
+        assert!(Cli::try_parse_from(["sim", "--wrong-id-rate", "2"]).is_err());
     }
 
     #[test]
@@ -197,6 +229,11 @@ mod tests {
             "--merchant-inactive",
             "--forbid-operations",
             "--reject-tokens",
+            "--connect-delay-ms=900",
+            "--wrong-id-rate=0.7",
+            "--failure-message=no money",
+            "--body-padding-bytes=1000",
+            "--redirect-to=http://127.0.0.1:1/",
         ])
         .unwrap();
         let expected = Faults {
@@ -215,6 +252,11 @@ mod tests {
             merchant_inactive: true,
             forbid_operations: true,
             reject_tokens: true,
+            connect_delay_ms: 900,
+            wrong_id_rate: 0.7,
+            failure_message: Some("no money".into()),
+            body_padding_bytes: 1000,
+            redirect_to: Some("http://127.0.0.1:1/".into()),
         };
         assert_eq!(SimulatorConfig::from(&cli.args).faults, expected);
     }

@@ -3,14 +3,19 @@
 
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use serde::{Deserialize, Serialize};
+
+/// The largest `body_padding_bytes` accepted: 64 MiB, far above any sane body cap.
+pub const MAX_BODY_PADDING_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What the platform does wrong; the default does nothing wrong.
 ///
 /// Rates are probabilities within 0..=1 (the admin route refuses others; set
-/// directly, values outside act as 0 or 1). As JSON the fields are camelCase,
+/// directly, values outside act as 0 or 1; padding above the maximum acts as
+/// the maximum). As JSON the fields are camelCase,
 /// omitted fields mean "no such fault" and unknown fields are refused.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Faults {
     /// Extra delay before answering `GET /payins|payouts/{id}`, applied after
@@ -48,10 +53,27 @@ pub struct Faults {
     pub forbid_operations: bool,
     /// Every fetch is answered 401, as if every token were invalid.
     pub reject_tokens: bool,
+    /// Each newly accepted TCP connection is held this long before any request
+    /// on it is read, so such requests arrive (are throttled and recorded) that
+    /// much later; requests on an already-open connection are not delayed.
+    pub connect_delay_ms: u64,
+    /// Probability that a 200 payment answer names a different payment in its
+    /// `idPayin` / `idPayout` (the requested id with a suffix).
+    pub wrong_id_rate: f64,
+    /// When set, the `process.failureReasons.message` of FAILED and REFUSED
+    /// payments, verbatim (any text, NUL included).
+    pub failure_message: Option<String>,
+    /// When above 0, every 200 payment answer gains `"padding": "xxx…"` of this
+    /// many bytes (at most [`MAX_BODY_PADDING_BYTES`]).
+    pub body_padding_bytes: u64,
+    /// When set, every payment fetch is answered `302 Found` with this `Location`.
+    pub redirect_to: Option<String>,
 }
 
 impl Faults {
-    /// Returns `Ok` if every rate is within 0..=1, else which one is not.
+    /// Returns `Ok` if every rate is within 0..=1, the padding within
+    /// [`MAX_BODY_PADDING_BYTES`] and `redirectTo` a usable header value, else
+    /// which field is wrong (by its JSON name).
     pub fn validate(&self) -> Result<(), String> {
         let rates = [
             ("errorRate", self.error_rate),
@@ -60,11 +82,23 @@ impl Faults {
             ("duplicateCallbackRate", self.duplicate_callback_rate),
             ("unknownEventRate", self.unknown_event_rate),
             ("malformedBodyRate", self.malformed_body_rate),
+            ("wrongIdRate", self.wrong_id_rate),
         ];
-        match rates.iter().find(|(_, rate)| !(0.0..=1.0).contains(rate)) {
-            Some((name, rate)) => Err(format!("{name} must be within 0..=1, not {rate}")),
-            None => Ok(()),
+        if let Some((name, rate)) = rates.iter().find(|(_, rate)| !(0.0..=1.0).contains(rate)) {
+            return Err(format!("{name} must be within 0..=1, not {rate}"));
         }
+        if self.body_padding_bytes > MAX_BODY_PADDING_BYTES {
+            return Err(format!(
+                "bodyPaddingBytes must be at most {MAX_BODY_PADDING_BYTES}, not {}",
+                self.body_padding_bytes
+            ));
+        }
+        if let Some(location) = &self.redirect_to {
+            if location.is_empty() || HeaderValue::from_str(location).is_err() {
+                return Err(format!("redirectTo is not a usable Location: {location:?}"));
+            }
+        }
+        Ok(())
     }
 
     /// Returns the delay for one payment fetch: the latency plus its random jitter.
@@ -135,6 +169,32 @@ mod tests {
             let reason = faults.validate().unwrap_err();
             assert!(reason.starts_with("malformedBodyRate"), "{reason}");
         }
+    }
+
+    #[test]
+    fn padding_and_redirect_are_checked() {
+        let padded = |body_padding_bytes| Faults {
+            body_padding_bytes,
+            ..Faults::default()
+        };
+        assert!(padded(MAX_BODY_PADDING_BYTES).validate().is_ok());
+        let reason = padded(MAX_BODY_PADDING_BYTES + 1).validate().unwrap_err();
+        assert!(reason.starts_with("bodyPaddingBytes"), "{reason}");
+        let redirect = |to: &str| Faults {
+            redirect_to: Some(to.into()),
+            ..Faults::default()
+        };
+        assert!(redirect("http://127.0.0.1:1/elsewhere").validate().is_ok());
+        for bad in ["", "http://x/\nSet-Cookie: a=b"] {
+            let reason = redirect(bad).validate().unwrap_err();
+            assert!(reason.starts_with("redirectTo"), "{reason}");
+        }
+        let wrong = Faults {
+            wrong_id_rate: 2.0,
+            failure_message: Some("nul \u{0} inside".into()),
+            ..Faults::default()
+        };
+        assert!(wrong.validate().unwrap_err().starts_with("wrongIdRate"));
     }
 
     #[test]

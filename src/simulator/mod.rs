@@ -3,6 +3,7 @@
 //! that move to a final status and announce it by callback, and injectable faults.
 
 mod admin;
+mod answer_faults;
 mod callbacks;
 mod cli;
 mod faults;
@@ -11,6 +12,7 @@ mod jwt;
 mod lifecycle;
 mod payment;
 mod platform_routes;
+mod server;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -42,6 +44,9 @@ pub struct SimulatorConfig {
     pub callback_base_url: Option<String>,
     /// Pause between callback attempts (the platform: 2 minutes).
     pub callback_retry_interval: Duration,
+    /// How long a payin waits for money: its `expireAt` is its creation plus
+    /// this, and a payin still not final then fails (the default: 15 minutes).
+    pub payin_expiry: Duration,
     /// The faults at start; [`Simulator::set_faults`] replaces them while running.
     pub faults: Faults,
 }
@@ -56,6 +61,7 @@ impl Default for SimulatorConfig {
             max_rps: 10,
             callback_base_url: None,
             callback_retry_interval: Duration::from_secs(120),
+            payin_expiry: Duration::from_secs(15 * 60),
             faults: Faults::default(),
         }
     }
@@ -75,21 +81,26 @@ pub struct NewPayment {
     pub finalize_after: Duration,
     pub callback_url: Option<String>,
     pub is_test: bool,
+    /// Payins only: overrides [`SimulatorConfig::payin_expiry`] for this payment.
+    pub expire_after: Option<Duration>,
 }
 
 impl NewPayment {
-    /// Returns an INR UPIQR test payment that stays PROCESSING until it is moved.
+    /// Returns an INR test payment that stays PROCESSING until it is moved (or,
+    /// for a payin, until it expires), paid by UPIQR if a payin and by
+    /// BANK_TRANSFER if a payout.
     pub fn processing(kind: PaymentKind, id: PaymentId, amount: Decimal) -> Self {
         NewPayment {
             kind,
             id,
             amount,
             currency: "INR".into(),
-            payment_method_code: "UPIQR".into(),
+            payment_method_code: payment::default_method_code(kind).into(),
             final_status: None,
             finalize_after: Duration::ZERO,
             callback_url: None,
             is_test: true,
+            expire_after: None,
         }
     }
 }
@@ -114,13 +125,7 @@ impl Simulator {
         let shared = Arc::new(Shared::new(config, http));
         let app =
             platform_routes::router(Arc::clone(&shared)).merge(admin::router(Arc::clone(&shared)));
-        let stop = shared.cancel.clone();
-        let server = tokio::spawn(async move {
-            let serving = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(error) = serving.await {
-                tracing::error!(%error, "simulator server failed");
-            }
-        });
+        let server = tokio::spawn(server::serve(listener, app, Arc::clone(&shared)));
         Ok(Simulator {
             addr,
             shared,

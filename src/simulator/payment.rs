@@ -5,6 +5,7 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 
@@ -15,7 +16,10 @@ const FEE_RATE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 #[derive(Debug, Clone)]
 pub struct Payment {
     pub kind: PaymentKind,
+    /// The merchant's id, as `idPayin` / `idPayout`.
     pub id: PaymentId,
+    /// The platform's own id (`idPayment`), made at creation.
+    pub id_payment: Uuid,
     pub amount: Decimal,
     pub currency: String,
     pub payment_method_code: String,
@@ -24,6 +28,10 @@ pub struct Payment {
     /// When the simulator created it, on the monotonic clock (for `invisible_for_ms`).
     pub created_instant: Instant,
     pub processed_at: Option<DateTime<Utc>>,
+    /// Payins only: when the payment fails if no money arrived by then.
+    pub expire_at: Option<DateTime<Utc>>,
+    /// True while the payment is FAILED because it reached `expire_at`.
+    pub expired: bool,
     pub is_test: bool,
     pub callback_url: Option<String>,
 }
@@ -33,11 +41,18 @@ impl Payment {
     /// (once), any other status clears it.
     pub fn apply_status(&mut self, status: &str, now: DateTime<Utc>) {
         self.status = status.to_owned();
+        self.expired = false;
         if PaymentStatus::parse(status).is_final() {
             self.processed_at.get_or_insert(now);
         } else {
             self.processed_at = None;
         }
+    }
+
+    /// Fails the payment because no money arrived before `expire_at`.
+    pub fn expire(&mut self, now: DateTime<Utc>) {
+        self.apply_status("FAILED", now);
+        self.expired = true;
     }
 
     /// Returns true once the payment is in a status that never changes again.
@@ -48,10 +63,7 @@ impl Payment {
     /// Returns the platform's JSON document for this payment, amounts as exact
     /// JSON numbers (serde_json's `arbitrary_precision` keeps their text).
     pub fn document(&self) -> Value {
-        let id_field = match self.kind {
-            PaymentKind::Payin => "idPayin",
-            PaymentKind::Payout => "idPayout",
-        };
+        let id_field = id_field(self.kind);
         let mut process = json!({
             "status": self.status,
             "createdAt": rfc3339(self.created_at),
@@ -71,13 +83,31 @@ impl Payment {
             },
             "process": process,
             "fee": money(fee_for(self.amount), &self.currency),
-            "paymentMethodResponse": {"paymentMethodCode": self.payment_method_code},
+            "paymentMethodResponse": self.method_response(),
         })
+    }
+
+    /// Returns `paymentMethodResponse`: the method code, the payment's id under
+    /// `idPayin` / `idPayout`, the platform's `idPayment` and, on payins, `expireAt`.
+    fn method_response(&self) -> Value {
+        let mut response = json!({
+            "paymentMethodCode": self.payment_method_code,
+            id_field(self.kind): self.id.as_str(),
+            "idPayment": self.id_payment.to_string(),
+        });
+        if let Some(at) = self.expire_at {
+            response["expireAt"] = json!(rfc3339(at));
+        }
+        response
     }
 
     /// Returns `failureReasons` for FAILED and REFUSED payments, else `None`.
     fn failure_reasons(&self) -> Option<Value> {
         let (code, message) = match self.status.as_str() {
+            "FAILED" if self.expired => (
+                "PAYMENT_EXPIRED",
+                "No money arrived before the payment expired",
+            ),
             "FAILED" => (
                 "INSUFFICIENT_FUNDS",
                 "The payer's account has insufficient funds",
@@ -91,6 +121,23 @@ impl Payment {
             "failureReasonCode": code,
             "message": message,
         }))
+    }
+}
+
+/// Returns the document field that names a payment of `kind`: `idPayin` or `idPayout`.
+pub fn id_field(kind: PaymentKind) -> &'static str {
+    match kind {
+        PaymentKind::Payin => "idPayin",
+        PaymentKind::Payout => "idPayout",
+    }
+}
+
+/// Returns the payment method a payment of `kind` uses unless told otherwise:
+/// a UPI QR code for payins, a bank transfer for payouts.
+pub fn default_method_code(kind: PaymentKind) -> &'static str {
+    match kind {
+        PaymentKind::Payin => "UPIQR",
+        PaymentKind::Payout => "BANK_TRANSFER",
     }
 }
 
@@ -142,13 +189,16 @@ mod tests {
         Payment {
             kind: PaymentKind::Payout,
             id: PaymentId::parse("TST-1").unwrap(),
+            id_payment: Uuid::new_v4(),
             amount: Decimal::from_str(amount).unwrap(),
             currency: "INR".into(),
-            payment_method_code: "UPIQR".into(),
+            payment_method_code: "BANK_TRANSFER".into(),
             status: "PROCESSING".into(),
             created_at: Utc::now(),
             created_instant: Instant::now(),
             processed_at: None,
+            expire_at: None,
+            expired: false,
             is_test: true,
             callback_url: None,
         }
@@ -161,6 +211,34 @@ mod tests {
         assert!(text.contains(r#""amount":0.42,"#), "{text}");
         assert!(text.contains(r#""idPayout":"TST-1""#), "{text}");
         assert!(!text.contains("processedAt") && !text.contains("failureReasons"));
+    }
+
+    #[test]
+    fn method_response_names_the_payment_and_the_platform_id() {
+        let mut p = payment("1");
+        let doc = p.document();
+        let method = &doc["paymentMethodResponse"];
+        assert_eq!(method["idPayout"], "TST-1");
+        assert_eq!(method["idPayment"], p.id_payment.to_string());
+        assert!(method.get("expireAt").is_none() && method.get("idPayin").is_none());
+        p.kind = PaymentKind::Payin;
+        p.expire_at = Some("2030-01-02T03:04:05.678Z".parse().unwrap());
+        let doc = p.document();
+        let method = &doc["paymentMethodResponse"];
+        assert_eq!(method["idPayin"], "TST-1");
+        assert_eq!(method["expireAt"], "2030-01-02T03:04:05.678Z");
+        assert_eq!(doc["paymentRequested"]["idPayin"], "TST-1");
+    }
+
+    #[test]
+    fn an_expired_payment_fails_with_its_own_reason_until_it_moves_again() {
+        let mut p = payment("1");
+        p.expire(Utc::now());
+        let reasons = &p.document()["process"]["failureReasons"];
+        assert_eq!(reasons["failureReasonCode"], "PAYMENT_EXPIRED");
+        p.apply_status("FAILED", Utc::now());
+        let reasons = &p.document()["process"]["failureReasons"];
+        assert_eq!(reasons["failureReasonCode"], "INSUFFICIENT_FUNDS");
     }
 
     #[test]

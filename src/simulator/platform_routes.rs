@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::answer_faults;
 use super::faults::{chance, Faults};
 use super::gate::gate;
 use super::jwt::{compile_operation, TokenError};
@@ -141,7 +142,8 @@ async fn fetch_payout(
 
 /// Returns the payment's document (401/403 for a token that does not allow
 /// the request, 410 for an unknown or not yet visible id, or a fault's
-/// answer), after the configured latency and jitter.
+/// answer: a redirect, an error, or a bent document), after the configured
+/// latency and jitter.
 ///
 /// The answer is computed first and delayed afterwards, so it reflects the
 /// state at arrival even if the payment changes while the answer is delayed.
@@ -170,6 +172,9 @@ fn answer_fetch(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Response {
+    if let Some(location) = &faults.redirect_to {
+        return answer_faults::redirect(location);
+    }
     if faults.merchant_inactive {
         return merchant_inactive();
     }
@@ -210,25 +215,16 @@ fn answer_fetch(
         })
     });
     match document {
-        Some(document) if chance(faults.malformed_body_rate) => malformed(&document),
-        Some(document) => Json(document).into_response(),
+        Some(document) if chance(faults.malformed_body_rate) => answer_faults::malformed(&document),
+        Some(mut document) => {
+            answer_faults::distort(&mut document, kind, faults);
+            Json(document).into_response()
+        }
         None => describe(
             StatusCode::GONE,
             &format!("no {} with this id", kind.as_str()),
         ),
     }
-}
-
-/// Returns a 200 `application/json` answer whose body does not parse as the
-/// payment document: at random, an unrelated object or the document cut in half.
-fn malformed(document: &Value) -> Response {
-    let body = if rand::random() {
-        r#"{"unexpected": true}"#.to_owned()
-    } else {
-        let text = document.to_string();
-        text.chars().take(text.chars().count() / 2).collect()
-    };
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Answers any other path the way the platform does: 404.

@@ -139,7 +139,7 @@ pub struct Shared {
 impl Shared {
     /// Returns fresh shared state for `config`.
     pub fn new(config: SimulatorConfig, http: reqwest::Client) -> Self {
-        let faults = RwLock::new(config.faults);
+        let faults = RwLock::new(config.faults.clone());
         Shared {
             config,
             keys: RwLock::new(Arc::new(TokenKeys::random())),
@@ -181,7 +181,10 @@ impl Shared {
 
     /// Returns the faults in force now.
     pub fn faults(&self) -> Faults {
-        *self.faults.read().unwrap_or_else(|p| p.into_inner())
+        self.faults
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the faults in force.

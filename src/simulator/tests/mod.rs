@@ -1,7 +1,9 @@
 //! End-to-end tests of the simulator over real HTTP on 127.0.0.1:0.
 
 mod admin;
+mod answer_faults;
 mod callbacks;
+mod document;
 mod faults;
 mod platform;
 
