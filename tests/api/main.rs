@@ -1,6 +1,7 @@
 //! One integration-test binary: the real application on port 0, a fresh Postgres
 //! database per test, and the simulator as the platform over real HTTP.
 
+mod answers;
 mod budget;
 mod callbacks;
 mod cli;
@@ -10,6 +11,7 @@ mod failures;
 mod helpers;
 mod isolation;
 mod logs;
+mod outage;
 mod platform;
 mod queue;
 mod reconcile;

@@ -106,3 +106,31 @@ async fn the_token_asks_only_for_read_operations() {
     );
     assert_eq!(claims["sub"], "M1");
 }
+
+/// A request that waits 400 ms for its connection reaches the platform that much
+/// after it was sent: counting it only from its send would let the platform see
+/// more than `max_rps` arrivals in one second.
+#[tokio::test]
+async fn slow_connection_set_up_never_makes_the_platform_see_more_than_max_rps() {
+    let (sim, client, _db) = simulator_and_client().await;
+    for n in 0..30 {
+        sim.create_payment(payment(PaymentKind::Payin, &format!("C-{n}"), "1.00"))
+            .await;
+    }
+    sim.set_faults(paymirror::simulator::Faults {
+        connect_delay_ms: 400,
+        ..Default::default()
+    });
+
+    let ids: Vec<PaymentId> = (0..30).map(|n| id(&format!("C-{n}"))).collect();
+    let results = futures_util::future::join_all(
+        ids.iter()
+            .map(|i| client.fetch_payment(PaymentKind::Payin, i)),
+    )
+    .await;
+
+    let stats = sim.stats();
+    assert_eq!(stats.throttled_by_window, 0, "{stats:?}");
+    assert!(stats.peak_requests_per_second <= 10, "{stats:?}");
+    assert!(results.iter().all(Result::is_ok));
+}

@@ -1,0 +1,220 @@
+//! Platform answers are bounded and checked: what the database refuses, oversized
+//! bodies, redirects, answers about another payment and stale reads are failed
+//! attempts (or kept out), never stored and never a lease that expires forever.
+
+use std::time::Duration;
+
+use paymirror::domain::{PaymentId, PaymentKind};
+use paymirror::simulator::{Faults, Simulator, SimulatorConfig};
+use paymirror::sync::JobOutcome;
+use serde_json::Value;
+
+use crate::helpers::{payment, spawn_with_simulator, TestApp};
+
+async fn app_with(id: &str, faults: Faults, final_status: Option<&str>) -> (TestApp, Simulator) {
+    let (app, sim) = spawn_with_simulator(
+        |s| s.sync.backoff_base_ms = 60_000,
+        SimulatorConfig::default(),
+        false,
+    )
+    .await;
+    sim.create_payment(payment(PaymentKind::Payin, id, "7.00"))
+        .await;
+    if let Some(status) = final_status {
+        let pid = PaymentId::parse(id).expect("valid id");
+        sim.set_status(PaymentKind::Payin, &pid, status).await;
+    }
+    sim.set_faults(faults);
+    app.post_callback("payins", format!(r#"{{"idEntity": "{id}"}}"#))
+        .await;
+    (app, sim)
+}
+
+async fn document(app: &TestApp, id: &str) -> Value {
+    let token = app.token("ops", &[]).await;
+    app.get(&format!("/v1/payins/{id}"), Some(&token))
+        .await
+        .json()
+        .await
+        .expect("JSON")
+}
+
+async fn sync_once(app: &TestApp) -> Vec<JobOutcome> {
+    let jobs = paymirror::queue::claim_due_jobs(&app.pool, "M1", 10, Duration::from_secs(10))
+        .await
+        .expect("claim");
+    let mut outcomes = Vec::new();
+    for job in jobs {
+        outcomes.push(app.worker.process_job(job).await);
+    }
+    outcomes
+}
+
+/// Each hostile answer is a failed attempt whose reason is visible, and nothing of it is stored.
+#[tokio::test]
+async fn hostile_answers_are_failed_attempts_with_a_visible_reason() {
+    let cases = [
+        (
+            Faults {
+                failure_message: Some("card\u{0}declined".into()),
+                ..Faults::default()
+            },
+            Some("FAILED"),
+            "database refused",
+        ),
+        (
+            Faults {
+                body_padding_bytes: 2 * 1024 * 1024,
+                ..Faults::default()
+            },
+            None,
+            "exceeds 1048576 bytes",
+        ),
+        (
+            Faults {
+                wrong_id_rate: 1.0,
+                ..Faults::default()
+            },
+            None,
+            "another payment",
+        ),
+        (
+            Faults {
+                redirect_to: Some("http://127.0.0.1:9/elsewhere".into()),
+                ..Faults::default()
+            },
+            None,
+            "302",
+        ),
+    ];
+    for (faults, final_status, reason) in cases {
+        let (app, _sim) = app_with("HOST-1", faults, final_status).await;
+
+        assert_eq!(sync_once(&app).await, [JobOutcome::Retrying], "{reason}");
+
+        let doc = document(&app, "HOST-1").await;
+        assert_eq!(doc["status"], Value::Null, "{reason}: {doc}");
+        assert_eq!(doc["sync"]["state"], "pending", "{reason}");
+        assert_eq!(doc["sync"]["attempts"], 1, "{reason}");
+        let last_error = doc["sync"]["lastError"].as_str().unwrap_or_default();
+        assert!(last_error.contains(reason), "{reason}: {last_error}");
+        let running: i64 =
+            sqlx::query_scalar("select count(*) from sync_jobs where state = 'running'")
+                .fetch_one(&app.pool)
+                .await
+                .expect("count");
+        assert_eq!(running, 0, "{reason}: no lease left to expire");
+    }
+}
+
+#[tokio::test]
+async fn an_answer_the_database_refuses_ends_dead_after_its_age_bound() {
+    let (app, _sim) = spawn_with_simulator(
+        |s| {
+            s.sync.max_retry_age_ms = 0;
+        },
+        SimulatorConfig::default(),
+        false,
+    )
+    .await;
+    sim_failed_payment(&_sim, "NUL-1").await;
+    _sim.set_faults(Faults {
+        failure_message: Some("\u{0}".into()),
+        ..Faults::default()
+    });
+    app.post_callback("payins", r#"{"idEntity": "NUL-1"}"#)
+        .await;
+
+    assert_eq!(sync_once(&app).await, [JobOutcome::Dead]);
+    let doc = document(&app, "NUL-1").await;
+    assert_eq!(doc["sync"]["state"], "dead");
+}
+
+async fn sim_failed_payment(sim: &Simulator, id: &str) {
+    sim.create_payment(payment(PaymentKind::Payin, id, "1.00"))
+        .await;
+    let pid = PaymentId::parse(id).expect("valid id");
+    sim.set_status(PaymentKind::Payin, &pid, "FAILED").await;
+}
+
+#[tokio::test]
+async fn a_redirect_is_never_followed() {
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = format!(
+        "http://{}/payins/HOST-1",
+        elsewhere.local_addr().expect("addr")
+    );
+    let (app, _sim) = app_with(
+        "HOST-1",
+        Faults {
+            redirect_to: Some(target),
+            ..Faults::default()
+        },
+        None,
+    )
+    .await;
+
+    assert_eq!(sync_once(&app).await, [JobOutcome::Retrying]);
+
+    let accepted = tokio::time::timeout(Duration::from_millis(200), elsewhere.accept()).await;
+    assert!(accepted.is_err(), "the redirect target was contacted");
+}
+
+#[tokio::test]
+async fn a_stale_non_final_answer_never_replaces_a_final_status() {
+    let (app, sim) = app_with("STALE-1", Faults::default(), Some("SUCCESS")).await;
+    assert_eq!(sync_once(&app).await, [JobOutcome::Synced]);
+    let pid = PaymentId::parse("STALE-1").expect("valid id");
+    sim.set_status(PaymentKind::Payin, &pid, "PROCESSING").await;
+
+    app.post_callback("payins", r#"{"idEntity": "STALE-1"}"#)
+        .await;
+    assert_eq!(sync_once(&app).await, [JobOutcome::Synced]);
+
+    let doc = document(&app, "STALE-1").await;
+    assert_eq!(doc["status"], "SUCCESS");
+    assert_eq!(doc["final"], true);
+    assert_eq!(doc["platform"]["process"]["status"], "SUCCESS");
+    let token = app.token("ops", &[]).await;
+    let history: Value = app
+        .get("/v1/payins/STALE-1/history", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let statuses: Vec<&str> = history
+        .as_array()
+        .map(|h| h.iter().filter_map(|e| e["status"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(statuses, ["SUCCESS"]);
+}
+
+#[tokio::test]
+async fn expire_at_is_read_from_the_payment_method_response() {
+    let (app, sim) = spawn_with_simulator(|_| {}, SimulatorConfig::default(), false).await;
+    let mut expiring = payment(PaymentKind::Payin, "EXP-1", "3.00");
+    expiring.expire_after = Some(Duration::from_secs(20));
+    sim.create_payment(expiring).await;
+    app.post_callback("payins", r#"{"idEntity": "EXP-1"}"#)
+        .await;
+    assert_eq!(sync_once(&app).await, [JobOutcome::Synced]);
+
+    let doc = document(&app, "EXP-1").await;
+    let expire_at = doc["platform"]["paymentMethodResponse"]["expireAt"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("the simulator sends expireAt");
+    let reconcile_at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("select reconcile_at from sync_jobs where payment_id = 'EXP-1'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("reconcile_at");
+    // Due just after the expiry (grace 5 s), well before the schedule's first minute.
+    let after_expiry = reconcile_at.signed_duration_since(expire_at);
+    assert!(
+        (4..=6).contains(&after_expiry.num_seconds()),
+        "{reconcile_at} vs {expire_at}"
+    );
+}
