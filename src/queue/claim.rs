@@ -7,6 +7,38 @@ use uuid::Uuid;
 use super::batch::{in_batches, BATCH};
 use crate::domain::{PaymentId, PaymentKind};
 
+pub(crate) const CLAIM: &str = "with next as (
+           select merchant_code, kind, payment_id from sync_jobs
+           where merchant_code = $1 and state = 'pending' and run_at <= now()
+           order by priority, run_at
+           limit $2
+           for update skip locked
+         )
+         update sync_jobs j set
+           state = 'running', claim_token = gen_random_uuid(),
+           lease_until = now() + make_interval(secs => $3), rerun_priority = null, updated_at = now()
+         from next
+         where j.merchant_code = next.merchant_code and j.kind = next.kind and j.payment_id = next.payment_id
+         returning j.merchant_code, j.kind, j.payment_id, j.claim_token, j.attempts, j.priority";
+
+pub(crate) const EXTEND_LEASE: &str =
+    "update sync_jobs set lease_until = now() + make_interval(secs => $5)
+         where merchant_code = $1 and kind = $2 and payment_id = $3 and claim_token = $4";
+
+pub(crate) const REAP: &str = r#"with expired as (
+                 select merchant_code, kind, payment_id from sync_jobs
+                 where state = 'running' and lease_until < now()
+                 order by merchant_code, kind, payment_id collate "C"
+                 limit $1
+                 for update skip locked
+               )
+               update sync_jobs j set
+                 state = 'pending', run_at = now(), claim_token = null, lease_until = null,
+                 priority = least(priority, rerun_priority), rerun_priority = null,
+                 last_error = 'lease expired: the worker holding this sync stopped', updated_at = now()
+               from expired e
+               where j.merchant_code = e.merchant_code and j.kind = e.kind and j.payment_id = e.payment_id"#;
+
 /// A job leased to this worker; only the holder of `claim_token` may finish it.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
@@ -40,27 +72,13 @@ pub async fn claim_due_jobs(
     limit: i64,
     lease: Duration,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
-    let rows: Vec<ClaimedRow> = sqlx::query_as(
-        "with next as (
-           select merchant_code, kind, payment_id from sync_jobs
-           where merchant_code = $1 and state = 'pending' and run_at <= now()
-           order by priority, run_at
-           limit $2
-           for update skip locked
-         )
-         update sync_jobs j set
-           state = 'running', claim_token = gen_random_uuid(),
-           lease_until = now() + make_interval(secs => $3), rerun_priority = null, updated_at = now()
-         from next
-         where j.merchant_code = next.merchant_code and j.kind = next.kind and j.payment_id = next.payment_id
-         returning j.merchant_code, j.kind, j.payment_id, j.claim_token, j.attempts, j.priority",
-    )
-    .bind(merchant_code)
-    .bind(limit)
-    .bind(lease.as_secs_f64())
-    .fetch_all(pool)
-    .await
-    .context("claiming sync jobs")?;
+    let rows: Vec<ClaimedRow> = sqlx::query_as(CLAIM)
+        .bind(merchant_code)
+        .bind(limit)
+        .bind(lease.as_secs_f64())
+        .fetch_all(pool)
+        .await
+        .context("claiming sync jobs")?;
 
     let mut jobs: Vec<ClaimedJob> = rows
         .into_iter()
@@ -82,17 +100,14 @@ pub async fn claim_due_jobs(
 /// Extends the lease of a job its holder is still working on; returns false once the
 /// lease was lost (reaped and perhaps claimed by another worker): the holder must stop.
 pub async fn extend_lease(pool: &PgPool, job: &ClaimedJob, lease: Duration) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "update sync_jobs set lease_until = now() + make_interval(secs => $5)
-         where merchant_code = $1 and kind = $2 and payment_id = $3 and claim_token = $4",
-    )
-    .bind(&job.merchant_code)
-    .bind(job.kind.as_str())
-    .bind(job.id.as_str())
-    .bind(job.claim_token)
-    .bind(lease.as_secs_f64())
-    .execute(pool)
-    .await?;
+    let done = sqlx::query(EXTEND_LEASE)
+        .bind(&job.merchant_code)
+        .bind(job.kind.as_str())
+        .bind(job.id.as_str())
+        .bind(job.claim_token)
+        .bind(lease.as_secs_f64())
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -102,24 +117,7 @@ pub async fn extend_lease(pool: &PgPool, job: &ClaimedJob, lease: Duration) -> s
 /// A rerun requested meanwhile keeps its priority; the lost fetch is not counted as an attempt.
 pub async fn reap_expired_leases(pool: &PgPool) -> sqlx::Result<u64> {
     in_batches(|| async {
-        let done = sqlx::query(
-            r#"with expired as (
-                 select merchant_code, kind, payment_id from sync_jobs
-                 where state = 'running' and lease_until < now()
-                 order by merchant_code, kind, payment_id collate "C"
-                 limit $1
-                 for update skip locked
-               )
-               update sync_jobs j set
-                 state = 'pending', run_at = now(), claim_token = null, lease_until = null,
-                 priority = least(priority, rerun_priority), rerun_priority = null,
-                 last_error = 'lease expired: the worker holding this sync stopped', updated_at = now()
-               from expired e
-               where j.merchant_code = e.merchant_code and j.kind = e.kind and j.payment_id = e.payment_id"#,
-        )
-        .bind(BATCH)
-        .execute(pool)
-        .await?;
+        let done = sqlx::query(REAP).bind(BATCH).execute(pool).await?;
         Ok(done.rows_affected())
     })
     .await

@@ -6,6 +6,40 @@ use super::batch::{in_batches, BATCH};
 use super::{Priority, NOTIFY_CHANNEL};
 use crate::domain::PaymentKind;
 
+pub(crate) const LIST_DEAD: &str = "select kind, payment_id as id, attempts, last_error, failing_since, updated_at as dead_since
+         from sync_jobs
+         where merchant_code = $1 and state = 'dead' and ($2::timestamptz is null or updated_at >= $2)
+         order by updated_at, kind, payment_id
+         limit $3";
+
+pub(crate) const RETRY_DEAD: &str = r#"with dead as (
+                 select merchant_code, kind, payment_id from sync_jobs
+                 where merchant_code = $1 and state = 'dead' and ($2::timestamptz is null or updated_at >= $2)
+                 order by kind, payment_id collate "C"
+                 limit $4
+                 for update skip locked
+               )
+               update sync_jobs j set
+                 state = 'pending', priority = $3, run_at = now(), attempts = 0,
+                 failing_since = null, reconcile_at = null, updated_at = now()
+               from dead d
+               where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#;
+
+pub(crate) const PROMOTE: &str = r#"with due as (
+                 select merchant_code, kind, payment_id from sync_jobs
+                 where merchant_code = $1 and state in ('idle', 'dead') and reconcile_at <= now()
+                 order by kind, payment_id collate "C"
+                 limit $3
+                 for update skip locked
+               )
+               update sync_jobs j set
+                 state = 'pending', priority = $2, run_at = now(), reconcile_at = null,
+                 attempts = case when j.state = 'dead' then 0 else j.attempts end,
+                 failing_since = case when j.state = 'dead' then null else j.failing_since end,
+                 updated_at = now()
+               from due d
+               where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#;
+
 /// A sync that gave up, as operators see it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -25,18 +59,12 @@ pub async fn list_dead_syncs(
     since: Option<DateTime<Utc>>,
     limit: i64,
 ) -> sqlx::Result<Vec<DeadSync>> {
-    sqlx::query_as(
-        "select kind, payment_id as id, attempts, last_error, failing_since, updated_at as dead_since
-         from sync_jobs
-         where merchant_code = $1 and state = 'dead' and ($2::timestamptz is null or updated_at >= $2)
-         order by updated_at, kind, payment_id
-         limit $3",
-    )
-    .bind(merchant_code)
-    .bind(since)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(LIST_DEAD)
+        .bind(merchant_code)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
 
 /// Makes dead syncs pending again, due now with fresh attempts (all, or those that
@@ -47,26 +75,13 @@ pub async fn retry_dead_syncs(
     since: Option<DateTime<Utc>>,
 ) -> sqlx::Result<u64> {
     let revived = in_batches(|| async {
-        let done = sqlx::query(
-            r#"with dead as (
-                 select merchant_code, kind, payment_id from sync_jobs
-                 where merchant_code = $1 and state = 'dead' and ($2::timestamptz is null or updated_at >= $2)
-                 order by kind, payment_id collate "C"
-                 limit $4
-                 for update skip locked
-               )
-               update sync_jobs j set
-                 state = 'pending', priority = $3, run_at = now(), attempts = 0,
-                 failing_since = null, reconcile_at = null, updated_at = now()
-               from dead d
-               where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#,
-        )
-        .bind(merchant_code)
-        .bind(since)
-        .bind(Priority::Manual.as_i16())
-        .bind(BATCH)
-        .execute(pool)
-        .await?;
+        let done = sqlx::query(RETRY_DEAD)
+            .bind(merchant_code)
+            .bind(since)
+            .bind(Priority::Manual.as_i16())
+            .bind(BATCH)
+            .execute(pool)
+            .await?;
         Ok(done.rows_affected())
     })
     .await?;
@@ -79,27 +94,12 @@ pub async fn retry_dead_syncs(
 /// Callbacks and refreshes still go first.
 pub async fn promote_due_reconciliations(pool: &PgPool, merchant_code: &str) -> sqlx::Result<u64> {
     in_batches(|| async {
-        let done = sqlx::query(
-            r#"with due as (
-                 select merchant_code, kind, payment_id from sync_jobs
-                 where merchant_code = $1 and state in ('idle', 'dead') and reconcile_at <= now()
-                 order by kind, payment_id collate "C"
-                 limit $3
-                 for update skip locked
-               )
-               update sync_jobs j set
-                 state = 'pending', priority = $2, run_at = now(), reconcile_at = null,
-                 attempts = case when j.state = 'dead' then 0 else j.attempts end,
-                 failing_since = case when j.state = 'dead' then null else j.failing_since end,
-                 updated_at = now()
-               from due d
-               where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#,
-        )
-        .bind(merchant_code)
-        .bind(Priority::Reconcile.as_i16())
-        .bind(BATCH)
-        .execute(pool)
-        .await?;
+        let done = sqlx::query(PROMOTE)
+            .bind(merchant_code)
+            .bind(Priority::Reconcile.as_i16())
+            .bind(BATCH)
+            .execute(pool)
+            .await?;
         Ok(done.rows_affected())
     })
     .await

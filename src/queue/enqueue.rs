@@ -5,6 +5,26 @@ use sqlx::PgConnection;
 use super::{Priority, NOTIFY_CHANNEL};
 use crate::domain::{PaymentId, PaymentKind};
 
+pub(crate) const INSERT_PAYMENTS: &str = "insert into payments (merchant_code, kind, id)
+         select $1, k, i from unnest($2::text[], $3::text[]) as t(k, i)
+         on conflict do nothing";
+
+pub(crate) const UPSERT_JOBS: &str = "insert into sync_jobs (merchant_code, kind, payment_id, state, priority, run_at)
+         select $1, k, i, 'pending', $4, now() from unnest($2::text[], $3::text[]) as t(k, i)
+         on conflict (merchant_code, kind, payment_id) do update set
+           state = case when sync_jobs.state = 'running' then 'running' else 'pending' end,
+           priority = case
+             when sync_jobs.state = 'pending' then least(sync_jobs.priority, excluded.priority)
+             when sync_jobs.state = 'running' then sync_jobs.priority
+             else excluded.priority end,
+           run_at = case sync_jobs.state when 'running' then sync_jobs.run_at
+             when 'pending' then least(sync_jobs.run_at, now()) else now() end,
+           attempts = case when sync_jobs.state in ('idle', 'dead') then 0 else sync_jobs.attempts end,
+           failing_since = case when sync_jobs.state in ('idle', 'dead') then null else sync_jobs.failing_since end,
+           rerun_priority = case when sync_jobs.state = 'running'
+             then least(sync_jobs.rerun_priority, excluded.priority) else null end,
+           updated_at = now()";
+
 /// Schedules a sync of each payment, inside the caller's transaction, and returns
 /// how many distinct payments were touched.
 ///
@@ -27,40 +47,20 @@ pub async fn enqueue_syncs(
     let kinds: Vec<&str> = unique.iter().map(|(k, _)| k.as_str()).collect();
     let ids: Vec<&str> = unique.iter().map(|(_, id)| id.as_str()).collect();
 
-    sqlx::query(
-        "insert into payments (merchant_code, kind, id)
-         select $1, k, i from unnest($2::text[], $3::text[]) as t(k, i)
-         on conflict do nothing",
-    )
-    .bind(merchant_code)
-    .bind(&kinds)
-    .bind(&ids)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(INSERT_PAYMENTS)
+        .bind(merchant_code)
+        .bind(&kinds)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
 
-    sqlx::query(
-        "insert into sync_jobs (merchant_code, kind, payment_id, state, priority, run_at)
-         select $1, k, i, 'pending', $4, now() from unnest($2::text[], $3::text[]) as t(k, i)
-         on conflict (merchant_code, kind, payment_id) do update set
-           state = case when sync_jobs.state = 'running' then 'running' else 'pending' end,
-           priority = case
-             when sync_jobs.state = 'pending' then least(sync_jobs.priority, excluded.priority)
-             when sync_jobs.state = 'running' then sync_jobs.priority
-             else excluded.priority end,
-           run_at = case sync_jobs.state when 'running' then sync_jobs.run_at
-             when 'pending' then least(sync_jobs.run_at, now()) else now() end,
-           attempts = case when sync_jobs.state in ('idle', 'dead') then 0 else sync_jobs.attempts end,
-           failing_since = case when sync_jobs.state in ('idle', 'dead') then null else sync_jobs.failing_since end,
-           rerun_priority = case when sync_jobs.state = 'running'
-             then least(sync_jobs.rerun_priority, excluded.priority) else null end,
-           updated_at = now()",
-    )
-    .bind(merchant_code)
-    .bind(&kinds)
-    .bind(&ids)
-    .bind(priority.as_i16())
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(UPSERT_JOBS)
+        .bind(merchant_code)
+        .bind(&kinds)
+        .bind(&ids)
+        .bind(priority.as_i16())
+        .execute(&mut *conn)
+        .await?;
 
     sqlx::query("select pg_notify($1, '')")
         .bind(NOTIFY_CHANNEL)

@@ -37,3 +37,5 @@ impl Priority {
         self as i16
     }
 }
+#[cfg(test)]
+mod explain;

@@ -4,4 +4,6 @@ mod history;
 mod payments;
 
 pub use history::{list_history, HistoryEntry};
+#[cfg(test)]
+pub(crate) use payments::list_sql;
 pub use payments::{find_payment, list_payments, upsert_payment, ListFilter, PaymentRow, Upserted};

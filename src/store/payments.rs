@@ -170,6 +170,19 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
+/// The page query of [`list_payments`].
+pub(crate) fn list_sql() -> String {
+    format!(
+        "{SELECT_PAYMENT}
+         where p.merchant_code = $1 and p.kind = $2
+           and (cardinality($3::text[]) = 0 or p.status = any($3))
+           and ($4::timestamptz is null or p.updated_at > $4)
+           and ($5::timestamptz is null or (p.updated_at, p.id) > ($5, $6))
+         order by p.updated_at, p.id
+         limit $7"
+    )
+}
+
 /// Returns up to `limit` payments in (updated_at, id) order, after the cursor.
 pub async fn list_payments(
     pool: &PgPool,
@@ -178,22 +191,14 @@ pub async fn list_payments(
     filter: &ListFilter,
 ) -> sqlx::Result<Vec<PaymentRow>> {
     let (after_time, after_id) = filter.after.clone().unzip();
-    sqlx::query_as(&format!(
-        "{SELECT_PAYMENT}
-         where p.merchant_code = $1 and p.kind = $2
-           and (cardinality($3::text[]) = 0 or p.status = any($3))
-           and ($4::timestamptz is null or p.updated_at > $4)
-           and ($5::timestamptz is null or (p.updated_at, p.id) > ($5, $6))
-         order by p.updated_at, p.id
-         limit $7"
-    ))
-    .bind(merchant_code)
-    .bind(kind.as_str())
-    .bind(&filter.statuses)
-    .bind(filter.updated_after)
-    .bind(after_time)
-    .bind(after_id)
-    .bind(filter.limit)
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(&list_sql())
+        .bind(merchant_code)
+        .bind(kind.as_str())
+        .bind(&filter.statuses)
+        .bind(filter.updated_after)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(filter.limit)
+        .fetch_all(pool)
+        .await
 }

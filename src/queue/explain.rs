@@ -1,0 +1,225 @@
+//! Every hot statement of the queue and the list API uses an index at 1,000,000
+//! jobs: `EXPLAIN` of the very SQL the code runs, against a database filled to size.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row};
+use uuid::Uuid;
+
+use super::{claim, dead, depth, enqueue, finish};
+
+enum Arg {
+    Text(&'static str),
+    Int8(i64),
+    Int2(i16),
+    Float(f64),
+    Id(Uuid),
+    Time(Option<DateTime<Utc>>),
+    Texts(Vec<&'static str>),
+}
+
+fn bind(
+    query: Query<'_, Postgres, PgArguments>,
+    args: Vec<Arg>,
+) -> Query<'_, Postgres, PgArguments> {
+    args.into_iter().fold(query, |q, arg| match arg {
+        Arg::Text(v) => q.bind(v),
+        Arg::Int8(v) => q.bind(v),
+        Arg::Int2(v) => q.bind(v),
+        Arg::Float(v) => q.bind(v),
+        Arg::Id(v) => q.bind(v),
+        Arg::Time(v) => q.bind(v),
+        Arg::Texts(v) => q.bind(v),
+    })
+}
+
+/// Returns the scans of whole tables in a JSON plan.
+fn seq_scans(plan: &Value, found: &mut Vec<String>) {
+    if plan["Node Type"] == "Seq Scan" {
+        found.push(plan["Relation Name"].as_str().unwrap_or("?").to_owned());
+    }
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        seq_scans(child, found);
+    }
+}
+
+async fn fill(pool: &PgPool) {
+    for sql in [
+        "insert into payments (merchant_code, kind, id, status, final)
+         select 'M1', case when g % 2 = 0 then 'payin' else 'payout' end, 'P-' || g,
+                case when g % 10 = 0 then 'PROCESSING' else 'SUCCESS' end, g % 10 <> 0
+         from generate_series(1, 1000000) g",
+        "insert into sync_jobs (merchant_code, kind, payment_id, state, priority, run_at,
+                                reconcile_at, lease_until, claim_token, failing_since)
+         select 'M1', case when g % 2 = 0 then 'payin' else 'payout' end, 'P-' || g,
+                case g % 100 when 1 then 'pending' when 2 then 'running' when 3 then 'dead' else 'idle' end,
+                0, now() - interval '1 hour',
+                case when g % 10 = 0 then now() + (g % 3600) * interval '1 second' end,
+                case when g % 100 = 2 then now() + interval '10 seconds' end,
+                case when g % 100 = 2 then gen_random_uuid() end,
+                case when g % 100 in (1, 3) then now() - interval '1 hour' end
+         from generate_series(1, 1000000) g",
+        "analyze",
+    ] {
+        sqlx::query(sql).execute(pool).await.expect("fill");
+    }
+}
+
+#[tokio::test]
+async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
+    let server = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut url = reqwest::Url::parse(&server).expect("DATABASE_URL is a URL");
+    url.set_path("/postgres");
+    let name = format!("paymirror_explain_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(url.as_str()).await.expect("Postgres");
+    sqlx::query(&format!(r#"create database "{name}""#))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    url.set_path(&format!("/{name}"));
+    let pool = PgPool::connect(url.as_str()).await.expect("pool");
+    crate::app::MIGRATOR.run(&pool).await.expect("migrate");
+    fill(&pool).await;
+
+    let token = Uuid::new_v4();
+    let (kind, id) = (|| Arg::Text("payin"), || Arg::Text("P-42"));
+    let list_sql = crate::store::list_sql();
+    let cases: Vec<(&str, &str, Vec<Arg>)> = vec![
+        (
+            "claim",
+            claim::CLAIM,
+            vec![Arg::Text("M1"), Arg::Int8(1), Arg::Float(10.0)],
+        ),
+        (
+            "extend lease",
+            claim::EXTEND_LEASE,
+            vec![
+                Arg::Text("M1"),
+                kind(),
+                id(),
+                Arg::Id(token),
+                Arg::Float(10.0),
+            ],
+        ),
+        ("reap", claim::REAP, vec![Arg::Int8(500)]),
+        (
+            "finish",
+            finish::FINISH,
+            vec![
+                Arg::Text("M1"),
+                kind(),
+                id(),
+                Arg::Id(token),
+                Arg::Time(None),
+            ],
+        ),
+        (
+            "fail",
+            finish::FAIL,
+            vec![
+                Arg::Text("M1"),
+                kind(),
+                id(),
+                Arg::Id(token),
+                Arg::Text("boom"),
+                Arg::Float(1000.0),
+                Arg::Float(300000.0),
+                Arg::Float(86400.0),
+                Arg::Float(3600.0),
+            ],
+        ),
+        (
+            "requeue",
+            finish::REQUEUE,
+            vec![
+                Arg::Text("M1"),
+                kind(),
+                id(),
+                Arg::Id(token),
+                Arg::Float(1.0),
+                Arg::Text("x"),
+            ],
+        ),
+        (
+            "resume after outage",
+            finish::RESUME,
+            vec![Arg::Text("M1"), Arg::Int8(500)],
+        ),
+        (
+            "enqueue payments",
+            enqueue::INSERT_PAYMENTS,
+            vec![
+                Arg::Text("M1"),
+                Arg::Texts(vec!["payin"; 2]),
+                Arg::Texts(vec!["P-1", "N-1"]),
+            ],
+        ),
+        (
+            "enqueue jobs",
+            enqueue::UPSERT_JOBS,
+            vec![
+                Arg::Text("M1"),
+                Arg::Texts(vec!["payin"; 2]),
+                Arg::Texts(vec!["P-1", "N-1"]),
+                Arg::Int2(0),
+            ],
+        ),
+        (
+            "list dead",
+            dead::LIST_DEAD,
+            vec![Arg::Text("M1"), Arg::Time(None), Arg::Int8(100)],
+        ),
+        (
+            "retry dead",
+            dead::RETRY_DEAD,
+            vec![
+                Arg::Text("M1"),
+                Arg::Time(None),
+                Arg::Int2(1),
+                Arg::Int8(500),
+            ],
+        ),
+        (
+            "reconcile",
+            dead::PROMOTE,
+            vec![Arg::Text("M1"), Arg::Int2(2), Arg::Int8(500)],
+        ),
+        ("queue depth", depth::DEPTH, vec![Arg::Text("M1")]),
+        ("oldest due", depth::OLDEST_DUE, vec![Arg::Text("M1")]),
+        (
+            "list page",
+            &list_sql,
+            vec![
+                Arg::Text("M1"),
+                kind(),
+                Arg::Texts(vec![]),
+                Arg::Time(None),
+                Arg::Time(Some(Utc::now())),
+                Arg::Text("P-9"),
+                Arg::Int8(100),
+            ],
+        ),
+    ];
+    let mut offenders = Vec::new();
+    for (name, sql, args) in cases {
+        let explain = format!("explain (format json) {sql}");
+        let row = bind(sqlx::query(&explain), args)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("explain {name}: {e}"));
+        let plan: Value = row.try_get(0).expect("a JSON plan");
+        let mut scans = Vec::new();
+        seq_scans(&plan[0]["Plan"], &mut scans);
+        if !scans.is_empty() {
+            offenders.push(format!("{name}: seq scan of {scans:?}"));
+        }
+    }
+    pool.close().await;
+    let _ = sqlx::query(&format!(r#"drop database "{name}" with (force)"#))
+        .execute(&mut admin)
+        .await;
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}
