@@ -88,3 +88,45 @@ async fn with_the_database_down_every_callback_of_the_batch_is_unavailable() {
     );
     app.db.bring_up().await;
 }
+
+#[tokio::test]
+async fn a_callback_that_times_out_on_the_database_is_answered_503() {
+    let db = crate::helpers::TestDatabase::create().await;
+    let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
+    settings.inbox.commit_timeout_ms = 300;
+    let app = TestApp::spawn_with(db, settings).await;
+    assert_eq!(
+        app.post_callback("payins", r#"{"idEntity": "LOCKED-1"}"#)
+            .await
+            .status(),
+        200
+    );
+    // Another transaction holds the payment's sync job: the writer must wait for it.
+    let mut blocker = app.pool.begin().await.expect("transaction");
+    sqlx::query("select 1 from sync_jobs where payment_id = 'LOCKED-1' for update")
+        .execute(&mut *blocker)
+        .await
+        .expect("lock");
+
+    let answer = app
+        .post_callback("payins", r#"{"idEntity": "LOCKED-1"}"#)
+        .await;
+
+    crate::helpers::assert_error(answer, 503).await;
+    blocker.rollback().await.expect("rollback");
+}
+
+#[tokio::test]
+async fn every_database_session_has_a_statement_timeout() {
+    let db = crate::helpers::TestDatabase::create().await;
+    let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
+    settings.database.statement_timeout_ms = 4321;
+    let app = TestApp::spawn_with(db, settings).await;
+
+    let timeout: String = sqlx::query_scalar("show statement_timeout")
+        .fetch_one(&app.pool)
+        .await
+        .expect("show");
+
+    assert_eq!(timeout, "4321ms");
+}
