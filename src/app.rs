@@ -22,6 +22,7 @@ use crate::callbacks;
 use crate::config::Settings;
 use crate::inbox::Inbox;
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
+use crate::server;
 use crate::sync::SyncWorker;
 
 /// Migrations, embedded in the binary.
@@ -125,9 +126,7 @@ impl Application {
             .then(|| tokio::spawn(worker.run(shutdown.clone())));
         let app = router(state, &settings);
         tracing::info!(addr = %listener.local_addr()?, "paymirror listening");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await?;
+        server::serve(listener, app, &settings.server, shutdown.clone()).await;
         // The router (and with it every inbox sender) is gone: writers drain and stop.
         let grace = Duration::from_millis(settings.server.shutdown_grace_ms);
         let drained = tokio::time::timeout(grace, async {

@@ -12,6 +12,7 @@ pub mod inbox;
 pub mod platform;
 pub mod queue;
 pub mod reconcile;
+pub mod server;
 pub mod simulator;
 pub mod store;
 pub mod sync;
