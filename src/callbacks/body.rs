@@ -16,8 +16,9 @@ use super::numeric::fits_numeric;
 use super::written::{number_tokens, same_number};
 
 /// With `arbitrary_precision`, serde_json hands a number to a visitor as a map with
-/// this one key whose value is the number's text; an object written with that key
-/// looks the same, and is told apart because no number was written there.
+/// this one key whose value is the number's text. An object written with that key
+/// looks the same (told apart because no number was written there) and would read back
+/// from `jsonb` as a broken number, so the key is refused wherever it appears.
 const NUMBER_KEY: &str = "$serde_json::private::Number";
 
 /// Postgres text cannot hold NUL; this is what it becomes.
@@ -165,6 +166,9 @@ impl<'de> Visitor<'de> for Storable<'_, '_> {
         while let Some(key) = next {
             let value = map.next_value_seed(self)?;
             // Keys are compared as stored: "a\u0000" and "a\ufffd" would become one.
+            if key == NUMBER_KEY {
+                return Err(reserved_key());
+            }
             match object.entry(without_nul(key)) {
                 Entry::Vacant(slot) => {
                     slot.insert(value);
@@ -263,6 +267,7 @@ mod tests {
             br#"{"$serde_json::private::Number":"abc"}"#,
             br#"{"$serde_json::private::Number":"1"}"#,
             br#"[{"$serde_json::private::Number":"5"}, 5]"#,
+            br#"{"a":1,"$serde_json::private::Number":"5"}"#,
         ] {
             assert!(
                 parse_storable(body).is_err(),
