@@ -27,7 +27,9 @@ pub struct ServerSettings {
     pub request_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
     pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
     pub max_header_bytes: usize,
+    pub callback_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,10 +220,22 @@ impl ServerSettings {
                 "must be at least 1",
             ),
             (
+                self.body_read_timeout_ms >= 1,
+                "server.body_read_timeout_ms",
+                "PAYMIRROR__SERVER__BODY_READ_TIMEOUT_MS",
+                "must be at least 1",
+            ),
+            (
                 self.max_header_bytes >= 1024,
                 "server.max_header_bytes",
                 "PAYMIRROR__SERVER__MAX_HEADER_BYTES",
                 "must be at least 1024",
+            ),
+            (
+                self.callback_concurrency >= 1,
+                "server.callback_concurrency",
+                "PAYMIRROR__SERVER__CALLBACK_CONCURRENCY",
+                "must be at least 1",
             ),
         ] {
             require(ok, key, env, problem)?;
@@ -231,6 +245,14 @@ impl ServerSettings {
 
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {

@@ -1,15 +1,17 @@
 //! HTTP serving: hyper's HTTP/1 connections, limited against slow and abusive clients,
-//! with a graceful drain on the app's cancellation token.
+//! with a graceful drain on the app's cancellation token; and the answer to load shed.
 //!
 //! A client must send its request line and headers within `server.header_read_timeout_ms`
 //! (an idle keep-alive connection, waiting for its next request, gets the same time) and
 //! within `server.max_header_bytes`, else hyper closes the connection (431 for too large).
-//! Whole requests are bounded by the router's `TimeoutLayer` (see `app::router`).
+//! Bodies and whole requests are bounded by the router's layers (see `app::router`).
 
 use std::io;
 use std::time::Duration;
 
-use axum::Router;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::{BoxError, Router};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -17,6 +19,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::error_response;
 use crate::config::ServerSettings;
 
 /// How long accepting pauses after an error such as running out of file descriptors.
@@ -91,4 +94,21 @@ async fn pause_after(error: io::Error) {
     }
     tracing::warn!(error = %error, "accepting a connection failed");
     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+}
+
+/// The answer when a concurrency-limited route is full: 503 at once, so the client
+/// (the platform, for callbacks) retries later instead of queueing without bound.
+pub async fn answer_overload(error: BoxError) -> Response {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        metrics::counter!("paymirror_http_shed_total").increment(1);
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests in flight, retry later",
+        );
+    }
+    tracing::error!(error = %error, "a middleware failed");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the service failed to answer",
+    )
 }
