@@ -8,6 +8,7 @@ mod dead_syncs;
 mod demo;
 mod failures;
 mod helpers;
+mod hostile;
 mod logs;
 mod platform;
 mod queue;
