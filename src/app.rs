@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -13,7 +14,9 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower_http::timeout::TimeoutLayer;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::ServiceBuilder;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, error_response, render_foreign_errors};
@@ -22,6 +25,7 @@ use crate::config::Settings;
 use crate::inbox::Inbox;
 use crate::ops::{self, metrics_handle};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
+use crate::server;
 use crate::sync::SyncWorker;
 
 /// Migrations, embedded in the binary.
@@ -135,9 +139,7 @@ impl Application {
             .then(|| tokio::spawn(worker.run(shutdown.clone())));
         let app = router(state, &settings);
         tracing::info!(addr = %listener.local_addr()?, "paymirror listening");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await?;
+        server::serve(listener, app, &settings.server, shutdown.clone()).await;
         // The router (and with it every inbox sender) is gone: writers drain and stop.
         let grace = Duration::from_millis(settings.server.shutdown_grace_ms);
         let drained = tokio::time::timeout(grace, async {
@@ -158,11 +160,23 @@ impl Application {
 }
 
 /// Every route of the service, with the layers that make errors, limits and timeouts uniform.
+///
+/// Callbacks beyond `server.callback_concurrency` in flight (both routes together) are
+/// shed with a 503 rather than queued. Every answer, timeouts included, passes through
+/// `render_foreign_errors`, so each error has the pinned body.
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let callbacks = Router::new()
         .route("/callbacks/payins", post(callbacks::receive_payin))
         .route("/callbacks/payouts", post(callbacks::receive_payout))
-        .layer(DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(server::answer_overload))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    settings.server.callback_concurrency,
+                )),
+        );
     Router::new()
         .merge(callbacks)
         .merge(api::router(state.clone()))
@@ -170,11 +184,14 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::render_metrics))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such route") })
-        .layer(middleware::from_fn(render_foreign_errors))
+        .layer(RequestBodyTimeoutLayer::new(
+            settings.server.body_read_timeout(),
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(settings.server.request_timeout_ms),
+            settings.server.request_timeout(),
         ))
+        .layer(middleware::from_fn(render_foreign_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

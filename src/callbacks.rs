@@ -1,13 +1,20 @@
 //! `POST /callbacks/payins` and `/callbacks/payouts`: the platform's anemic callbacks.
 //!
 //! Answered 200 only once the callback and its sync job are committed (SPEC §2);
-//! the platform repeats anything else, so a 503 loses nothing.
+//! the platform repeats anything else, so a 503 loses nothing. Bodies are read by
+//! [`body`] into what `jsonb` can store, judged by [`numeric`]'s limits.
 
-use axum::body::Bytes;
+mod body;
+#[cfg(test)]
+mod fuzz;
+mod numeric;
+mod written;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 
+use crate::api::error::RawBody;
 use crate::api::ApiError;
 use crate::app::AppState;
 use crate::domain::{PaymentId, PaymentKind};
@@ -18,20 +25,20 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub async fn receive_payin(
     State(state): State<AppState>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
-    receive(state, PaymentKind::Payin, body).await
+    receive(state, PaymentKind::Payin, &body).await
 }
 
 pub async fn receive_payout(
     State(state): State<AppState>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
-    receive(state, PaymentKind::Payout, body).await
+    receive(state, PaymentKind::Payout, &body).await
 }
 
-async fn receive(state: AppState, kind: PaymentKind, body: Bytes) -> Result<StatusCode, ApiError> {
-    let entry = parse_callback(kind, &body)?;
+async fn receive(state: AppState, kind: PaymentKind, body: &[u8]) -> Result<StatusCode, ApiError> {
+    let entry = parse_callback(kind, body)?;
     match &entry.id {
         Some(id) => tracing::debug!(%kind, %id, "callback received"),
         None => tracing::info!(%kind, "callback without idEntity recorded as ignored"),
@@ -41,10 +48,15 @@ async fn receive(state: AppState, kind: PaymentKind, body: Bytes) -> Result<Stat
 }
 
 /// Parses a callback body: a JSON object whose `idEntity`, if present, must be a valid
-/// payment id. Extra fields and unknown event types are kept, not judged.
+/// payment id. Extra fields and unknown event types are kept, not judged; the body is
+/// returned in the form `jsonb` stores (see [`body`]), untouched when it needs nothing.
 fn parse_callback(kind: PaymentKind, body: &[u8]) -> Result<InboxEntry, ApiError> {
-    let body: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let body = body::parse_storable(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::BadRequest(format!("the body is refused: {e}"))
+        }
+        _ => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
+    })?;
     let Some(object) = body.as_object() else {
         return Err(ApiError::BadRequest(
             "the body must be a JSON object".into(),
@@ -83,6 +95,30 @@ mod tests {
     }
 
     #[test]
+    fn stores_a_safe_form_of_nul_and_huge_numbers() {
+        let entry = parse_callback(
+            PaymentKind::Payin,
+            br#"{"idEntity": "TST-1", "note": "a\u0000b", "n": 1e200000, "m": 42.05}"#,
+        )
+        .expect("accepted");
+        assert_eq!(entry.body["note"], "a\u{FFFD}b");
+        assert_eq!(entry.body["n"], "1e200000");
+        assert_eq!(entry.body["m"].to_string(), "42.05");
+    }
+
+    #[test]
+    fn deep_nesting_is_400() {
+        let depth = 100_000;
+        let body = format!(
+            r#"{{"idEntity": "TST-1", "x": {}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let err = parse_callback(PaymentKind::Payin, body.as_bytes()).expect_err("too deep");
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
     fn rejects_bad_json_non_objects_and_bad_ids() {
         for body in [
             &b"{not json"[..],
@@ -90,6 +126,9 @@ mod tests {
             b"\"x\"",
             br#"{"idEntity": "a/b"}"#,
             br#"{"idEntity": 12}"#,
+            br#"{"idEntity": "TST-1", "idEntity": "TST-2"}"#,
+            br#"{"idEntity": "TST\u0000"}"#,
+            br#"{"idEntity": "\ud800"}"#,
         ] {
             let err = parse_callback(PaymentKind::Payin, body).expect_err("rejected");
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);

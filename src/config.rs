@@ -26,6 +26,10 @@ pub struct ServerSettings {
     pub listen: String,
     pub request_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
+    pub max_header_bytes: usize,
+    pub callback_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,7 +125,7 @@ impl Settings {
     }
 
     fn validate_common(&self) -> anyhow::Result<()> {
-        self.server.listen_addr()?;
+        self.server.validate()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             anyhow::bail!("invalid configuration key log.format (PAYMIRROR__LOG__FORMAT): expected \"text\" or \"json\"");
         }
@@ -208,6 +212,52 @@ fn require(ok: bool, key: &str, env: &str, problem: &str) -> anyhow::Result<()> 
 }
 
 impl ServerSettings {
+    /// Checks the listen address and that every limit can let a request through.
+    fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        for (ok, key, env, problem) in [
+            (
+                self.header_read_timeout_ms >= 1,
+                "server.header_read_timeout_ms",
+                "PAYMIRROR__SERVER__HEADER_READ_TIMEOUT_MS",
+                "must be at least 1",
+            ),
+            (
+                self.body_read_timeout_ms >= 1,
+                "server.body_read_timeout_ms",
+                "PAYMIRROR__SERVER__BODY_READ_TIMEOUT_MS",
+                "must be at least 1",
+            ),
+            (
+                self.max_header_bytes >= 1024,
+                "server.max_header_bytes",
+                "PAYMIRROR__SERVER__MAX_HEADER_BYTES",
+                "must be at least 1024",
+            ),
+            (
+                self.callback_concurrency >= 1,
+                "server.callback_concurrency",
+                "PAYMIRROR__SERVER__CALLBACK_CONCURRENCY",
+                "must be at least 1",
+            ),
+        ] {
+            require(ok, key, env, problem)?;
+        }
+        Ok(())
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
         self.listen.parse().map_err(|_| {
             anyhow::anyhow!(

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod platform;
 pub mod queue;
 pub mod reconcile;
+pub mod server;
 pub mod simulator;
 pub mod store;
 pub mod sync;

@@ -1,12 +1,14 @@
 //! The one place that renders error answers: `{"name", "message", "code", "status"}` (SPEC §2).
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tower_http::timeout::TimeoutError;
 
 /// Every error an HTTP handler can answer with.
 ///
@@ -133,6 +135,44 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
 fn reject_json(rejection: JsonRejection) -> Response {
     error_response(rejection.status(), rejection.body_text())
+}
+
+/// The request body as bytes, whose rejections answer in the pinned error body: 413 over
+/// the route's limit, 408 when the client stalls longer than `server.body_read_timeout_ms`
+/// between two pieces of the body, 400 when it breaks off.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(reject_body)
+    }
+}
+
+fn reject_body(rejection: BytesRejection) -> Response {
+    if caused_by_body_timeout(&rejection) {
+        return error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body arrived too slowly",
+        );
+    }
+    error_response(rejection.status(), rejection.body_text())
+}
+
+/// Whether tower-http's `RequestBodyTimeout` is somewhere in the error's cause chain.
+fn caused_by_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// `axum::extract::Path` whose rejections answer in the pinned error body.

@@ -1,3 +1,5 @@
+//! [`PaymentId`]: the platform's id pattern, checked once, where ids enter.
+
 use std::fmt;
 
 /// A payment id as the platform defines it: the merchant's own order id,
@@ -88,6 +90,42 @@ mod tests {
                 Err(PaymentIdError::InvalidCharacter),
                 "{bad:?}"
             );
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use regex::Regex;
+
+        use super::*;
+
+        fn id_pattern() -> Regex {
+            Regex::new("^[A-Za-z0-9_-]{1,250}$").expect("valid regex")
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            #[test]
+            fn only_the_pattern_is_accepted(raw in prop_oneof![
+                any::<String>(),
+                "[A-Za-z0-9_-]{0,260}",
+                "[A-Za-z0-9_./%-]{1,8}",
+                "[A-Za-z0-9_-]{0,4}[^A-Za-z0-9_-][A-Za-z0-9_-]{0,4}",
+            ]) {
+                match PaymentId::parse(&raw) {
+                    Ok(id) => {
+                        prop_assert!(id_pattern().is_match(id.as_str()), "{:?}", raw);
+                        prop_assert_eq!(id.as_str(), raw.as_str());
+                    }
+                    Err(_) => prop_assert!(!id_pattern().is_match(&raw), "{:?}", raw),
+                }
+            }
+
+            #[test]
+            fn every_id_of_the_pattern_is_accepted(raw in "[A-Za-z0-9_-]{1,250}") {
+                prop_assert_eq!(PaymentId::parse(&raw).map(|id| id.to_string()), Ok(raw));
+            }
         }
     }
 }

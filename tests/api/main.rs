@@ -9,6 +9,7 @@ mod dead_syncs;
 mod demo;
 mod failures;
 mod helpers;
+mod hostile;
 mod isolation;
 mod logs;
 mod outage;

@@ -1,0 +1,199 @@
+//! Benchmark: honest callbacks answered while slow clients trickle their headers.
+//!
+//! ```sh
+//! cargo run --example slow_clients -- [--slow-clients 300] [--seconds 8] \
+//!     [--honest-workers 8] [--trickle-ms 500] [--header-timeout-ms 5000]
+//! ```
+//!
+//! Starts the real app (sync disabled, so only the HTTP edge and the inbox work) on a
+//! database of its own, created on `--database-url` and dropped afterwards. Opens
+//! `--slow-clients` connections that each send one header byte every `--trickle-ms`
+//! and never finish, and, beside them, `--honest-workers` loops posting callbacks for
+//! `--seconds`. Prints how many honest callbacks were answered (and with what), their
+//! p50/p99/max latency, and how many slow clients the server closed, and after how long.
+
+#[path = "slow_clients/clients.rs"]
+mod clients;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use reqwest::Url;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tokio_util::sync::CancellationToken;
+
+use clients::{run_honest_worker, run_slow_client, Honest, Slow};
+use paymirror::app::Application;
+use paymirror::config::{LogSettings, Settings};
+
+#[derive(Parser, Debug)]
+#[command(about = "Measures honest callbacks beside slow clients trickling headers")]
+struct Args {
+    /// Connections that trickle headers and never finish them.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    slow_clients: u32,
+    /// How long honest callbacks run.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=600))]
+    seconds: u64,
+    /// Honest callback loops running at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    honest_workers: u32,
+    /// Pause between two header bytes of a slow client.
+    #[arg(long, default_value_t = 500)]
+    trickle_ms: u64,
+    /// The server's header-read timeout (server.header_read_timeout_ms).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_ms: u64,
+    /// Postgres server; the run creates and drops a database of its own on it.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    database_url: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    paymirror::telemetry::init(&LogSettings {
+        format: "text".into(),
+        level: "warn".into(),
+    });
+    let (admin, db_url, name) = create_database(&args.database_url).await?;
+    let measured = run(&args, &db_url).await;
+    let dropped = drop_database(&admin, &name).await;
+    measured?;
+    dropped
+}
+
+/// Starts the app, runs slow and honest clients side by side, stops the app, prints.
+async fn run(args: &Args, db_url: &Url) -> anyhow::Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings =
+        Settings::load_from(&dir)?.pointed_at(db_url.as_str(), "http://127.0.0.1:9", "M1", "-");
+    settings.sync.enabled = false;
+    settings.server.header_read_timeout_ms = args.header_timeout_ms;
+    let app = Application::build(settings).await?;
+    let address = format!("127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    let serving = tokio::spawn(app.run_until_stopped(stop.clone()));
+
+    let started = Instant::now();
+    let end = started + Duration::from_secs(args.seconds);
+    let trickle = Duration::from_millis(args.trickle_ms);
+    let slow: Vec<_> = (0..args.slow_clients)
+        .map(|_| tokio::spawn(run_slow_client(address.clone(), trickle, end)))
+        .collect();
+    let http = reqwest::Client::new();
+    let honest: Vec<_> = (0..args.honest_workers)
+        .map(|w| tokio::spawn(run_honest_worker(http.clone(), address.clone(), w, end)))
+        .collect();
+
+    let mut answered = Honest::default();
+    for worker in honest {
+        answered.merge(worker.await.context("honest worker")?);
+    }
+    let mut cut = Vec::new();
+    for client in slow {
+        cut.push(client.await.context("slow client")?);
+    }
+    stop.cancel();
+    serving.await.context("app task")??;
+    print_figures(args, started.elapsed(), &mut answered, &cut);
+    Ok(())
+}
+
+fn print_figures(args: &Args, wall: Duration, honest: &mut Honest, slow: &[Slow]) {
+    let closed: Vec<Duration> = slow.iter().filter_map(|s| s.closed_after).collect();
+    let refused_connect = slow.iter().filter(|s| s.connect_failed).count();
+    println!(
+        "\nslow_clients — {} slow clients (a byte every {} ms), header timeout {} ms, {} honest workers, {:.1} s",
+        args.slow_clients,
+        args.trickle_ms,
+        args.header_timeout_ms,
+        args.honest_workers,
+        wall.as_secs_f64()
+    );
+    println!("  honest callbacks answered    {}", honest.latencies.len());
+    println!("    of which 200               {}", honest.ok);
+    println!(
+        "    other status / error       {} / {}",
+        honest.other_status, honest.errors
+    );
+    println!(
+        "    rate                       {:.0}/s",
+        honest.latencies.len() as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "    latency p50                {}",
+        ms(honest.percentile(0.50))
+    );
+    println!(
+        "    latency p99                {}",
+        ms(honest.percentile(0.99))
+    );
+    println!(
+        "    latency max                {}",
+        ms(honest.percentile(1.0))
+    );
+    println!(
+        "  slow clients closed by server {} of {} (connect failed: {refused_connect})",
+        closed.len(),
+        slow.len()
+    );
+    if let (Some(first), Some(last)) = (closed.iter().min(), closed.iter().max()) {
+        println!(
+            "    closed after               {} .. {}",
+            ms(Some(*first)),
+            ms(Some(*last))
+        );
+    }
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    })
+}
+
+/// Creates `paymirror_bench_<random>`; returns the server's admin URL, the new database's URL and name.
+async fn create_database(server_url: &str) -> anyhow::Result<(Url, Url, String)> {
+    let mut admin = Url::parse(server_url).context("--database-url is not a URL")?;
+    admin.set_path("/postgres");
+    let name = format!("paymirror_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = connect(&admin).await?;
+    // `name` is [a-z0-9_]: quoting it cannot be escaped.
+    sqlx::query(&format!(r#"create database "{name}""#))
+        .execute(&mut conn)
+        .await
+        .with_context(|| format!("creating database {name}"))?;
+    let _ = conn.close().await;
+    let mut url = admin.clone();
+    url.set_path(&format!("/{name}"));
+    Ok((admin, url, name))
+}
+
+async fn drop_database(admin: &Url, name: &str) -> anyhow::Result<()> {
+    let mut conn = connect(admin).await?;
+    sqlx::query(&format!(r#"drop database if exists "{name}" with (force)"#))
+        .execute(&mut conn)
+        .await
+        .with_context(|| format!("dropping database {name}"))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+async fn connect(admin: &Url) -> anyhow::Result<PgConnection> {
+    let options = PgConnectOptions::from_str(admin.as_str())
+        .context("--database-url is not a Postgres URL")?
+        .disable_statement_logging();
+    PgConnection::connect_with(&options)
+        .await
+        .context("connecting to the `postgres` database")
+}
