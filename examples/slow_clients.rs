@@ -2,7 +2,8 @@
 //!
 //! ```sh
 //! cargo run --example slow_clients -- [--slow-clients 300] [--seconds 8] \
-//!     [--honest-workers 8] [--trickle-ms 500] [--header-timeout-ms 5000]
+//!     [--honest-workers 8] [--trickle-ms 500] [--header-timeout-ms 5000] \
+//!     [--hostile-every-ms 0]
 //! ```
 //!
 //! Starts the real app (sync disabled, so only the HTTP edge and the inbox work) on a
@@ -11,6 +12,8 @@
 //! and never finish, and, beside them, `--honest-workers` loops posting callbacks for
 //! `--seconds`. Prints how many honest callbacks were answered (and with what), their
 //! p50/p99/max latency, and how many slow clients the server closed, and after how long.
+//! With `--hostile-every-ms N`, one more client posts a callback `jsonb` cannot store
+//! as received (a NUL) every N ms: no honest callback may lose its 200 to it.
 
 #[path = "slow_clients/clients.rs"]
 mod clients;
@@ -26,7 +29,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 
-use clients::{run_honest_worker, run_slow_client, Honest, Slow};
+use clients::{run_honest_worker, run_hostile_client, run_slow_client, Honest, Slow};
 use paymirror::app::Application;
 use paymirror::config::{LogSettings, Settings};
 
@@ -48,6 +51,9 @@ struct Args {
     /// The server's header-read timeout (server.header_read_timeout_ms).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     header_timeout_ms: u64,
+    /// Every this many ms, a hostile client posts a callback with a NUL (0: none).
+    #[arg(long, default_value_t = 0)]
+    hostile_every_ms: u64,
     /// Postgres server; the run creates and drops a database of its own on it.
     #[arg(
         long,
@@ -95,6 +101,15 @@ async fn run(args: &Args, db_url: &Url) -> anyhow::Result<()> {
         .map(|w| tokio::spawn(run_honest_worker(http.clone(), address.clone(), w, end)))
         .collect();
 
+    let hostile = (args.hostile_every_ms > 0).then(|| {
+        let every = Duration::from_millis(args.hostile_every_ms);
+        tokio::spawn(run_hostile_client(
+            http.clone(),
+            address.clone(),
+            every,
+            end,
+        ))
+    });
     let mut answered = Honest::default();
     for worker in honest {
         answered.merge(worker.await.context("honest worker")?);
@@ -103,9 +118,19 @@ async fn run(args: &Args, db_url: &Url) -> anyhow::Result<()> {
     for client in slow {
         cut.push(client.await.context("slow client")?);
     }
+    let hostile = match hostile {
+        Some(task) => Some(task.await.context("hostile client")?),
+        None => None,
+    };
     stop.cancel();
     serving.await.context("app task")??;
     print_figures(args, started.elapsed(), &mut answered, &cut);
+    if let Some(h) = hostile {
+        println!(
+            "  hostile callbacks (NUL)      {} sent: {} stored in safe form, {} refused 4xx, {} failed",
+            h.sent, h.ok, h.rejected, h.failed
+        );
+    }
     Ok(())
 }
 

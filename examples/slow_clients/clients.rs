@@ -110,3 +110,40 @@ pub async fn run_honest_worker(
     }
     honest
 }
+
+/// What the hostile client's callbacks were answered.
+#[derive(Default)]
+pub struct Hostile {
+    pub sent: usize,
+    pub ok: usize,
+    pub rejected: usize,
+    pub failed: usize,
+}
+
+/// Posts a callback Postgres cannot store as received (a NUL in a string, which
+/// `jsonb` refuses) every `every` until `end`, beside the honest workers.
+pub async fn run_hostile_client(
+    http: reqwest::Client,
+    address: String,
+    every: Duration,
+    end: Instant,
+) -> Hostile {
+    let url = format!("http://{address}/callbacks/payins");
+    let mut hostile = Hostile::default();
+    while Instant::now() < end {
+        let answer = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(r#"{"idEntity":"B-1","note":"\u0000"}"#)
+            .send()
+            .await;
+        hostile.sent += 1;
+        match answer.map(|r| r.status().as_u16()) {
+            Ok(200) => hostile.ok += 1,
+            Ok(400..=499) => hostile.rejected += 1,
+            _ => hostile.failed += 1,
+        }
+        tokio::time::sleep(every).await;
+    }
+    hostile
+}
