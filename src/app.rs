@@ -29,7 +29,17 @@ use crate::server;
 use crate::sync::SyncWorker;
 
 /// Migrations, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+///
+/// A rolling deploy runs the previous release beside this one, after this one may
+/// have applied migrations the previous one does not know: those are ignored, not
+/// an error. The rule that makes this safe: a migration stays backward compatible
+/// for one release (add columns, tables and indexes; drop or rename only in the
+/// release after the last one that used them).
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -56,7 +66,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         settings.validate_for_serve()?;
         let pool = settings.database.pool()?;
-        MIGRATOR
+        migrator()
             .run(&pool)
             .await
             .context("migrating the database")?;

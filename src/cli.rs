@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{Application, MIGRATOR};
+use crate::app::{migrator, Application};
 use crate::config::{LogSettings, Settings};
 use crate::demo::{self, DemoArgs};
 use crate::platform::{self, WINDOW};
@@ -103,7 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve().await,
         Command::Migrate => {
             let settings = load()?;
-            MIGRATOR.run(&settings.database.pool()?).await?;
+            migrator().run(&settings.database.pool()?).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -187,7 +187,7 @@ async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
     );
     let merchant = settings.platform.merchant_code.as_str();
     let pool = settings.database.pool()?;
-    MIGRATOR.run(&pool).await?;
+    migrator().run(&pool).await?;
     let since = |raw: Option<String>| {
         crate::api::parse_time(raw.as_deref(), "--since").map_err(anyhow::Error::from)
     };
@@ -220,7 +220,7 @@ async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
 async fn run_platform(command: PlatformCommand) -> anyhow::Result<()> {
     let settings = load()?;
     let pool = settings.database.pool()?;
-    MIGRATOR.run(&pool).await?;
+    migrator().run(&pool).await?;
     let merchant = settings.platform.merchant_code.as_str();
     match command {
         PlatformCommand::Status => match platform::budget_state(&pool, merchant, WINDOW).await? {
@@ -244,7 +244,7 @@ async fn run_platform(command: PlatformCommand) -> anyhow::Result<()> {
 async fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
     let settings = load()?;
     let pool = settings.database.pool()?;
-    MIGRATOR.run(&pool).await?;
+    migrator().run(&pool).await?;
     match command {
         TokensCommand::Create {
             account,

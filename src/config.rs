@@ -1,14 +1,20 @@
-//! Layered, typed configuration: `config/default.toml`, `config/$PAYMIRROR_ENV.toml`,
-//! then `PAYMIRROR__SECTION__KEY` environment variables; `DATABASE_URL` wins for the database.
+//! Layered, typed configuration: the defaults compiled in from `config/default.toml`,
+//! then `config/default.toml` and `config/$PAYMIRROR_ENV.toml` if present, then
+//! `PAYMIRROR__SECTION__KEY` environment variables; `DATABASE_URL` wins for the database.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use config::FileFormat;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+
+/// `config/default.toml`, compiled in: every key has a default wherever the binary runs.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -89,24 +95,44 @@ pub struct LogSettings {
 }
 
 impl Settings {
-    /// Loads the layered configuration from `config_dir` and the environment.
+    /// Loads the layered configuration: the defaults compiled into the binary, then
+    /// `config_dir/default.toml` and `config_dir/$PAYMIRROR_ENV.toml` where they
+    /// exist, then the environment.
     ///
     /// Returns an error naming the offending key when a value is missing or invalid.
     pub fn load_from(config_dir: &std::path::Path) -> anyhow::Result<Settings> {
+        Self::load_with(config_dir, None)
+    }
+
+    /// Like [`load_from`](Self::load_from), with `env` standing in for the process
+    /// environment when given (for tests).
+    ///
+    /// Environment values are kept as the text they are: a secret `0123456` or a
+    /// merchant code `0042` reaches the platform unchanged (numbers and booleans are
+    /// parsed only where a key is numeric or boolean). Lists are set in files only.
+    pub fn load_with(
+        config_dir: &std::path::Path,
+        env: Option<HashMap<String, String>>,
+    ) -> anyhow::Result<Settings> {
+        let var = |name: &str| match &env {
+            Some(env) => env.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
         let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULT_CONFIG, FileFormat::Toml))
             .add_source(config::File::from(config_dir.join("default.toml")).required(false));
-        if let Ok(env) = std::env::var("PAYMIRROR_ENV") {
+        if let Some(profile) = var("PAYMIRROR_ENV") {
             builder = builder.add_source(
-                config::File::from(config_dir.join(format!("{env}.toml"))).required(false),
+                config::File::from(config_dir.join(format!("{profile}.toml"))).required(false),
             );
         }
         builder = builder.add_source(
             config::Environment::with_prefix("PAYMIRROR")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .source(env.clone()),
         );
-        if let Ok(url) = std::env::var("DATABASE_URL") {
+        if let Some(url) = var("DATABASE_URL") {
             builder = builder.set_override("database.url", url)?;
         }
         let settings: Settings = builder
@@ -118,7 +144,8 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Loads from `./config` (or `$PAYMIRROR_CONFIG_DIR`).
+    /// Loads from `./config` (or `$PAYMIRROR_CONFIG_DIR`); from any other directory
+    /// the compiled-in defaults and the environment are enough.
     pub fn load() -> anyhow::Result<Settings> {
         let dir = std::env::var("PAYMIRROR_CONFIG_DIR").unwrap_or_else(|_| "config".into());
         Self::load_from(std::path::Path::new(&dir))
@@ -306,5 +333,48 @@ impl SyncSettings {
     }
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_with(std::path::Path::new("/nonexistent"), Some(env))
+    }
+
+    #[test]
+    fn environment_values_are_never_retyped() {
+        let settings = load(&[
+            ("PAYMIRROR__PLATFORM__SECRET", "0123456"),
+            ("PAYMIRROR__PLATFORM__MERCHANT_CODE", "0042"),
+            ("PAYMIRROR__PLATFORM__MAX_RPS", "5"),
+            ("PAYMIRROR__SYNC__ENABLED", "false"),
+        ])
+        .expect("loads");
+        assert_eq!(settings.platform.secret.expose_secret(), "0123456");
+        assert_eq!(settings.platform.merchant_code, "0042");
+        assert_eq!(settings.platform.max_rps, 5);
+        assert!(!settings.sync.enabled);
+    }
+
+    #[test]
+    fn the_compiled_in_defaults_suffice_without_a_config_directory() {
+        let settings = load(&[]).expect("loads");
+        assert_eq!(settings.server.listen, "0.0.0.0:8080");
+        assert_eq!(settings.database.max_connections, 16);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let error = load(&[("PAYMIRROR__PLATFORM__MAX_RPS", "ten")])
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("max_rps"), "{error}");
     }
 }

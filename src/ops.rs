@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
 use crate::api::error_response;
-use crate::app::{AppState, MIGRATOR};
+use crate::app::{migrator, AppState};
 use crate::queue;
 
 /// `GET /healthz`: 200 while the process runs.
@@ -18,8 +18,9 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: 200 when the database answers, every embedded migration is applied
-/// and a callback writer runs; else 503.
+/// `GET /readyz`: 200 when the database answers, every migration this binary embeds
+/// is applied (newer ones from a newer release may be there too) and a callback
+/// writer runs; else 503.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.inbox.writers_alive() == 0 {
         return error_response(
@@ -27,10 +28,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             "no callback writer is running",
         );
     }
-    match applied_migrations(&state.pool).await {
-        Ok(n) if n as usize >= MIGRATOR.migrations.len() => {
-            (StatusCode::OK, "ready").into_response()
-        }
+    let ours: Vec<i64> = migrator().iter().map(|m| m.version).collect();
+    match applied_migrations(&state.pool, &ours).await {
+        Ok(n) if n as usize >= ours.len() => (StatusCode::OK, "ready").into_response(),
         Ok(_) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "the database is not migrated",
@@ -42,8 +42,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn applied_migrations(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+/// Returns how many of `versions` the database has applied successfully.
+async fn applied_migrations(pool: &PgPool, versions: &[i64]) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select count(*) from _sqlx_migrations where success and version = any($1)")
+        .bind(versions)
         .fetch_one(pool)
         .await
 }

@@ -5,7 +5,6 @@ mod database;
 mod report;
 mod traffic;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -28,7 +27,6 @@ const RAMP: Duration = Duration::from_secs(3);
 /// How often the demo creates payments and compares the mirror with the simulator.
 const TICK: Duration = Duration::from_millis(100);
 /// Used when `config/default.toml` is not where the demo runs.
-const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
 
 /// Flags of `paymirror demo`.
 #[derive(clap::Args, Debug, Clone)]
@@ -145,21 +143,10 @@ fn demo_settings(args: &DemoArgs, sim_url: &str, merchant_code: &str) -> anyhow:
     Ok(settings)
 }
 
-/// `Settings::load()` where `config/default.toml` exists, else the defaults
-/// compiled into the binary (so the demo runs from any directory).
+/// The layered configuration: files where they exist, else the compiled-in defaults,
+/// so the demo runs from any directory.
 fn base_settings() -> anyhow::Result<Settings> {
-    let dir = std::env::var("PAYMIRROR_CONFIG_DIR").unwrap_or_else(|_| "config".into());
-    if Path::new(&dir).join("default.toml").exists() {
-        return Settings::load();
-    }
-    config::Config::builder()
-        .add_source(config::File::from_str(
-            DEFAULT_CONFIG,
-            config::FileFormat::Toml,
-        ))
-        .build()
-        .and_then(|c| c.try_deserialize())
-        .context("reading the built-in default configuration")
+    Settings::load()
 }
 
 /// A platform with the real throttle, quick callback retries and some untidy callbacks.

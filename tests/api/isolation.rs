@@ -130,3 +130,16 @@ async fn every_database_session_has_a_statement_timeout() {
 
     assert_eq!(timeout, "4321ms");
 }
+
+#[tokio::test]
+async fn a_burst_below_the_concurrency_limit_is_never_shed() {
+    let app = TestApp::spawn().await;
+
+    let answers = futures_util::future::join_all(
+        (0..1000).map(|n| app.post_callback("payins", format!(r#"{{"idEntity": "BURST-{n}"}}"#))),
+    )
+    .await;
+
+    let shed = answers.iter().filter(|a| a.status() != 200).count();
+    assert_eq!(shed, 0);
+}

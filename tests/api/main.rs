@@ -7,6 +7,7 @@ mod callbacks;
 mod cli;
 mod dead_syncs;
 mod demo;
+mod deployment;
 mod failures;
 mod helpers;
 mod hostile;

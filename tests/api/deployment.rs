@@ -1,0 +1,91 @@
+//! Real deployments: Postgres over TLS, an older replica beside a newer migration,
+//! and `paymirror serve` started outside the repository.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use paymirror::app::Application;
+use paymirror::config::DatabaseSettings;
+
+use crate::helpers::{eventually, test_settings, TestApp, TestDatabase};
+
+#[tokio::test]
+async fn postgres_over_tls_with_sslmode_require() {
+    let db = TestDatabase::create().await;
+    let settings = DatabaseSettings {
+        url: format!("{}?sslmode=require", db.url).into(),
+        max_connections: 1,
+        acquire_timeout_ms: 3000,
+        statement_timeout_ms: 10_000,
+    };
+    let pool = settings.pool().expect("pool");
+
+    let encrypted: bool =
+        sqlx::query_scalar("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+            .fetch_one(&pool)
+            .await
+            .expect("a TLS connection");
+
+    assert!(encrypted);
+}
+
+#[tokio::test]
+async fn an_older_replica_starts_after_a_newer_release_applied_a_migration() {
+    let db = TestDatabase::create().await;
+    let settings = test_settings(&db, "http://127.0.0.1:9");
+    // The newer release migrated, including a migration this binary does not know.
+    let newer = Application::build(settings.clone()).await.expect("builds");
+    sqlx::query(
+        "insert into _sqlx_migrations (version, description, success, checksum, execution_time)
+         values (29991231000000, 'from a newer release', true, '\\x00', 1)",
+    )
+    .execute(newer.pool())
+    .await
+    .expect("a newer migration");
+    drop(newer);
+
+    let older = TestApp::spawn_with(db, settings).await;
+    let ready = older.get("/readyz", None).await;
+
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
+async fn serve_starts_from_a_directory_without_configuration_files() {
+    let db = TestDatabase::create().await;
+    let empty = std::env::temp_dir().join(format!("paymirror-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&empty).expect("an empty directory");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_paymirror"))
+        .arg("serve")
+        .current_dir(&empty)
+        .env_remove("PAYMIRROR_CONFIG_DIR")
+        .env("DATABASE_URL", db.url.as_str())
+        .env("PAYMIRROR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("PAYMIRROR__PLATFORM__BASE_URL", "http://127.0.0.1:9")
+        .env("PAYMIRROR__PLATFORM__MERCHANT_CODE", "0042")
+        .env("PAYMIRROR__PLATFORM__SECRET", "0123456")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("paymirror serve starts");
+
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(30), || async {
+        let ready = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .ok()?;
+        ready.status().is_success().then_some(())
+    })
+    .await;
+
+    assert!(serve.try_wait().expect("status").is_none(), "serve exited");
+    let _ = serve.start_kill();
+    let _ = std::fs::remove_dir(&empty);
+}
