@@ -26,7 +26,6 @@ const SECRET: &str = "sim-secret";
 const RAMP: Duration = Duration::from_secs(3);
 /// How often the demo creates payments and compares the mirror with the simulator.
 const TICK: Duration = Duration::from_millis(100);
-/// Used when `config/default.toml` is not where the demo runs.
 
 /// Flags of `paymirror demo`.
 #[derive(clap::Args, Debug, Clone)]
