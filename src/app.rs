@@ -26,6 +26,7 @@ use crate::inbox::Inbox;
 use crate::ops::{self, metrics_handle};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
 use crate::server;
+use crate::store::ChangeSignal;
 use crate::sync::SyncWorker;
 
 /// Migrations, embedded in the binary.
@@ -48,6 +49,8 @@ pub struct AppState {
     pub merchant_code: Arc<str>,
     pub inbox: Inbox,
     pub metrics: PrometheusHandle,
+    /// Wakes `GET /v1/changes` requests waiting for a change.
+    pub changes: ChangeSignal,
 }
 
 /// A built, not yet running, paymirror: bound listener, migrated database, writers started.
@@ -106,6 +109,7 @@ impl Application {
             merchant_code,
             inbox,
             metrics: metrics_handle(),
+            changes: ChangeSignal::default(),
         };
         Ok(Application {
             listener,
@@ -147,6 +151,12 @@ impl Application {
             .sync
             .enabled
             .then(|| tokio::spawn(worker.run(shutdown.clone())));
+        let listening = tokio::spawn(
+            state
+                .changes
+                .clone()
+                .run(state.pool.clone(), shutdown.clone()),
+        );
         let app = router(state, &settings);
         tracing::info!(addr = %listener.local_addr()?, "paymirror listening");
         server::serve(listener, app, &settings.server, shutdown.clone()).await;
@@ -161,6 +171,7 @@ impl Application {
             }
         })
         .await;
+        let _ = listening.await;
         if drained.is_err() {
             tracing::warn!("shutdown grace period ended with work in flight; leases will return it to the queue");
         }

@@ -1,6 +1,7 @@
 //! The internal REST API under `/v1`, its bearer-token auth, and the error body of every route.
 
 mod auth;
+mod changes;
 mod document;
 pub mod error;
 mod params;
@@ -18,6 +19,7 @@ pub use params::parse_time;
 /// `/v1/{payins|payouts}...`, every route behind the token check.
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
+        .route("/v1/changes", get(changes::list))
         .route("/v1/dead-syncs", get(syncs::list))
         .route("/v1/dead-syncs/retry", post(syncs::retry))
         .route("/v1/{kinds}", get(payments::list))

@@ -1,7 +1,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Path, Query};
@@ -107,7 +106,7 @@ pub async fn list(
     let filter = parse_list_query(query)?;
     let rows = store::list_payments(&state.pool, &state.merchant_code, kind, &filter).await?;
     let next_cursor = (rows.len() as i64 == filter.limit)
-        .then(|| rows.last().map(|r| encode_cursor(r.updated_at, &r.id)))
+        .then(|| rows.last().map(|r| encode_cursor(r.position)))
         .flatten();
     Ok(Json(Page {
         items: rows.into_iter().map(Into::into).collect(),
@@ -136,18 +135,17 @@ fn parse_list_query(query: ListQuery) -> Result<ListFilter, ApiError> {
     })
 }
 
-/// The cursor is `<updated_at µs>.<id>`: `.` never occurs in an id.
-fn encode_cursor(updated_at: DateTime<Utc>, id: &str) -> String {
-    format!("{}.{}", updated_at.timestamp_micros(), id)
+/// The cursor is `p<position>`: where the last payment of the page stands in commit order.
+pub(super) fn encode_cursor(position: i64) -> String {
+    format!("p{position}")
 }
 
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), ApiError> {
-    let invalid = || ApiError::BadRequest("the cursor is not one this API returned".into());
-    let (micros, id) = cursor.split_once('.').ok_or_else(invalid)?;
-    let micros: i64 = micros.parse().map_err(|_| invalid())?;
-    let time = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
-    let id = PaymentId::parse(id).map_err(|_| invalid())?;
-    Ok((time, id.to_string()))
+pub(super) fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
+    cursor
+        .strip_prefix('p')
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::BadRequest("the cursor is not one this API returned".into()))
 }
 
 #[cfg(test)]
@@ -156,13 +154,8 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let time = DateTime::from_timestamp_micros(1_763_700_000_123_456).expect("valid");
-        let cursor = encode_cursor(time, "TST_1-a");
-        assert_eq!(
-            decode_cursor(&cursor).ok(),
-            Some((time, "TST_1-a".to_owned()))
-        );
-        for bad in ["", "abc", "12.", "x.TST", "12.a/b"] {
+        assert_eq!(decode_cursor(&encode_cursor(1234)).ok(), Some(1234));
+        for bad in ["", "abc", "12", "p", "p-1", "px", "1763700000123456.TST"] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
     }

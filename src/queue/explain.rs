@@ -1,5 +1,6 @@
-//! Every hot statement of the queue and the list API uses an index at 1,000,000
-//! jobs: `EXPLAIN` of the very SQL the code runs, against a database filled to size.
+//! Every hot statement of the queue, the list API and the change feed uses an index
+//! at 1,000,000 jobs (and payments, and changes): `EXPLAIN` of the very SQL the code
+//! runs, against a database filled to size.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -60,6 +61,9 @@ async fn fill(pool: &PgPool) {
                 case when g % 100 = 2 then now() + interval '10 seconds' end,
                 case when g % 100 = 2 then gen_random_uuid() end,
                 case when g % 100 in (1, 3) then now() - interval '1 hour' end
+         from generate_series(1, 1000000) g",
+        "insert into payment_status_history (merchant_code, kind, payment_id, status)
+         select 'M1', case when g % 2 = 0 then 'payin' else 'payout' end, 'P-' || g, 'SUCCESS'
          from generate_series(1, 1000000) g",
         "analyze",
     ] {
@@ -197,10 +201,14 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
                 kind(),
                 Arg::Texts(vec![]),
                 Arg::Time(None),
-                Arg::Time(Some(Utc::now())),
-                Arg::Text("P-9"),
+                Arg::Int8(500_000),
                 Arg::Int8(100),
             ],
+        ),
+        (
+            "change feed",
+            crate::store::LIST_CHANGES,
+            vec![Arg::Text("M1"), Arg::Int8(1000), Arg::Int8(100)],
         ),
     ];
     let mut offenders = Vec::new();

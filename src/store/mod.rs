@@ -1,9 +1,15 @@
-//! Payments and their status history: the upsert a sync ends in, and the queries the API serves.
+//! Payments, their status history and the change feed: the upsert a sync ends in,
+//! and the queries the API serves.
 
+mod changes;
 mod history;
 mod payments;
 
+pub use changes::{list_changes, publish_changes, Change, ChangeSignal, CHANGES_CHANNEL};
 pub use history::{list_history, HistoryEntry};
+pub use payments::{find_payment, list_payments, upsert_payment, ListFilter, PaymentRow, Upserted};
+
+#[cfg(test)]
+pub(crate) use changes::LIST_CHANGES;
 #[cfg(test)]
 pub(crate) use payments::list_sql;
-pub use payments::{find_payment, list_payments, upsert_payment, ListFilter, PaymentRow, Upserted};

@@ -31,6 +31,8 @@ pub struct PaymentRow {
     pub first_seen_at: DateTime<Utc>,
     pub synced_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// Where the payment's last change stands in commit order (the list cursor).
+    pub position: i64,
     pub sync_state: Option<JobState>,
     pub sync_attempts: Option<i32>,
     pub sync_last_error: Option<String>,
@@ -39,7 +41,7 @@ pub struct PaymentRow {
 const SELECT_PAYMENT: &str = "select p.merchant_code, p.kind, p.id, p.status, p.final, p.amount,
     p.currency_code, p.fee_amount, p.fee_currency_code, p.failure_code, p.failure_message,
     p.failed_at, p.payment_method_code, p.is_test, p.platform_created_at, p.platform_processed_at,
-    p.platform, p.first_seen_at, p.synced_at, p.updated_at,
+    p.platform, p.first_seen_at, p.synced_at, p.updated_at, p.position,
     j.state as sync_state, j.attempts as sync_attempts, j.last_error as sync_last_error
   from payments p
   left join sync_jobs j on j.merchant_code = p.merchant_code and j.kind = p.kind and j.payment_id = p.id";
@@ -52,6 +54,10 @@ pub struct Upserted {
     pub first_seen_at: DateTime<Utc>,
     /// A stale read: the payment is final and the answer was not, so nothing was stored.
     pub stale: bool,
+    /// The platform's document differs from the one stored before.
+    pub document_changed: bool,
+    /// The history row added for a status change, to publish with [`publish_changes`](super::publish_changes).
+    pub history_seq: Option<i64>,
 }
 
 /// Stores the platform's answer over the payment's previous state, in the caller's
@@ -67,16 +73,17 @@ pub async fn upsert_payment(
     payment: &PlatformPayment,
 ) -> sqlx::Result<Option<Upserted>> {
     let s = &payment.snapshot;
-    let previous: Option<(Option<String>, DateTime<Utc>)> = sqlx::query_as(
+    let previous: Option<(Option<String>, DateTime<Utc>, bool)> = sqlx::query_as(
         "update payments p set
            status = $4, final = $5, amount = $6, currency_code = $7, fee_amount = $8,
            fee_currency_code = $9, failure_code = $10, failure_message = $11, failed_at = $12,
            payment_method_code = $13, is_test = $14, platform_created_at = $15,
            platform_processed_at = $16, platform = $17, synced_at = now(),
            updated_at = case when p.platform is distinct from $17 then now() else p.updated_at end
-         from (select status, final from payments where merchant_code = $1 and kind = $2 and id = $3 for update) old
+         from (select status, final, platform from payments
+               where merchant_code = $1 and kind = $2 and id = $3 for update) old
          where p.merchant_code = $1 and p.kind = $2 and p.id = $3 and (not old.final or $5)
-         returning old.status, p.first_seen_at",
+         returning old.status, p.first_seen_at, old.platform is distinct from $17",
     )
     .bind(merchant_code)
     .bind(kind.as_str())
@@ -87,7 +94,11 @@ pub async fn upsert_payment(
     .bind(s.amount.as_ref().map(|m| m.currency_code.as_str()))
     .bind(s.fee.as_ref().map(|m| m.amount))
     .bind(s.fee.as_ref().map(|m| m.currency_code.as_str()))
-    .bind(s.failure.as_ref().and_then(|f| f.failure_reason_code.as_deref()))
+    .bind(
+        s.failure
+            .as_ref()
+            .and_then(|f| f.failure_reason_code.as_deref()),
+    )
     .bind(s.failure.as_ref().and_then(|f| f.message.as_deref()))
     .bind(s.failure.as_ref().and_then(|f| f.failed_at.as_deref()))
     .bind(s.payment_method_code.as_deref())
@@ -98,26 +109,33 @@ pub async fn upsert_payment(
     .fetch_optional(&mut *conn)
     .await?;
 
-    let Some((old_status, first_seen_at)) = previous else {
+    let Some((old_status, first_seen_at, document_changed)) = previous else {
         return stale_or_missing(conn, merchant_code, kind, id).await;
     };
     let changed = old_status.as_deref() != Some(s.status.as_str());
-    if changed {
-        sqlx::query(
-            "insert into payment_status_history (merchant_code, kind, payment_id, status)
-             values ($1, $2, $3, $4)",
+    let history_seq = if changed {
+        let seq: i64 = sqlx::query_scalar(
+            "insert into payment_status_history (merchant_code, kind, payment_id, status, previous_status)
+             values ($1, $2, $3, $4, $5)
+             returning seq",
         )
         .bind(merchant_code)
         .bind(kind.as_str())
         .bind(id.as_str())
         .bind(s.status.as_str())
-        .execute(&mut *conn)
+        .bind(old_status.as_deref())
+        .fetch_one(&mut *conn)
         .await?;
-    }
+        Some(seq)
+    } else {
+        None
+    };
     Ok(Some(Upserted {
         status_changed: changed,
         first_seen_at,
         stale: false,
+        document_changed,
+        history_seq,
     }))
 }
 
@@ -141,6 +159,8 @@ async fn stale_or_missing(
         status_changed: false,
         first_seen_at,
         stale: true,
+        document_changed: false,
+        history_seq: None,
     }))
 }
 
@@ -161,12 +181,13 @@ pub async fn find_payment(
     .await
 }
 
-/// What a page of payments is restricted to; `after` is the keyset cursor (updated_at, id).
+/// What a page of payments is restricted to; `after` is the cursor: a position in
+/// commit order (see [`publish_changes`](super::publish_changes)).
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub statuses: Vec<String>,
     pub updated_after: Option<DateTime<Utc>>,
-    pub after: Option<(DateTime<Utc>, String)>,
+    pub after: Option<i64>,
     pub limit: i64,
 }
 
@@ -177,27 +198,26 @@ pub(crate) fn list_sql() -> String {
          where p.merchant_code = $1 and p.kind = $2
            and (cardinality($3::text[]) = 0 or p.status = any($3))
            and ($4::timestamptz is null or p.updated_at > $4)
-           and ($5::timestamptz is null or (p.updated_at, p.id) > ($5, $6))
-         order by p.updated_at, p.id
-         limit $7"
+           and p.position > $5
+         order by p.position
+         limit $6"
     )
 }
 
-/// Returns up to `limit` payments in (updated_at, id) order, after the cursor.
+/// Returns up to `limit` payments in the order they last changed (commit order),
+/// after the cursor.
 pub async fn list_payments(
     pool: &PgPool,
     merchant_code: &str,
     kind: PaymentKind,
     filter: &ListFilter,
 ) -> sqlx::Result<Vec<PaymentRow>> {
-    let (after_time, after_id) = filter.after.clone().unzip();
     sqlx::query_as(&list_sql())
         .bind(merchant_code)
         .bind(kind.as_str())
         .bind(&filter.statuses)
         .bind(filter.updated_after)
-        .bind(after_time)
-        .bind(after_id)
+        .bind(filter.after.unwrap_or(0))
         .bind(filter.limit)
         .fetch_all(pool)
         .await

@@ -13,7 +13,7 @@ use crate::db::refused_data;
 use crate::platform::{FetchError, PlatformPayment, Slot};
 use crate::queue::{self, ClaimedJob, JobState, RetryPolicy};
 use crate::reconcile::next_reconcile_at;
-use crate::store::upsert_payment;
+use crate::store::{publish_changes, upsert_payment};
 
 /// What became of one claimed job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +192,8 @@ impl SyncWorker {
             tracing::warn!("lease lost before the sync was stored; discarding this answer");
             return Ok(JobOutcome::LeaseLost);
         }
+        // Last before the commit: the positions' lock is held until it.
+        publish_changes(&mut tx, &self.merchant_code, job.kind, &job.id, &upserted).await?;
         tx.commit().await?;
         let status = &payment.snapshot.status;
         if upserted.stale {

@@ -42,6 +42,10 @@ async fn the_merchant_secret_and_tokens_never_reach_the_logs() {
         .kill_on_drop(true)
         .spawn()
         .expect("paymirror starts");
+    // Read the pipes while the process runs: a full pipe would block its logging.
+    let mut child = child;
+    let stdout = tokio::spawn(drain(child.stdout.take()));
+    let stderr = tokio::spawn(drain(child.stderr.take()));
     let http = reqwest::Client::new();
     eventually(Duration::from_secs(30), || async {
         let ready = http.get(format!("{address}/readyz")).send().await.ok()?;
@@ -72,13 +76,12 @@ async fn the_merchant_secret_and_tokens_never_reach_the_logs() {
     .await;
     pool.close().await;
 
-    let mut child = child;
     child.start_kill().expect("kill");
-    let output = child.wait_with_output().await.expect("output");
+    child.wait().await.expect("exit");
     let logs = format!(
         "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        stdout.await.expect("stdout"),
+        stderr.await.expect("stderr")
     );
 
     assert!(
@@ -103,6 +106,15 @@ async fn the_merchant_secret_and_tokens_never_reach_the_logs() {
         let signature = token.rsplit('.').next().unwrap_or_default();
         assert!(!logs.contains(signature), "a token signature leaked");
     }
+}
+
+/// Returns everything read from `pipe` until it closes.
+async fn drain(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
+    let mut text = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut text).await;
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 fn free_port() -> u16 {

@@ -4,6 +4,7 @@
 mod answers;
 mod budget;
 mod callbacks;
+mod changes;
 mod cli;
 mod dead_syncs;
 mod demo;
