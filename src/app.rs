@@ -26,7 +26,7 @@ use crate::inbox::Inbox;
 use crate::ops::{self, metrics_handle};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
 use crate::server;
-use crate::store::ChangeSignal;
+use crate::store::{prune_periodically, ChangeSignal};
 use crate::sync::SyncWorker;
 
 /// Migrations, embedded in the binary.
@@ -157,6 +157,12 @@ impl Application {
                 .clone()
                 .run(state.pool.clone(), shutdown.clone()),
         );
+        let pruning = tokio::spawn(prune_periodically(
+            state.pool.clone(),
+            Duration::from_secs(settings.inbox.retention_days.saturating_mul(86_400)),
+            Duration::from_secs(settings.inbox.prune_interval_secs.max(1)),
+            shutdown.clone(),
+        ));
         let app = router(state, &settings);
         tracing::info!(addr = %listener.local_addr()?, "paymirror listening");
         server::serve(listener, app, &settings.server, shutdown.clone()).await;
@@ -172,6 +178,7 @@ impl Application {
         })
         .await;
         let _ = listening.await;
+        let _ = pruning.await;
         if drained.is_err() {
             tracing::warn!("shutdown grace period ended with work in flight; leases will return it to the queue");
         }

@@ -86,6 +86,8 @@ pub struct InboxSettings {
     pub writers: usize,
     pub batch_size: usize,
     pub commit_timeout_ms: u64,
+    pub retention_days: u64,
+    pub prune_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

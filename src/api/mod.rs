@@ -20,11 +20,13 @@ pub use params::parse_time;
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/changes", get(changes::list))
+        .route("/v1/callbacks/ignored", get(syncs::ignored))
         .route("/v1/dead-syncs", get(syncs::list))
         .route("/v1/dead-syncs/retry", post(syncs::retry))
         .route("/v1/{kinds}", get(payments::list))
         .route("/v1/{kinds}/{id}", get(payments::show))
         .route("/v1/{kinds}/{id}/history", get(payments::history))
+        .route("/v1/{kinds}/{id}/callbacks", get(payments::callbacks))
         .route("/v1/{kinds}/{id}/refresh", post(payments::refresh))
         .route_layer(middleware::from_fn_with_state(state, auth::require_token))
 }

@@ -9,7 +9,7 @@ use super::{ApiError, PaymentDocument};
 use crate::app::AppState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::queue::{enqueue_syncs, Priority};
-use crate::store::{self, HistoryEntry, ListFilter};
+use crate::store::{self, CallbackRecord, HistoryEntry, ListFilter};
 
 /// Parses the `{kinds}` and `{id}` path segments; an unknown kind is an unknown route.
 fn parse_target(kinds: &str, id: &str) -> Result<(PaymentKind, PaymentId), ApiError> {
@@ -45,17 +45,33 @@ pub async fn history(
     Path((kinds, id)): Path<(String, String)>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     let (kind, id) = parse_target(&kinds, &id)?;
-    if store::find_payment(&state.pool, &state.merchant_code, kind, &id)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::NotFound(format!(
-            "no {kind} with id {id} is known"
-        )));
-    }
+    ensure_known(&state, kind, &id).await?;
     Ok(Json(
         store::list_history(&state.pool, &state.merchant_code, kind, &id).await?,
     ))
+}
+
+/// `GET /v1/{kinds}/{id}/callbacks`: the callbacks received for the payment, oldest
+/// first, bodies as received: "did the platform call us?"
+pub async fn callbacks(
+    State(state): State<AppState>,
+    Path((kinds, id)): Path<(String, String)>,
+) -> Result<Json<Vec<CallbackRecord>>, ApiError> {
+    let (kind, id) = parse_target(&kinds, &id)?;
+    ensure_known(&state, kind, &id).await?;
+    Ok(Json(
+        store::list_callbacks(&state.pool, &state.merchant_code, kind, &id).await?,
+    ))
+}
+
+/// Answers 404 unless paymirror has heard of the payment.
+async fn ensure_known(state: &AppState, kind: PaymentKind, id: &PaymentId) -> Result<(), ApiError> {
+    match store::find_payment(&state.pool, &state.merchant_code, kind, id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound(format!(
+            "no {kind} with id {id} is known"
+        ))),
+    }
 }
 
 /// `POST /v1/{kinds}/{id}/refresh`: schedules a sync now (starting to track an unknown

@@ -206,6 +206,16 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
             ],
         ),
         (
+            "callbacks of a payment",
+            crate::store::LIST_FOR_PAYMENT,
+            vec![Arg::Text("M1"), kind(), id()],
+        ),
+        (
+            "ignored callbacks",
+            crate::store::LIST_IGNORED,
+            vec![Arg::Text("M1"), Arg::Time(None), Arg::Int8(100)],
+        ),
+        (
             "change feed",
             crate::store::LIST_CHANGES,
             vec![Arg::Text("M1"), Arg::Int8(1000), Arg::Int8(100)],

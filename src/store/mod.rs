@@ -1,14 +1,21 @@
 //! Payments, their status history and the change feed: the upsert a sync ends in,
 //! and the queries the API serves.
 
+mod callbacks;
 mod changes;
 mod history;
 mod payments;
 
+pub use callbacks::{
+    list_callbacks, list_ignored, prune_callbacks, prune_periodically, CallbackRecord,
+    IgnoredCallback,
+};
 pub use changes::{list_changes, publish_changes, Change, ChangeSignal, CHANGES_CHANNEL};
 pub use history::{list_history, HistoryEntry};
 pub use payments::{find_payment, list_payments, upsert_payment, ListFilter, PaymentRow, Upserted};
 
+#[cfg(test)]
+pub(crate) use callbacks::{LIST_FOR_PAYMENT, LIST_IGNORED};
 #[cfg(test)]
 pub(crate) use changes::LIST_CHANGES;
 #[cfg(test)]

@@ -24,7 +24,7 @@ async fn a_row_postgres_refuses_is_refused_alone_and_its_batch_neighbours_commit
     let settings = InboxSettings {
         writers: 1,
         batch_size: 64,
-        commit_timeout_ms: 5000,
+        ..crate::helpers::test_settings(&app.db, "http://127.0.0.1:9").inbox
     };
     let (inbox, _writers) = Inbox::start(app.pool.clone(), Arc::from("M1"), &settings);
 
@@ -68,7 +68,7 @@ async fn with_the_database_down_every_callback_of_the_batch_is_unavailable() {
     let settings = InboxSettings {
         writers: 1,
         batch_size: 64,
-        commit_timeout_ms: 5000,
+        ..crate::helpers::test_settings(&app.db, "http://127.0.0.1:9").inbox
     };
     let (inbox, _writers) = Inbox::start(app.pool.clone(), Arc::from("M1"), &settings);
     app.db.take_down().await;

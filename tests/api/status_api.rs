@@ -139,3 +139,80 @@ async fn shutdown_stops_the_server_cleanly() {
 
     assert!(reqwest::get(format!("{address}/healthz")).await.is_err());
 }
+
+#[tokio::test]
+async fn a_payments_callbacks_are_on_record_oldest_first_and_ignored_ones_apart() {
+    let app = TestApp::spawn().await;
+    let token = app.token("support", &[]).await;
+    for body in [
+        r#"{"idEntity": "CB-1"}"#,
+        r#"{"idEntity": "CB-1", "event": "payment.statusChange", "note": "\u0000"}"#,
+        r#"{"event": "ping"}"#,
+        r#"{"idEntity": "CB-2"}"#,
+    ] {
+        assert_eq!(app.post_callback("payins", body).await.status(), 200);
+    }
+
+    let record: serde_json::Value = app
+        .get("/v1/payins/CB-1/callbacks", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let ignored: serde_json::Value = app
+        .get("/v1/callbacks/ignored", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+
+    let bodies: Vec<&serde_json::Value> = record
+        .as_array()
+        .map(|r| r.iter().map(|c| &c["body"]).collect())
+        .unwrap_or_default();
+    assert_eq!(bodies.len(), 2, "{record}");
+    assert_eq!(*bodies[0], serde_json::json!({"idEntity": "CB-1"}));
+    assert_eq!(bodies[1]["event"], "payment.statusChange");
+    assert_eq!(
+        bodies[1]["note"], "\u{FFFD}",
+        "the safe stored form of a NUL"
+    );
+    assert_eq!(record[0]["outcome"], "accepted");
+    assert!(record[0]["receivedAt"].is_string());
+    assert_eq!(
+        ignored["items"].as_array().map(Vec::len),
+        Some(1),
+        "{ignored}"
+    );
+    assert_eq!(ignored["items"][0]["body"]["event"], "ping");
+    assert_eq!(ignored["items"][0]["kind"], "payin");
+    let unknown = app.get("/v1/payins/NEVER-1/callbacks", Some(&token)).await;
+    crate::helpers::assert_error(unknown, 404).await;
+}
+
+#[tokio::test]
+async fn callbacks_past_their_retention_are_pruned_and_recent_ones_kept() {
+    let app = TestApp::spawn().await;
+    for n in 0..2500 {
+        app.post_callback("payouts", format!(r#"{{"idEntity": "OLD-{}"}}"#, n % 50))
+            .await;
+    }
+    sqlx::query("update callbacks set created_at = now() - interval '31 days'")
+        .execute(&app.pool)
+        .await
+        .expect("age them");
+    app.post_callback("payouts", r#"{"idEntity": "NEW-1"}"#)
+        .await;
+
+    let pruned =
+        paymirror::store::prune_callbacks(&app.pool, std::time::Duration::from_secs(30 * 86_400))
+            .await
+            .expect("prune");
+
+    assert_eq!(pruned, 2500);
+    let left: Vec<String> = sqlx::query_scalar("select payment_id from callbacks")
+        .fetch_all(&app.pool)
+        .await
+        .expect("rows");
+    assert_eq!(left, ["NEW-1"]);
+}
