@@ -65,6 +65,11 @@ async fn fill(pool: &PgPool) {
         "insert into payment_status_history (merchant_code, kind, payment_id, status)
          select 'M1', case when g % 2 = 0 then 'payin' else 'payout' end, 'P-' || g, 'SUCCESS'
          from generate_series(1, 1000000) g",
+        "insert into callbacks (merchant_code, kind, payment_id, outcome, body)
+         select 'M1', case when g % 2 = 0 then 'payin' else 'payout' end,
+                case when g % 100 = 0 then null else 'P-' || g end,
+                case when g % 100 = 0 then 'ignored' else 'accepted' end, '{}'::jsonb
+         from generate_series(1, 1000000) g",
         "analyze",
     ] {
         sqlx::query(sql).execute(pool).await.expect("fill");
