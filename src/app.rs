@@ -211,6 +211,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::render_metrics))
+        .route("/openapi.json", get(api::openapi_json))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such route") })
         .layer(RequestBodyTimeoutLayer::new(
             settings.server.body_read_timeout(),

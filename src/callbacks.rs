@@ -23,6 +23,14 @@ use crate::inbox::InboxEntry;
 /// Largest callback body accepted; larger ones are answered 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// `POST /callbacks/payins`: a payin changed.
+#[utoipa::path(post, path = "/callbacks/payins", tag = "callbacks",
+    request_body(content = Object, description = "`{\"idEntity\": \"<id>\"}`; extra fields are kept"),
+    responses(
+        (status = 200, description = "Stored durably and a sync scheduled (or, without idEntity, recorded as ignored)"),
+        (status = 400, description = "Invalid JSON or id", body = crate::api::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::api::error::ErrorBody),
+        (status = 503, description = "Not stored; retry", body = crate::api::error::ErrorBody)))]
 pub async fn receive_payin(
     State(state): State<AppState>,
     RawBody(body): RawBody,
@@ -30,6 +38,14 @@ pub async fn receive_payin(
     receive(state, PaymentKind::Payin, &body).await
 }
 
+/// `POST /callbacks/payouts`: a payout changed.
+#[utoipa::path(post, path = "/callbacks/payouts", tag = "callbacks",
+    request_body(content = Object, description = "`{\"idEntity\": \"<id>\"}`; extra fields are kept"),
+    responses(
+        (status = 200, description = "Stored durably and a sync scheduled (or, without idEntity, recorded as ignored)"),
+        (status = 400, description = "Invalid JSON or id", body = crate::api::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::api::error::ErrorBody),
+        (status = 503, description = "Not stored; retry", body = crate::api::error::ErrorBody)))]
 pub async fn receive_payout(
     State(state): State<AppState>,
     RawBody(body): RawBody,

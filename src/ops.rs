@@ -14,6 +14,7 @@ use crate::app::{migrator, AppState};
 use crate::queue;
 
 /// `GET /healthz`: 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process runs")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
@@ -21,6 +22,9 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: 200 when the database answers, every migration this binary embeds
 /// is applied (newer ones from a newer release may be there too) and a callback
 /// writer runs; else 503.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready"),
+    (status = 503, description = "Not ready", body = crate::api::error::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.inbox.writers_alive() == 0 {
         return error_response(
@@ -51,6 +55,8 @@ async fn applied_migrations(pool: &PgPool, versions: &[i64]) -> sqlx::Result<i64
 }
 
 /// `GET /metrics`: Prometheus text. Queue depth is read at scrape time.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     match queue::queue_depth(&state.pool, &state.merchant_code).await {
         Ok(depth) => {

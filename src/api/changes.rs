@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::error::ErrorAnswers;
 use super::error::Query;
 use super::params::parse_limit;
 use super::ApiError;
@@ -19,14 +20,19 @@ pub const MAX_WAIT_SECS: u64 = 30;
 /// net for a listener reconnecting; notifications wake it within milliseconds).
 const RECHECK: Duration = Duration::from_secs(5);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
+    /// `nextCursor` of the previous answer; omitted: from the first change.
     after: Option<String>,
+    /// Page size: 1–1000, default 100.
     limit: Option<String>,
+    /// Seconds (0–30) to hold the request until a change arrives.
     wait: Option<String>,
 }
 
-#[derive(Serialize)]
+/// Changes after the cursor, oldest first, and the cursor to continue from.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangesPage {
     items: Vec<Change>,
@@ -36,6 +42,8 @@ pub struct ChangesPage {
 /// `GET /v1/changes?after=&limit=&wait=`: the changes after `after` (from the first
 /// without it), oldest first. With `wait`, an empty answer is held until a change
 /// commits or `wait` seconds pass; then `nextCursor` is the cursor to wait again with.
+#[utoipa::path(get, path = "/v1/changes", tag = "changes", params(ChangesQuery),
+    responses((status = 200, description = "Status changes in commit order", body = ChangesPage), ErrorAnswers))]
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ChangesQuery>,

@@ -7,13 +7,16 @@ use crate::queue::JobState;
 use crate::store::PaymentRow;
 
 /// The payment document of SPEC §2 (camelCase; fields may be added, never removed).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentDocument {
     pub kind: PaymentKind,
     pub id: String,
     pub merchant_code: String,
+    /// The platform's status (`PROCESSING`, `SUCCESS`, `FAILED`, `REFUSED`, or a newer
+    /// one), null until the first successful sync.
     #[serde(serialize_with = "status_text")]
+    #[schema(value_type = Option<String>)]
     pub status: Option<PaymentStatus>,
     #[serde(rename = "final")]
     pub is_final: bool,
@@ -30,17 +33,19 @@ pub struct PaymentDocument {
     pub synced_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub sync: SyncDocument,
+    /// The platform's last answer, verbatim.
+    #[schema(value_type = Option<Object>)]
     pub platform: Option<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MoneyDocument {
     pub amount: String,
     pub currency_code: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureDocument {
     pub code: Option<String>,
@@ -48,7 +53,7 @@ pub struct FailureDocument {
     pub failed_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncDocument {
     pub state: JobState,

@@ -73,12 +73,38 @@ impl IntoResponse for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
+/// Every error answer's body (SPEC §2).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The HTTP reason phrase, e.g. `Not Found`.
     name: &'static str,
+    /// What went wrong, never internals.
     message: String,
+    /// Always 0.
     code: i32,
+    /// The HTTP status again.
     status: u16,
+}
+
+/// The error answers every `/v1` route may give, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ErrorAnswers {
+    /// A parameter or the body is invalid.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No valid bearer token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The token lacks the permission (`write` for POST).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// Unknown payment or route.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The database is unavailable; retry.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 /// Renders the pinned error body for `status` with `message`.

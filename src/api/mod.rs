@@ -4,29 +4,58 @@ mod auth;
 mod changes;
 mod document;
 pub mod error;
+mod openapi;
 mod params;
 mod payments;
 mod syncs;
 
-use axum::routing::{get, post};
 use axum::{middleware, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 pub use document::PaymentDocument;
 pub use error::{error_response, render_foreign_errors, ApiError};
+pub use openapi::openapi_json;
 pub use params::parse_time;
 
-/// `/v1/{payins|payouts}...`, every route behind the token check.
+/// `/v1/...`, every route behind the token check, each registered with its OpenAPI
+/// documentation; the whole document is kept for `GET /openapi.json`.
 pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/v1/changes", get(changes::list))
-        .route("/v1/callbacks/ignored", get(syncs::ignored))
-        .route("/v1/dead-syncs", get(syncs::list))
-        .route("/v1/dead-syncs/retry", post(syncs::retry))
-        .route("/v1/{kinds}", get(payments::list))
-        .route("/v1/{kinds}/{id}", get(payments::show))
-        .route("/v1/{kinds}/{id}/history", get(payments::history))
-        .route("/v1/{kinds}/{id}/callbacks", get(payments::callbacks))
-        .route("/v1/{kinds}/{id}/refresh", post(payments::refresh))
-        .route_layer(middleware::from_fn_with_state(state, auth::require_token))
+    let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(changes::list))
+        .routes(routes!(syncs::ignored))
+        .routes(routes!(syncs::list))
+        .routes(routes!(syncs::retry))
+        .routes(routes!(payments::list))
+        .routes(routes!(payments::show))
+        .routes(routes!(payments::history))
+        .routes(routes!(payments::callbacks))
+        .routes(routes!(payments::refresh))
+        .split_for_parts();
+    for (path, item) in document.paths.paths.iter_mut() {
+        if path.starts_with("/v1/") {
+            for operation in operations(item) {
+                // The path template adds `{kinds}` and `{id}` again: keep the documented ones.
+                if let Some(parameters) = operation.parameters.as_mut() {
+                    let mut seen = std::collections::HashSet::new();
+                    parameters.retain(|p| seen.insert(p.name.clone()));
+                }
+                operation.security =
+                    Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+                        "apiToken",
+                        Vec::<String>::new(),
+                    )]);
+            }
+        }
+    }
+    openapi::publish(&document);
+    router.route_layer(middleware::from_fn_with_state(state, auth::require_token))
+}
+
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [&mut item.get, &mut item.post].into_iter().flatten()
 }

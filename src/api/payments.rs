@@ -3,6 +3,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::error::ErrorAnswers;
 use super::error::{Path, Query};
 use super::params::{parse_limit, parse_time};
 use super::{ApiError, PaymentDocument};
@@ -10,6 +11,25 @@ use crate::app::AppState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::queue::{enqueue_syncs, Priority};
 use crate::store::{self, CallbackRecord, HistoryEntry, ListFilter};
+
+/// The `{kinds}` path segment.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct KindsParam {
+    /// `payins` or `payouts`.
+    #[param(inline, value_type = String, pattern = "^(payins|payouts)$")]
+    kinds: String,
+}
+
+/// The `{id}` path segment: the merchant's order id.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct IdParam {
+    #[param(pattern = "^[A-Za-z0-9_-]{1,250}$")]
+    id: String,
+}
 
 /// Parses the `{kinds}` and `{id}` path segments; an unknown kind is an unknown route.
 fn parse_target(kinds: &str, id: &str) -> Result<(PaymentKind, PaymentId), ApiError> {
@@ -28,6 +48,8 @@ fn parse_kinds(kinds: &str) -> Result<PaymentKind, ApiError> {
 }
 
 /// `GET /v1/{kinds}/{id}`: the payment, or 404 if never heard of.
+#[utoipa::path(get, path = "/v1/{kinds}/{id}", tag = "payments", params(KindsParam, IdParam),
+    responses((status = 200, description = "The payment", body = PaymentDocument), ErrorAnswers))]
 pub async fn show(
     State(state): State<AppState>,
     Path((kinds, id)): Path<(String, String)>,
@@ -40,6 +62,8 @@ pub async fn show(
 }
 
 /// `GET /v1/{kinds}/{id}/history`: every status observed, oldest first.
+#[utoipa::path(get, path = "/v1/{kinds}/{id}/history", tag = "payments", params(KindsParam, IdParam),
+    responses((status = 200, description = "Every status observed, oldest first", body = Vec<HistoryEntry>), ErrorAnswers))]
 pub async fn history(
     State(state): State<AppState>,
     Path((kinds, id)): Path<(String, String)>,
@@ -53,6 +77,8 @@ pub async fn history(
 
 /// `GET /v1/{kinds}/{id}/callbacks`: the callbacks received for the payment, oldest
 /// first, bodies as received: "did the platform call us?"
+#[utoipa::path(get, path = "/v1/{kinds}/{id}/callbacks", tag = "payments", params(KindsParam, IdParam),
+    responses((status = 200, description = "The callbacks received, oldest first", body = Vec<CallbackRecord>), ErrorAnswers))]
 pub async fn callbacks(
     State(state): State<AppState>,
     Path((kinds, id)): Path<(String, String)>,
@@ -76,6 +102,8 @@ async fn ensure_known(state: &AppState, kind: PaymentKind, id: &PaymentId) -> Re
 
 /// `POST /v1/{kinds}/{id}/refresh`: schedules a sync now (starting to track an unknown
 /// id, reviving a dead sync) and answers 202 with the payment as it stands.
+#[utoipa::path(post, path = "/v1/{kinds}/{id}/refresh", tag = "payments", params(KindsParam, IdParam),
+    responses((status = 202, description = "A sync is scheduled; the payment as it stands", body = PaymentDocument), ErrorAnswers))]
 pub async fn refresh(
     State(state): State<AppState>,
     Path((kinds, id)): Path<(String, String)>,
@@ -96,16 +124,22 @@ pub async fn refresh(
     Ok((StatusCode::ACCEPTED, Json(row.into())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Comma-separated statuses, e.g. `SUCCESS,FAILED`; unknown values are ignored.
     status: Option<String>,
+    /// Only payments changed after this RFC 3339 time.
     updated_after: Option<String>,
+    /// Page size: 1–1000, default 100.
     limit: Option<String>,
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A page of payments in the order they last changed.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Page {
     items: Vec<PaymentDocument>,
@@ -113,6 +147,8 @@ pub struct Page {
 }
 
 /// `GET /v1/{kinds}`: a page of payments in the order they last changed.
+#[utoipa::path(get, path = "/v1/{kinds}", tag = "payments", params(KindsParam, ListQuery),
+    responses((status = 200, description = "A page of payments", body = Page), ErrorAnswers))]
 pub async fn list(
     State(state): State<AppState>,
     Path(kinds): Path<String>,

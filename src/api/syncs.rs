@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::error::ErrorAnswers;
 use super::error::Query;
 use super::params::{parse_limit, parse_time};
 use super::ApiError;
@@ -13,28 +14,33 @@ use crate::app::AppState;
 use crate::queue::{list_dead_syncs, retry_dead_syncs, DeadSync};
 use crate::store::{list_ignored, IgnoredCallback};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SinceQuery {
+    /// Only those at or after this RFC 3339 time.
     since: Option<String>,
+    /// Page size: 1–1000, default 100.
     limit: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeadPage {
     items: Vec<DeadSync>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IgnoredPage {
     items: Vec<IgnoredCallback>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Retried {
     retried: u64,
 }
 
 /// `GET /v1/dead-syncs?since=<RFC 3339>&limit=`: dead syncs, oldest death first.
+#[utoipa::path(get, path = "/v1/dead-syncs", tag = "syncs", params(SinceQuery),
+    responses((status = 200, description = "Dead syncs, oldest death first", body = DeadPage), ErrorAnswers))]
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<SinceQuery>,
@@ -47,6 +53,8 @@ pub async fn list(
 
 /// `POST /v1/dead-syncs/retry?since=<RFC 3339>`: makes every dead sync (or those dead
 /// since the time) pending again with fresh attempts; answers 202 with how many.
+#[utoipa::path(post, path = "/v1/dead-syncs/retry", tag = "syncs", params(SinceQuery),
+    responses((status = 202, description = "How many dead syncs are pending again", body = Retried), ErrorAnswers))]
 pub async fn retry(
     State(state): State<AppState>,
     Query(query): Query<SinceQuery>,
@@ -59,6 +67,8 @@ pub async fn retry(
 
 /// `GET /v1/callbacks/ignored?since=<RFC 3339>&limit=`: callbacks that named no
 /// payment (no `idEntity`), oldest first.
+#[utoipa::path(get, path = "/v1/callbacks/ignored", tag = "callbacks", params(SinceQuery),
+    responses((status = 200, description = "Callbacks without idEntity, oldest first", body = IgnoredPage), ErrorAnswers))]
 pub async fn ignored(
     State(state): State<AppState>,
     Query(query): Query<SinceQuery>,

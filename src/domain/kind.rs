@@ -34,6 +34,14 @@ impl fmt::Display for PaymentKind {
     }
 }
 
+impl utoipa::PartialSchema for PaymentKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::domain::string_enum(&["payin", "payout"])
+    }
+}
+
+impl utoipa::ToSchema for PaymentKind {}
+
 impl serde::Serialize for PaymentKind {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())

@@ -34,3 +34,13 @@ pub(crate) use text_column;
 
 text_column!(PaymentKind);
 text_column!(PaymentStatus);
+
+/// The OpenAPI schema of a string that takes one of `values`.
+pub(crate) fn string_enum(
+    values: &[&str],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .into()
+}

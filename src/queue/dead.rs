@@ -41,7 +41,7 @@ pub(crate) const PROMOTE: &str = r#"with due as (
                where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#;
 
 /// A sync that gave up, as operators see it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadSync {
     pub kind: PaymentKind,

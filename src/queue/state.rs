@@ -33,6 +33,14 @@ impl JobState {
     }
 }
 
+impl utoipa::PartialSchema for JobState {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::domain::string_enum(&["idle", "pending", "running", "dead"])
+    }
+}
+
+impl utoipa::ToSchema for JobState {}
+
 impl FromStr for JobState {
     type Err = String;
 

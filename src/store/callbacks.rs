@@ -16,20 +16,23 @@ const PRUNE_BATCH: i64 = 1000;
 
 /// A callback as received (`body` in its stored form: NUL made U+FFFD, numbers
 /// `numeric` cannot hold made strings).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackRecord {
     pub received_at: DateTime<Utc>,
+    /// `accepted` (a sync was scheduled) or `ignored` (no `idEntity`).
     pub outcome: String,
+    #[schema(value_type = Object)]
     pub body: Value,
 }
 
 /// A callback that named no payment.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IgnoredCallback {
     pub received_at: DateTime<Utc>,
     pub kind: PaymentKind,
+    #[schema(value_type = Object)]
     pub body: Value,
 }
 

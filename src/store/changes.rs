@@ -43,7 +43,7 @@ pub(crate) const LIST_CHANGES: &str =
      limit $3";
 
 /// One status change, as the feed serves it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     #[serde(skip)]
@@ -51,6 +51,7 @@ pub struct Change {
     pub kind: PaymentKind,
     pub id: String,
     #[serde(serialize_with = "status_text")]
+    #[schema(value_type = String)]
     pub status: PaymentStatus,
     pub previous_status: Option<String>,
     pub observed_at: DateTime<Utc>,

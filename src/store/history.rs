@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use crate::domain::{PaymentId, PaymentKind};
 
 /// One observed status change.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub status: String,

@@ -14,6 +14,7 @@ mod helpers;
 mod hostile;
 mod isolation;
 mod logs;
+mod openapi;
 mod outage;
 mod platform;
 mod queue;
