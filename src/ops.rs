@@ -1,7 +1,9 @@
-//! What operators and orchestrators ask of a running replica: liveness, readiness
-//! and Prometheus metrics (the catalogue in [`metrics`]).
+//! What operators and orchestrators ask of a running replica: liveness, readiness,
+//! Prometheus metrics (the catalogue in [`metrics`]) and what each request leaves
+//! behind ([`requests`]: request id, access log, HTTP metrics).
 
 pub mod metrics;
+pub mod requests;
 
 use axum::extract::State;
 use axum::http::StatusCode;

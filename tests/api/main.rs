@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod isolation;
 mod logs;
+mod ops;
 mod outage;
 mod platform;
 mod queue;
