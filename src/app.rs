@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
@@ -23,7 +24,7 @@ use crate::api::{self, error_response, render_foreign_errors};
 use crate::callbacks;
 use crate::config::Settings;
 use crate::inbox::Inbox;
-use crate::ops::{self, metrics_handle};
+use crate::ops::{self, metrics_handle, requests};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
 use crate::server;
 use crate::store::{prune_periodically, ChangeSignal};
@@ -191,7 +192,8 @@ impl Application {
 ///
 /// Callbacks beyond `server.callback_concurrency` in flight (both routes together) are
 /// shed with a 503 rather than queued. Every answer, timeouts included, passes through
-/// `render_foreign_errors`, so each error has the pinned body.
+/// `render_foreign_errors`, so each error has the pinned body. Outside that, each request
+/// gets its id (`x-request-id`, echoed), its span, its access-log line and its metrics.
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let callbacks = Router::new()
         .route("/callbacks/payins", post(callbacks::receive_payin))
@@ -221,6 +223,22 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             settings.server.request_timeout(),
         ))
         .layer(middleware::from_fn(render_foreign_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::map_request(requests::drop_unusable_request_id))
+                .layer(SetRequestIdLayer::new(
+                    requests::REQUEST_ID,
+                    MakeRequestUuid,
+                ))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(requests::request_span)
+                        .on_request(())
+                        .on_response(())
+                        .on_failure(requests::on_body_failure),
+                )
+                .layer(PropagateRequestIdLayer::new(requests::REQUEST_ID))
+                .layer(middleware::from_fn(requests::record_request)),
+        )
         .with_state(state)
 }

@@ -1,16 +1,18 @@
 //! The `paymirror` command line (SPEC §4).
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{migrator, Application};
 use crate::config::{LogSettings, Settings};
 use crate::demo::{self, DemoArgs};
 use crate::platform::{self, WINDOW};
-use crate::queue;
+use crate::queue::{self, DeadSync};
 use crate::simulator::{self, SimulatorArgs};
 use crate::telemetry;
-use crate::tokens::{self, Permission};
+use crate::tokens::{self, Permission, TokenInfo};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,6 +62,9 @@ pub enum SyncsCommand {
         since: Option<String>,
         #[arg(long, default_value_t = 1000)]
         limit: i64,
+        /// Print a JSON array of objects (camelCase fields) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Make dead syncs pending again with fresh attempts.
     Retry {
@@ -94,7 +99,11 @@ pub enum TokensCommand {
         account: String,
     },
     /// Show accounts, permissions, creation, last use and use count (never a token).
-    List,
+    List {
+        /// Print a JSON array of objects (camelCase fields) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the parsed command.
@@ -192,19 +201,16 @@ async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
         crate::api::parse_time(raw.as_deref(), "--since").map_err(anyhow::Error::from)
     };
     match command {
-        SyncsCommand::Dead { since: raw, limit } => {
+        SyncsCommand::Dead {
+            since: raw,
+            limit,
+            json,
+        } => {
             let dead = queue::list_dead_syncs(&pool, merchant, since(raw)?, limit).await?;
-            println!(
-                "{:<7} {:<40} {:>8} {:<20} LAST ERROR",
-                "KIND", "ID", "ATTEMPTS", "DEAD SINCE"
-            );
-            for d in &dead {
-                let error = d.last_error.as_deref().unwrap_or("-");
-                let died = d.dead_since.format("%Y-%m-%dT%H:%M:%SZ");
-                println!(
-                    "{:<7} {:<40} {:>8} {:<20} {error}",
-                    d.kind, d.id, d.attempts, died
-                );
+            if json {
+                print_json(&dead)?;
+            } else {
+                print_dead_syncs(&dead);
             }
             eprintln!("{} dead sync(s)", dead.len());
         }
@@ -259,27 +265,83 @@ async fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
             let revoked = tokens::revoke_tokens(&pool, &account).await?;
             eprintln!("revoked {revoked} active token(s) of {account}");
         }
-        TokensCommand::List => {
-            println!(
-                "{:<24} {:<12} {:<8} {:<25} {:<25} {:>8}",
-                "ACCOUNT", "PERMISSIONS", "ACTIVE", "CREATED", "LAST USED", "USES"
-            );
-            for t in tokens::list_tokens(&pool).await? {
-                let last = t
-                    .last_used_at
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_else(|| "-".into());
-                println!(
-                    "{:<24} {:<12} {:<8} {:<25} {:<25} {:>8}",
-                    t.account,
-                    t.permissions.join(","),
-                    t.active,
-                    t.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
-                    last,
-                    t.use_count
-                );
+        TokensCommand::List { json } => {
+            let listed = tokens::list_tokens(&pool).await?;
+            if json {
+                let rows: Vec<TokenRow> = listed.iter().map(TokenRow::from).collect();
+                print_json(&rows)?;
+            } else {
+                print_tokens(&listed);
             }
         }
     }
     Ok(())
+}
+
+/// A token as `tokens list --json` prints it: its account and use, never the token.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenRow<'a> {
+    account: &'a str,
+    permissions: &'a [String],
+    active: bool,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    use_count: i64,
+}
+
+impl<'a> From<&'a TokenInfo> for TokenRow<'a> {
+    fn from(t: &'a TokenInfo) -> Self {
+        TokenRow {
+            account: &t.account,
+            permissions: &t.permissions,
+            active: t.active,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            use_count: t.use_count,
+        }
+    }
+}
+
+/// Prints `rows` to stdout as one JSON array (the `--json` output of listing commands).
+fn print_json<T: Serialize>(rows: &[T]) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(rows)?);
+    Ok(())
+}
+
+fn print_dead_syncs(dead: &[DeadSync]) {
+    println!(
+        "{:<7} {:<40} {:>8} {:<20} LAST ERROR",
+        "KIND", "ID", "ATTEMPTS", "DEAD SINCE"
+    );
+    for d in dead {
+        let error = d.last_error.as_deref().unwrap_or("-");
+        let died = d.dead_since.format("%Y-%m-%dT%H:%M:%SZ");
+        println!(
+            "{:<7} {:<40} {:>8} {:<20} {error}",
+            d.kind, d.id, d.attempts, died
+        );
+    }
+}
+
+fn print_tokens(listed: &[TokenInfo]) {
+    println!(
+        "{:<24} {:<12} {:<8} {:<25} {:<25} {:>8}",
+        "ACCOUNT", "PERMISSIONS", "ACTIVE", "CREATED", "LAST USED", "USES"
+    );
+    for t in listed {
+        let last = t
+            .last_used_at
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<24} {:<12} {:<8} {:<25} {:<25} {:>8}",
+            t.account,
+            t.permissions.join(","),
+            t.active,
+            t.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            last,
+            t.use_count
+        );
+    }
 }

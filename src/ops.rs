@@ -1,17 +1,19 @@
-//! What operators and orchestrators ask of a running replica: liveness, readiness
-//! and Prometheus metrics.
+//! What operators and orchestrators ask of a running replica: liveness, readiness,
+//! Prometheus metrics (the catalogue in [`metrics`]) and what each request leaves
+//! behind ([`requests`]: request id, access log, HTTP metrics).
 
-use std::sync::OnceLock;
+pub mod metrics;
+pub mod requests;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
 use crate::api::error_response;
 use crate::app::{migrator, AppState};
 use crate::queue;
+pub use metrics::metrics_handle;
 
 /// `GET /healthz`: 200 while the process runs.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process runs")))]
@@ -54,17 +56,22 @@ async fn applied_migrations(pool: &PgPool, versions: &[i64]) -> sqlx::Result<i64
         .await
 }
 
-/// `GET /metrics`: Prometheus text. Queue depth is read at scrape time.
+/// `GET /metrics`: Prometheus text. Queue depth is read from Postgres at scrape time.
+///
+/// The queue gauges are cluster-wide: every replica reads the same rows and reports
+/// the same values, so dashboards and alerts aggregate them with `max`, never `sum`.
+/// (Reporting them from one lock-holding replica only would make the series vanish
+/// and reappear on another replica whenever the holder restarts or misses a scrape.)
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     match queue::queue_depth(&state.pool, &state.merchant_code).await {
         Ok(depth) => {
             for (sync_state, count) in depth.by_state {
-                metrics::gauge!("paymirror_sync_jobs", "state" => sync_state.as_str())
+                ::metrics::gauge!("paymirror_sync_jobs", "state" => sync_state.as_str())
                     .set(count as f64);
             }
-            metrics::gauge!("paymirror_oldest_due_sync_seconds").set(depth.oldest_due_secs);
+            ::metrics::gauge!("paymirror_oldest_due_sync_seconds").set(depth.oldest_due_secs);
         }
         Err(_) => tracing::debug!("queue depth unavailable for /metrics"),
     }
@@ -75,18 +82,4 @@ pub async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse 
         )],
         state.metrics.render(),
     )
-}
-
-/// The process-wide Prometheus recorder, installed on first use (tests build many apps).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (an embedding program); then ours stays empty.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
 }

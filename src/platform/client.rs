@@ -281,7 +281,10 @@ impl PlatformClient {
             Some(reservation) => reservation.commit().await,
             None => self.limiter.acquire().await,
         };
+        let started = Instant::now();
         let result = request.header("X-API-Version", API_VERSION).send().await;
+        metrics::histogram!("paymirror_platform_request_duration_seconds", "route" => route)
+            .record(started.elapsed().as_secs_f64());
         // The answer arrived: the request counts one window more from now.
         drop(sent);
         let platform_failed = match &result {

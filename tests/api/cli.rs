@@ -1,5 +1,8 @@
 use std::process::Output;
 
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
 use crate::helpers::TestDatabase;
 
 async fn paymirror(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -87,4 +90,113 @@ async fn an_invalid_value_is_named_too() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("max_rps"), "{stderr}");
+}
+
+/// Parses a command's stdout as a JSON array of objects.
+fn json_rows(output: &Output) -> Vec<serde_json::Map<String, Value>> {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    rows.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|row| row.as_object().expect("an object").clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn tokens_list_json_is_an_array_of_camel_case_objects_without_the_token() {
+    let db = TestDatabase::create().await;
+    let created = paymirror(
+        &db,
+        &[
+            "tokens",
+            "create",
+            "--account",
+            "ledger",
+            "--permission",
+            "write",
+        ],
+        &[],
+    )
+    .await;
+    let token = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    assert_eq!(token.len(), 30);
+
+    let listed = paymirror(&db, &["tokens", "list", "--json"], &[]).await;
+
+    let rows = json_rows(&listed);
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    let mut keys: Vec<&str> = row.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "account",
+            "active",
+            "createdAt",
+            "lastUsedAt",
+            "permissions",
+            "useCount"
+        ]
+    );
+    assert_eq!(row["account"], "ledger");
+    assert_eq!(row["permissions"], json!(["write"]));
+    assert_eq!(row["active"], true);
+    assert_eq!(row["useCount"], 0);
+    assert_eq!(row["lastUsedAt"], Value::Null);
+    let created_at = row["createdAt"].as_str().expect("createdAt is a string");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(created_at).is_ok(),
+        "{created_at}"
+    );
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&token));
+}
+
+#[tokio::test]
+async fn syncs_dead_json_lists_each_dead_sync_and_an_empty_array_when_none() {
+    let db = TestDatabase::create().await;
+    let merchant = [("PAYMIRROR__PLATFORM__MERCHANT_CODE", "M1")];
+    let none = paymirror(&db, &["syncs", "dead", "--json"], &merchant).await;
+    assert!(json_rows(&none).is_empty());
+    let pool = PgPool::connect(db.url.as_str()).await.expect("connect");
+    for (kind, id) in [("payin", "DEAD-1"), ("payout", "DEAD-2")] {
+        sqlx::query("insert into payments (merchant_code, kind, id) values ('M1', $1, $2)")
+            .bind(kind)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .expect("payment");
+        sqlx::query(
+            "insert into sync_jobs (merchant_code, kind, payment_id, state, priority, attempts,
+                                    last_error, failing_since)
+             values ('M1', $1, $2, 'dead', 0, 7, 'the platform answered 500', now() - interval '1 day')",
+        )
+        .bind(kind)
+        .bind(id)
+        .execute(&pool)
+        .await
+        .expect("dead sync");
+    }
+    pool.close().await;
+
+    let listed = paymirror(&db, &["syncs", "dead", "--json"], &merchant).await;
+
+    let rows = json_rows(&listed);
+    let ids: Vec<&Value> = rows.iter().map(|r| &r["id"]).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&&json!("DEAD-1")) && ids.contains(&&json!("DEAD-2")));
+    let payin = rows
+        .iter()
+        .find(|r| r["id"] == "DEAD-1")
+        .expect("DEAD-1 listed");
+    assert_eq!(payin["kind"], "payin");
+    assert_eq!(payin["attempts"], 7);
+    assert_eq!(payin["lastError"], "the platform answered 500");
+    assert!(payin["failingSince"].is_string() && payin["deadSince"].is_string());
+    assert!(rows.iter().all(|r| r.keys().all(|k| !k.contains('_'))));
 }

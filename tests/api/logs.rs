@@ -4,10 +4,129 @@ use std::time::Duration;
 use paymirror::domain::PaymentKind;
 use paymirror::simulator::{Simulator, SimulatorConfig};
 use sqlx::PgPool;
+use tokio::process::Child;
 
 use crate::helpers::{eventually, payment, TestDatabase};
 
 const SECRET: &str = "s3cr3t-never-LOG-me-0123456789";
+
+/// Sends a request with an `x-request-id` and returns the answer's status.
+async fn send(request: reqwest::RequestBuilder, request_id: &str) -> u16 {
+    let answer = request
+        .header("x-request-id", request_id)
+        .send()
+        .await
+        .expect("request");
+    let echoed = answer.headers().get("x-request-id").map(|v| v.as_bytes());
+    assert_eq!(echoed, Some(request_id.as_bytes()));
+    answer.status().as_u16()
+}
+
+/// The lines of `logs` that mention `needle`.
+fn lines_with<'a>(logs: &'a str, needle: &str) -> Vec<&'a str> {
+    logs.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// Runs the real binary at its default level with stderr on a pipe: each request has
+/// one access-log line naming method, route template, status, latency and request id,
+/// at ERROR for a 5xx only, and no line has an ANSI escape.
+#[tokio::test]
+async fn each_request_has_one_plain_access_log_line_with_its_route_and_request_id() {
+    let db = TestDatabase::create().await;
+    let (child, address) = serve(
+        &db,
+        "http://127.0.0.1:9",
+        &[
+            ("PAYMIRROR__SYNC__ENABLED", "false"),
+            ("PAYMIRROR__DATABASE__ACQUIRE_TIMEOUT_MS", "500"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+
+    let payment = http.get(format!("{address}/v1/payins/RAW-ID-77"));
+    assert_eq!(send(payment, "rid-payment").await, 401);
+    let callback = http
+        .post(format!("{address}/callbacks/payins"))
+        .body(r#"{"idEntity": "ACC-1"}"#);
+    assert_eq!(send(callback, "rid-callback").await, 200);
+    assert_eq!(
+        send(
+            http.get(format!("{address}/nowhere/RAW-ID-78")),
+            "rid-unmatched"
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        send(http.get(format!("{address}/healthz")), "rid-probe").await,
+        200
+    );
+    db.take_down().await;
+    let refused = http
+        .post(format!("{address}/callbacks/payins"))
+        .body(r#"{"idEntity": "ACC-2"}"#);
+    assert_eq!(send(refused, "rid-down").await, 503);
+    let logs = stop(child).await;
+
+    assert!(!logs.contains('\x1b'), "ANSI escapes on a pipe:\n{logs}");
+    let expected = [
+        (
+            "rid-payment",
+            " INFO ",
+            "GET",
+            "/v1/{kinds}/{id}",
+            "status=401",
+        ),
+        (
+            "rid-callback",
+            " INFO ",
+            "POST",
+            "/callbacks/payins",
+            "status=200",
+        ),
+        ("rid-unmatched", " INFO ", "GET", "unmatched", "status=404"),
+        (
+            "rid-down",
+            " ERROR ",
+            "POST",
+            "/callbacks/payins",
+            "status=503",
+        ),
+    ];
+    for (request_id, level, method, route, status) in expected {
+        let span =
+            format!(r#"request{{method={method} route="{route}" request_id="{request_id}"}}"#);
+        let access: Vec<&str> = lines_with(&logs, &span)
+            .into_iter()
+            .filter(|l| l.contains("paymirror::ops::requests"))
+            .collect();
+        assert_eq!(access.len(), 1, "{span}:\n{logs}");
+        for part in [level, status, "latency_ms="] {
+            assert!(access[0].contains(part), "{part} missing: {}", access[0]);
+        }
+    }
+    // The handler's own line about the 503 carries the request's span too.
+    let handler = lines_with(&logs, "answering 503");
+    assert!(
+        !handler.is_empty()
+            && handler
+                .iter()
+                .all(|l| l.contains(r#"request_id="rid-down""#)),
+        "{logs}"
+    );
+    assert_eq!(
+        lines_with(&logs, " ERROR ").len(),
+        1,
+        "ERROR is for the 5xx only:\n{logs}"
+    );
+    assert!(!logs.contains("RAW-ID-7"), "a raw path was logged:\n{logs}");
+    assert!(
+        lines_with(&logs, "rid-probe").is_empty(),
+        "probes are logged at debug"
+    );
+    assert!(!logs.contains("response failed"), "{logs}");
+}
 
 /// Runs the real binary with debug logging through a full sync, then searches its
 /// output for the merchant secret and every bearer token the platform handed out.
@@ -25,33 +144,8 @@ async fn the_merchant_secret_and_tokens_never_reach_the_logs() {
         .await
         .expect("simulator");
     let db = TestDatabase::create().await;
-    let port = free_port();
-    let address = format!("http://127.0.0.1:{port}");
-
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paymirror"))
-        .arg("serve")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DATABASE_URL", db.url.as_str())
-        .env("PAYMIRROR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("PAYMIRROR__PLATFORM__BASE_URL", &sim_url)
-        .env("PAYMIRROR__PLATFORM__MERCHANT_CODE", "M1")
-        .env("PAYMIRROR__PLATFORM__SECRET", SECRET)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("paymirror starts");
-    // Read the pipes while the process runs: a full pipe would block its logging.
-    let mut child = child;
-    let stdout = tokio::spawn(drain(child.stdout.take()));
-    let stderr = tokio::spawn(drain(child.stderr.take()));
+    let (child, address) = serve(&db, &sim_url, &[("RUST_LOG", "debug")]).await;
     let http = reqwest::Client::new();
-    eventually(Duration::from_secs(30), || async {
-        let ready = http.get(format!("{address}/readyz")).send().await.ok()?;
-        (ready.status() == 200).then_some(())
-    })
-    .await;
 
     for n in 0..3 {
         sim.create_payment(payment(PaymentKind::Payin, &format!("LOG-{n}"), "7.77"))
@@ -76,13 +170,7 @@ async fn the_merchant_secret_and_tokens_never_reach_the_logs() {
     .await;
     pool.close().await;
 
-    child.start_kill().expect("kill");
-    child.wait().await.expect("exit");
-    let logs = format!(
-        "{}{}",
-        stdout.await.expect("stdout"),
-        stderr.await.expect("stderr")
-    );
+    let logs = stop(child).await;
 
     assert!(
         logs.contains("payment synced"),
@@ -108,6 +196,56 @@ async fn the_merchant_secret_and_tokens_never_reach_the_logs() {
     }
 }
 
+/// Starts `paymirror serve` on a free port with its output piped (stderr is not a
+/// terminal) and `NO_COLOR` unset; returns once it is ready.
+async fn serve(db: &TestDatabase, platform_url: &str, env: &[(&str, &str)]) -> (Server, String) {
+    let port = free_port();
+    let address = format!("http://127.0.0.1:{port}");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_paymirror"));
+    command
+        .arg("serve")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DATABASE_URL", db.url.as_str())
+        .env("PAYMIRROR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("PAYMIRROR__PLATFORM__BASE_URL", platform_url)
+        .env("PAYMIRROR__PLATFORM__MERCHANT_CODE", "M1")
+        .env("PAYMIRROR__PLATFORM__SECRET", SECRET)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .env_remove("PAYMIRROR__LOG__FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("paymirror starts");
+    // Read the pipes while the process runs: a full pipe would block its logging.
+    let stdout = tokio::spawn(drain(child.stdout.take()));
+    let stderr = tokio::spawn(drain(child.stderr.take()));
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(30), || async {
+        let ready = http.get(format!("{address}/readyz")).send().await.ok()?;
+        (ready.status() == 200).then_some(())
+    })
+    .await;
+    (
+        Server {
+            child,
+            stdout,
+            stderr,
+        },
+        address,
+    )
+}
+
+/// A running `paymirror serve` and the tasks reading its output.
+struct Server {
+    child: Child,
+    stdout: tokio::task::JoinHandle<String>,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
 /// Returns everything read from `pipe` until it closes.
 async fn drain(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
     let mut text = Vec::new();
@@ -115,6 +253,17 @@ async fn drain(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
         let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut text).await;
     }
     String::from_utf8_lossy(&text).into_owned()
+}
+
+/// Kills the server and returns everything it wrote.
+async fn stop(mut server: Server) -> String {
+    server.child.start_kill().expect("kill");
+    server.child.wait().await.expect("exit");
+    format!(
+        "{}{}",
+        server.stdout.await.expect("stdout"),
+        server.stderr.await.expect("stderr")
+    )
 }
 
 fn free_port() -> u16 {

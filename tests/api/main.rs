@@ -15,6 +15,7 @@ mod hostile;
 mod isolation;
 mod logs;
 mod openapi;
+mod ops;
 mod outage;
 mod platform;
 mod queue;

@@ -1,0 +1,172 @@
+//! What every HTTP request leaves behind: a request id (the client's `x-request-id`
+//! or a new UUID, echoed in the answer), a `request` span carrying it so every log
+//! line of the request names it, one access-log line, and the HTTP metrics.
+//!
+//! Routes are labelled by their matched template (`/v1/{kinds}/{id}`), never the raw
+//! path: ids in labels would make a series per payment.
+
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::time::Instant;
+use tower_http::classify::ServerErrorsFailureClass;
+use tracing::Span;
+
+/// The header that carries the request id, in and out.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest request id taken from a client; a longer one is replaced.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The route label of a request no route matched.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Routes that orchestrators and Prometheus poll: their successful answers are logged at
+/// debug, so probes do not drown the access log (they are counted all the same).
+const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Methods labelled by name; any other is labelled `other` (bounded label values).
+static KNOWN_METHODS: [Method; 7] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::HEAD,
+    Method::OPTIONS,
+];
+
+/// Removes a client's `x-request-id` that is not a usable id, so a fresh one is made
+/// in its place: log lines and answers then never carry arbitrary client bytes.
+pub async fn drop_unusable_request_id(mut request: Request) -> Request {
+    let usable = request
+        .headers()
+        .get_all(&REQUEST_ID)
+        .iter()
+        .all(|v| is_usable_request_id(v.as_bytes()));
+    if !usable {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
+/// Returns whether a client's request id is kept: 1 to [`MAX_REQUEST_ID_LEN`] ASCII
+/// letters, digits or `-_.:/+=@` (UUIDs, ULIDs, trace ids, base64).
+pub fn is_usable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
+}
+
+/// Makes the `request` span (method, route template, request id) that every log line
+/// of the request is recorded in.
+pub fn request_span(request: &Request) -> Span {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = route_label(request),
+        request_id,
+    )
+}
+
+/// Logs a response body that failed while streaming; a 5xx status is already logged
+/// by [`record_request`].
+pub fn on_body_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &Span) {
+    if let ServerErrorsFailureClass::Error(error) = class {
+        tracing::error!(error = %error, latency_ms = millis(latency), "the response body failed");
+    }
+}
+
+/// Writes the access-log line (inside the request span: method, route, request id)
+/// and the HTTP metrics of one request. 5xx answers are logged at ERROR, probes'
+/// other answers at DEBUG, everything else at INFO.
+pub async fn record_request(request: Request, next: Next) -> Response {
+    let method = method_label(request.method());
+    let route = route_label(&request).to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let latency = started.elapsed();
+    let status = response.status();
+    let is_probe = PROBES.contains(&route.as_str());
+    metrics::counter!(
+        "paymirror_http_requests_total",
+        "method" => method,
+        "route" => route.clone(),
+        "status" => status.as_u16().to_string()
+    )
+    .increment(1);
+    metrics::histogram!(
+        "paymirror_http_request_duration_seconds",
+        "method" => method,
+        "route" => route
+    )
+    .record(latency.as_secs_f64());
+    let (status, latency_ms) = (status.as_u16(), millis(latency));
+    if status >= 500 {
+        tracing::error!(status, latency_ms, "answered with a server error");
+    } else if is_probe {
+        tracing::debug!(status, latency_ms, "answered");
+    } else {
+        tracing::info!(status, latency_ms, "answered");
+    }
+    response
+}
+
+/// Returns the matched route template, or [`UNMATCHED`].
+fn route_label(request: &Request) -> &str {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED, MatchedPath::as_str)
+}
+
+fn method_label(method: &Method) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
+}
+
+/// Milliseconds with microsecond precision, for log fields.
+fn millis(latency: Duration) -> f64 {
+    latency.as_micros() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_ids_are_kept_and_odd_ones_replaced() {
+        for id in [
+            "abc",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "dGVzdA==",
+        ] {
+            assert!(is_usable_request_id(id.as_bytes()), "{id}");
+        }
+        let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        for id in ["", "a b", "a\"b", "é", "a\x1b[31mb", long.as_str()] {
+            assert!(!is_usable_request_id(id.as_bytes()), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn methods_outside_the_standard_few_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        let custom = Method::from_bytes(b"BREW").unwrap_or(Method::CONNECT);
+        assert_eq!(method_label(&custom), "other");
+    }
+}
