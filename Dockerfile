@@ -12,8 +12,11 @@ RUN mkdir src \
     && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
-# Migrations are embedded into the binary at compile time (sqlx::migrate!).
+# Everything the source embeds at compile time must be here before the build:
+# migrations/ (sqlx::migrate!("./migrations") in src/app.rs) and config/
+# (include_str!("../../config/default.toml") in src/demo/mod.rs).
 COPY migrations migrations
+COPY config config
 COPY src src
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked
@@ -27,6 +30,7 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin paymirror
 WORKDIR /app
 COPY --from=build /app/target/release/paymirror /usr/local/bin/paymirror
+# `paymirror serve` reads config/default.toml from its working directory (/app).
 COPY config config
 USER 10001:10001
 ENV PAYMIRROR__SERVER__LISTEN=0.0.0.0:8080 \
