@@ -29,6 +29,10 @@ use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
 use crate::server;
 use crate::store::{prune_periodically, ChangeSignal};
 use crate::sync::SyncWorker;
+use crate::tokens::UsageLog;
+
+/// How often API token use (last use, count) is written.
+const TOKEN_USE_FLUSH: Duration = Duration::from_secs(2);
 
 /// Migrations, embedded in the binary.
 ///
@@ -52,6 +56,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Wakes `GET /v1/changes` requests waiting for a change.
     pub changes: ChangeSignal,
+    /// API token use, written every few seconds rather than on each request.
+    pub token_use: UsageLog,
 }
 
 /// A built, not yet running, paymirror: bound listener, migrated database, writers started.
@@ -111,6 +117,7 @@ impl Application {
             inbox,
             metrics: metrics_handle(),
             changes: ChangeSignal::default(),
+            token_use: UsageLog::default(),
         };
         Ok(Application {
             listener,
@@ -164,6 +171,11 @@ impl Application {
             Duration::from_secs(settings.inbox.prune_interval_secs.max(1)),
             shutdown.clone(),
         ));
+        let recording = tokio::spawn(state.token_use.clone().run(
+            state.pool.clone(),
+            TOKEN_USE_FLUSH,
+            shutdown.clone(),
+        ));
         let app = router(state, &settings);
         tracing::info!(addr = %listener.local_addr()?, "paymirror listening");
         server::serve(listener, app, &settings.server, shutdown.clone()).await;
@@ -180,6 +192,7 @@ impl Application {
         .await;
         let _ = listening.await;
         let _ = pruning.await;
+        let _ = recording.await;
         if drained.is_err() {
             tracing::warn!("shutdown grace period ended with work in flight; leases will return it to the queue");
         }

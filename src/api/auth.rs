@@ -21,7 +21,7 @@ pub async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or(ApiError::Unauthorized)?;
-    let permissions = authenticate(&state.pool, token)
+    let permissions = authenticate(&state.pool, &state.token_use, token)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let needed = match *request.method() {
