@@ -10,7 +10,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::config::InboxSettings;
 use crate::db::refused_data;
 use crate::domain::{PaymentId, PaymentKind};
-use crate::queue::{enqueue_syncs, Priority};
+use crate::queue::{distinct_payments, enqueue_ctes, Priority, NOTIFY_CHANNEL};
 
 /// A callback as received: its payment (none if the body had no `idEntity`) and body.
 #[derive(Debug)]
@@ -227,9 +227,22 @@ impl Writer {
     }
 }
 
-/// Writes the callbacks and their sync jobs in one transaction.
+/// The one statement a batch costs: the callbacks, the payments never seen before,
+/// the sync jobs, and the workers' wake-up, committed together.
+static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with cb as (
+           insert into callbacks (merchant_code, kind, payment_id, outcome, body)
+           select $1, k, i, o, b from unnest($5::text[], $6::text[], $7::text[], $8::jsonb[]) as t(k, i, o, b)
+         ), {}
+         select pg_notify($9, '') where cardinality($3::text[]) > 0",
+        enqueue_ctes()
+    )
+});
+
+/// Writes the callbacks and their sync jobs in one statement (one round trip, its
+/// own transaction): the callbacks, payment stubs and sync jobs commit together.
 async fn write_batch(pool: &PgPool, merchant_code: &str, batch: &[Submission]) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
     let kinds: Vec<&str> = batch.iter().map(|s| s.entry.kind.as_str()).collect();
     let ids: Vec<Option<&str>> = batch
         .iter()
@@ -237,24 +250,24 @@ async fn write_batch(pool: &PgPool, merchant_code: &str, batch: &[Submission]) -
         .collect();
     let outcomes: Vec<&str> = batch.iter().map(|s| s.entry.outcome()).collect();
     let bodies: Vec<Json<&Value>> = batch.iter().map(|s| Json(&s.entry.body)).collect();
-    sqlx::query(
-        "insert into callbacks (merchant_code, kind, payment_id, outcome, body)
-         select $1, k, i, o, b from unnest($2::text[], $3::text[], $4::text[], $5::jsonb[]) as t(k, i, o, b)",
-    )
-    .bind(merchant_code)
-    .bind(&kinds)
-    .bind(&ids)
-    .bind(&outcomes)
-    .bind(&bodies)
-    .execute(&mut *tx)
-    .await?;
-
     let payments: Vec<(PaymentKind, PaymentId)> = batch
         .iter()
         .filter_map(|s| s.entry.id.clone().map(|id| (s.entry.kind, id)))
         .collect();
-    enqueue_syncs(&mut tx, merchant_code, &payments, Priority::Callback).await?;
-    tx.commit().await
+    let (job_kinds, job_ids) = distinct_payments(&payments);
+    sqlx::query(&WRITE_BATCH)
+        .bind(merchant_code)
+        .bind(&job_kinds)
+        .bind(&job_ids)
+        .bind(Priority::Callback.as_i16())
+        .bind(&kinds)
+        .bind(&ids)
+        .bind(&outcomes)
+        .bind(&bodies)
+        .bind(NOTIFY_CHANNEL)
+        .fetch_all(pool)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

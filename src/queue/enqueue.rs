@@ -40,12 +40,10 @@ pub async fn enqueue_syncs(
     priority: Priority,
 ) -> sqlx::Result<usize> {
     // One statement may not update the same row twice: deduplicate first.
-    let unique: BTreeSet<&(PaymentKind, PaymentId)> = payments.iter().collect();
-    if unique.is_empty() {
+    let (kinds, ids) = distinct_payments(payments);
+    if kinds.is_empty() {
         return Ok(0);
     }
-    let kinds: Vec<&str> = unique.iter().map(|(k, _)| k.as_str()).collect();
-    let ids: Vec<&str> = unique.iter().map(|(_, id)| id.as_str()).collect();
 
     sqlx::query(INSERT_PAYMENTS)
         .bind(merchant_code)
@@ -66,5 +64,22 @@ pub async fn enqueue_syncs(
         .bind(NOTIFY_CHANNEL)
         .execute(&mut *conn)
         .await?;
-    Ok(unique.len())
+    Ok(kinds.len())
+}
+
+/// The two writes of [`enqueue_syncs`] as common table expressions (`p`, `j`) for
+/// one statement that also writes other rows: `$1` merchant, `$2` kinds, `$3` ids
+/// (distinct pairs, in byte order), `$4` priority. Workers are notified by the caller.
+pub fn enqueue_ctes() -> String {
+    format!("p as ({INSERT_PAYMENTS}), j as ({UPSERT_JOBS})")
+}
+
+/// Returns the distinct payments of `payments` in byte order (the order every bulk
+/// statement locks rows in), as the kind and id arrays the statements take.
+pub fn distinct_payments(payments: &[(PaymentKind, PaymentId)]) -> (Vec<&'static str>, Vec<&str>) {
+    let unique: BTreeSet<&(PaymentKind, PaymentId)> = payments.iter().collect();
+    unique
+        .into_iter()
+        .map(|(k, id)| (k.as_str(), id.as_str()))
+        .unzip()
 }

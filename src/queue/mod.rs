@@ -17,7 +17,7 @@ mod state;
 pub use claim::{claim_due_jobs, extend_lease, reap_expired_leases, ClaimedJob};
 pub use dead::{list_dead_syncs, promote_due_reconciliations, retry_dead_syncs, DeadSync};
 pub use depth::{queue_depth, QueueDepth};
-pub use enqueue::enqueue_syncs;
+pub use enqueue::{distinct_payments, enqueue_ctes, enqueue_syncs};
 pub use finish::{fail_job, finish_job, requeue_job, resume_after_outage, RetryPolicy};
 pub use state::JobState;
 
