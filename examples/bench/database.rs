@@ -1,0 +1,168 @@
+//! The run's database: created fresh, shared by paymirror and the yardsticks, filled
+//! with synced payments for the read pairs, and dropped at the end.
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use reqwest::Url;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+/// The merchant every payment belongs to and paymirror is configured with.
+pub const MERCHANT: &str = "M1";
+
+/// A database created for one run; [`BenchDatabase::drop_now`] removes it.
+pub struct BenchDatabase {
+    pub name: String,
+    pub url: Url,
+    server: Url,
+}
+
+impl BenchDatabase {
+    /// Creates `paymirror_bench_<random>` on the server of `server_url`.
+    pub async fn create(server_url: &str) -> anyhow::Result<BenchDatabase> {
+        let mut server = Url::parse(server_url).context("--database-url is not a URL")?;
+        server.set_path("/postgres");
+        let name = format!("paymirror_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = connect_admin(&server).await?;
+        // `name` is [a-z0-9_]: quoting it cannot be escaped.
+        sqlx::query(&format!(r#"create database "{name}""#))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("creating database {name}"))?;
+        let _ = conn.close().await;
+        let mut url = server.clone();
+        url.set_path(&format!("/{name}"));
+        Ok(BenchDatabase { name, url, server })
+    }
+
+    /// Drops the database, disconnecting whoever still holds a connection.
+    pub async fn drop_now(&self) -> anyhow::Result<()> {
+        let mut conn = connect_admin(&self.server).await?;
+        let sql = format!(r#"drop database if exists "{}" with (force)"#, self.name);
+        sqlx::query(&sql)
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("dropping database {}", self.name))?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+}
+
+/// Connects to the server's `postgres` database, without sqlx's slow-statement
+/// warnings (`drop database … with (force)` takes about a second).
+async fn connect_admin(server: &Url) -> anyhow::Result<PgConnection> {
+    let options = PgConnectOptions::from_str(server.as_str())
+        .context("--database-url is not a Postgres URL")?
+        .disable_statement_logging();
+    PgConnection::connect_with(&options)
+        .await
+        .context("connecting to the `postgres` database")
+}
+
+/// The yardstick receivers' tables: one row per callback, as plain as it gets.
+const YARDSTICK_TABLES: [&str; 2] = [
+    "create table bench_naive (id bigserial primary key, kind text not null,
+       payment_id text, body jsonb not null, created_at timestamptz not null default now())",
+    "create table bench_group_commit (id bigserial primary key, kind text not null,
+       payment_id text, body jsonb not null, created_at timestamptz not null default now())",
+];
+
+/// Creates the yardsticks' tables beside paymirror's (migrated already).
+pub async fn create_yardstick_tables(pool: &PgPool) -> anyhow::Result<()> {
+    for sql in YARDSTICK_TABLES {
+        sqlx::query(sql).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// Payins `P-1` … `P-n` as a sync leaves them: SUCCESS mostly, some FAILED (with
+/// failure reasons) and some still PROCESSING, each with the platform's document in
+/// the simulator's shape, amounts and fees, and ordered in commit order by creation.
+const SEED_PAYMENTS: &str = r#"
+with seed as (
+  select 'P-' || g as id,
+         case when g % 20 = 0 then 'FAILED' when g % 10 = 5 then 'PROCESSING' else 'SUCCESS' end as status,
+         round(10 + ((g * 7919) % 100000) / 100.0, 2) as amount,
+         now() - interval '2 days' + g * interval '7 seconds' as created
+  from generate_series(1, $1::int) g
+), shaped as (
+  select *, round(amount * 0.01, 2) as fee,
+         to_char(created at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_text,
+         case when status <> 'PROCESSING' then
+           to_char((created + interval '40 seconds') at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+         end as processed_text,
+         to_char((created + interval '15 minutes') at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as expire_text
+  from seed
+)
+insert into payments (merchant_code, kind, id, status, final, amount, currency_code,
+    fee_amount, fee_currency_code, failure_code, failure_message, failed_at,
+    payment_method_code, is_test, platform_created_at, platform_processed_at, platform,
+    first_seen_at, synced_at, updated_at)
+select $2, 'payin', id, status, status <> 'PROCESSING', amount, 'INR', fee, 'INR',
+       case when status = 'FAILED' then 'INSUFFICIENT_FUNDS' end,
+       case when status = 'FAILED' then 'The payer''s account has insufficient funds' end,
+       case when status = 'FAILED' then processed_text end,
+       'UPIQR', false, created_text, processed_text,
+       jsonb_build_object(
+         'paymentRequested', jsonb_build_object(
+           'money', jsonb_build_object('amount', amount, 'currencyCode', 'INR'), 'idPayin', id),
+         'process', jsonb_strip_nulls(jsonb_build_object(
+           'status', status, 'createdAt', created_text, 'isTest', false,
+           'processorStatus', case status when 'SUCCESS' then 'SETTLED' when 'FAILED' then 'DECLINED'
+                                          else 'PENDING_AT_PROCESSOR' end,
+           'processedAt', processed_text,
+           'failureReasons', case when status = 'FAILED' then jsonb_build_object(
+             'failedAt', processed_text, 'failureReasonCode', 'INSUFFICIENT_FUNDS',
+             'message', 'The payer''s account has insufficient funds') end)),
+         'fee', jsonb_build_object('amount', fee, 'currencyCode', 'INR'),
+         'paymentMethodResponse', jsonb_build_object(
+           'paymentMethodCode', 'UPIQR', 'idPayin', id,
+           'idPayment', gen_random_uuid()::text, 'expireAt', expire_text)),
+       created, created + interval '41 seconds', created + interval '41 seconds'
+from shaped
+order by created"#;
+
+/// Each seeded payin's history (PROCESSING, then its final status) and its idle sync job.
+const SEED_HISTORY_AND_JOBS: [&str; 3] = [
+    "insert into payment_status_history (merchant_code, kind, payment_id, status, observed_at)
+     select merchant_code, kind, id, 'PROCESSING', first_seen_at
+     from payments where merchant_code = $1 and kind = 'payin' order by position",
+    "insert into payment_status_history (merchant_code, kind, payment_id, status, previous_status, observed_at)
+     select merchant_code, kind, id, status, 'PROCESSING', synced_at
+     from payments where merchant_code = $1 and kind = 'payin' and final order by position",
+    "insert into sync_jobs (merchant_code, kind, payment_id, state, priority, run_at, attempts)
+     select merchant_code, kind, id, 'idle', 0, synced_at, 0
+     from payments where merchant_code = $1 and kind = 'payin'",
+];
+
+/// Fills the payments the read pairs ask for: `P-1` … `P-count`, synced.
+pub async fn seed_payments(pool: &PgPool, count: u32) -> anyhow::Result<()> {
+    let count = i32::try_from(count).context("too many payments")?;
+    sqlx::query(SEED_PAYMENTS)
+        .bind(count)
+        .bind(MERCHANT)
+        .execute(pool)
+        .await
+        .context("seeding payments")?;
+    // Without statistics, the foreign-key checks below scan `payments` once per row.
+    sqlx::query("analyze payments").execute(pool).await?;
+    for sql in SEED_HISTORY_AND_JOBS {
+        sqlx::query(sql)
+            .bind(MERCHANT)
+            .execute(pool)
+            .await
+            .context("seeding history and sync jobs")?;
+    }
+    sqlx::query("analyze").execute(pool).await?;
+    Ok(())
+}
+
+/// Rows in a table the ingest runs write to (its name comes from this program).
+pub async fn count_rows(pool: &PgPool, table: &str) -> anyhow::Result<i64> {
+    let count = sqlx::query_scalar(&format!("select count(*) from {table}"))
+        .fetch_one(pool)
+        .await
+        .with_context(|| format!("counting {table}"))?;
+    Ok(count)
+}
