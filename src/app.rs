@@ -171,6 +171,11 @@ impl Application {
             Duration::from_secs(settings.inbox.prune_interval_secs.max(1)),
             shutdown.clone(),
         ));
+        let upkeep = tokio::spawn(crate::ops::keep_up(
+            state.metrics.clone(),
+            Duration::from_secs(5),
+            shutdown.clone(),
+        ));
         let recording = tokio::spawn(state.token_use.clone().run(
             state.pool.clone(),
             TOKEN_USE_FLUSH,
@@ -193,6 +198,7 @@ impl Application {
         let _ = listening.await;
         let _ = pruning.await;
         let _ = recording.await;
+        let _ = upkeep.await;
         if drained.is_err() {
             tracing::warn!("shutdown grace period ended with work in flight; leases will return it to the queue");
         }

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use crate::api::error_response;
 use crate::app::{migrator, AppState};
 use crate::queue;
-pub use metrics::metrics_handle;
+pub use metrics::{keep_up, metrics_handle};
 
 /// `GET /healthz`: 200 while the process runs.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process runs")))]

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::domain::{PaymentKind, PaymentStatus};
 use crate::queue::JobState;
@@ -35,7 +35,7 @@ pub struct PaymentDocument {
     pub sync: SyncDocument,
     /// The platform's last answer, verbatim.
     #[schema(value_type = Option<Object>)]
-    pub platform: Option<Value>,
+    pub platform: Option<Box<RawValue>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -94,7 +94,7 @@ impl From<PaymentRow> for PaymentDocument {
                 attempts: row.sync_attempts.unwrap_or_default(),
                 last_error: row.sync_last_error,
             },
-            platform: row.platform,
+            platform: row.platform.map(|doc| doc.0),
         }
     }
 }

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
@@ -27,7 +27,8 @@ pub struct PaymentRow {
     pub is_test: Option<bool>,
     pub platform_created_at: Option<String>,
     pub platform_processed_at: Option<String>,
-    pub platform: Option<Value>,
+    /// The platform's last answer as Postgres stores it, passed through unparsed.
+    pub platform: Option<sqlx::types::Json<Box<RawValue>>>,
     pub first_seen_at: DateTime<Utc>,
     pub synced_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
