@@ -65,8 +65,12 @@ impl From<sqlx::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::Unavailable(cause) => tracing::warn!(error = ?cause, "answering 503"),
-            ApiError::Internal(cause) => tracing::error!(error = ?cause, "answering 500"),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = %format_args!("{cause:#}"), "answering 503")
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %format_args!("{cause:#}"), "answering 500")
+            }
             _ => {}
         }
         error_response(self.status(), self.to_string())

@@ -43,7 +43,7 @@ impl SyncWorker {
                 result = work => match result {
                     Ok(Ok(outcome)) => outcome,
                     Ok(Err(e)) => {
-                        tracing::warn!(error = ?e, "sync could not be recorded; its lease will expire and it will run again");
+                        tracing::warn!(error = %format_args!("{e:#}"), "sync could not be recorded; its lease will expire and it will run again");
                         JobOutcome::LeaseLost
                     }
                     Err(_) => {
