@@ -13,6 +13,9 @@
 //! commits `--backlog` more changes and times a consumer paging through them
 //! (`limit=1000`).
 
+#[path = "common/scratch_db.rs"]
+mod scratch_db;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -23,8 +26,9 @@ use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::platform::PlatformPayment;
 use paymirror::store::{publish_changes, upsert_payment};
 use reqwest::Url;
+use scratch_db::BenchDatabase;
 use serde_json::Value;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -51,20 +55,11 @@ async fn main() -> anyhow::Result<()> {
         format: "text".into(),
         level: "warn".into(),
     });
-    let mut admin = Url::parse(&args.database_url).context("--database-url")?;
-    admin.set_path("/postgres");
-    let name = format!("paymirror_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = PgConnection::connect(admin.as_str()).await?;
-    sqlx::query(&format!(r#"create database "{name}""#))
-        .execute(&mut conn)
-        .await?;
-    let mut url = admin.clone();
-    url.set_path(&format!("/{name}"));
-    let measured = run(&args, &url).await;
-    sqlx::query(&format!(r#"drop database if exists "{name}" with (force)"#))
-        .execute(&mut conn)
-        .await?;
-    measured
+    let db = BenchDatabase::create(&args.database_url).await?;
+    let measured = run(&args, &db.url).await;
+    let dropped = db.drop_now().await;
+    measured?;
+    dropped
 }
 
 async fn run(args: &Args, db_url: &Url) -> anyhow::Result<()> {

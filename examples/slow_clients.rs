@@ -17,21 +17,21 @@
 
 #[path = "slow_clients/clients.rs"]
 mod clients;
+#[path = "common/scratch_db.rs"]
+mod scratch_db;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 use reqwest::Url;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 
 use clients::{run_honest_worker, run_hostile_client, run_slow_client, Honest, Slow};
 use paymirror::app::Application;
 use paymirror::config::{LogSettings, Settings};
+use scratch_db::BenchDatabase;
 
 #[derive(Parser, Debug)]
 #[command(about = "Measures honest callbacks beside slow clients trickling headers")]
@@ -71,9 +71,9 @@ async fn main() -> anyhow::Result<()> {
         format: "text".into(),
         level: "warn".into(),
     });
-    let (admin, db_url, name) = create_database(&args.database_url).await?;
-    let measured = run(&args, &db_url).await;
-    let dropped = drop_database(&admin, &name).await;
+    let db = BenchDatabase::create(&args.database_url).await?;
+    let measured = run(&args, &db.url).await;
+    let dropped = db.drop_now().await;
     measured?;
     dropped
 }
@@ -185,40 +185,4 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or("-".into(), |d| {
         format!("{:.1} ms", d.as_secs_f64() * 1000.0)
     })
-}
-
-/// Creates `paymirror_bench_<random>`; returns the server's admin URL, the new database's URL and name.
-async fn create_database(server_url: &str) -> anyhow::Result<(Url, Url, String)> {
-    let mut admin = Url::parse(server_url).context("--database-url is not a URL")?;
-    admin.set_path("/postgres");
-    let name = format!("paymirror_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = connect(&admin).await?;
-    // `name` is [a-z0-9_]: quoting it cannot be escaped.
-    sqlx::query(&format!(r#"create database "{name}""#))
-        .execute(&mut conn)
-        .await
-        .with_context(|| format!("creating database {name}"))?;
-    let _ = conn.close().await;
-    let mut url = admin.clone();
-    url.set_path(&format!("/{name}"));
-    Ok((admin, url, name))
-}
-
-async fn drop_database(admin: &Url, name: &str) -> anyhow::Result<()> {
-    let mut conn = connect(admin).await?;
-    sqlx::query(&format!(r#"drop database if exists "{name}" with (force)"#))
-        .execute(&mut conn)
-        .await
-        .with_context(|| format!("dropping database {name}"))?;
-    let _ = conn.close().await;
-    Ok(())
-}
-
-async fn connect(admin: &Url) -> anyhow::Result<PgConnection> {
-    let options = PgConnectOptions::from_str(admin.as_str())
-        .context("--database-url is not a Postgres URL")?
-        .disable_statement_logging();
-    PgConnection::connect_with(&options)
-        .await
-        .context("connecting to the `postgres` database")
 }

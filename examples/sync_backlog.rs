@@ -17,6 +17,8 @@ mod cluster;
 mod figures;
 #[path = "sync_backlog/requests.rs"]
 mod requests;
+#[path = "common/scratch_db.rs"]
+mod scratch_db;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,64 +1,13 @@
 //! The run's database: created fresh, shared by paymirror and the yardsticks, filled
 //! with synced payments for the read pairs, and dropped at the end.
 
-use std::str::FromStr;
-
 use anyhow::Context;
-use reqwest::Url;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 
 /// The merchant every payment belongs to and paymirror is configured with.
 pub const MERCHANT: &str = "M1";
 
-/// A database created for one run; [`BenchDatabase::drop_now`] removes it.
-pub struct BenchDatabase {
-    pub name: String,
-    pub url: Url,
-    server: Url,
-}
-
-impl BenchDatabase {
-    /// Creates `paymirror_bench_<random>` on the server of `server_url`.
-    pub async fn create(server_url: &str) -> anyhow::Result<BenchDatabase> {
-        let mut server = Url::parse(server_url).context("--database-url is not a URL")?;
-        server.set_path("/postgres");
-        let name = format!("paymirror_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = connect_admin(&server).await?;
-        // `name` is [a-z0-9_]: quoting it cannot be escaped.
-        sqlx::query(&format!(r#"create database "{name}""#))
-            .execute(&mut conn)
-            .await
-            .with_context(|| format!("creating database {name}"))?;
-        let _ = conn.close().await;
-        let mut url = server.clone();
-        url.set_path(&format!("/{name}"));
-        Ok(BenchDatabase { name, url, server })
-    }
-
-    /// Drops the database, disconnecting whoever still holds a connection.
-    pub async fn drop_now(&self) -> anyhow::Result<()> {
-        let mut conn = connect_admin(&self.server).await?;
-        let sql = format!(r#"drop database if exists "{}" with (force)"#, self.name);
-        sqlx::query(&sql)
-            .execute(&mut conn)
-            .await
-            .with_context(|| format!("dropping database {}", self.name))?;
-        let _ = conn.close().await;
-        Ok(())
-    }
-}
-
-/// Connects to the server's `postgres` database, without sqlx's slow-statement
-/// warnings (`drop database … with (force)` takes about a second).
-async fn connect_admin(server: &Url) -> anyhow::Result<PgConnection> {
-    let options = PgConnectOptions::from_str(server.as_str())
-        .context("--database-url is not a Postgres URL")?
-        .disable_statement_logging();
-    PgConnection::connect_with(&options)
-        .await
-        .context("connecting to the `postgres` database")
-}
+pub use crate::scratch_db::BenchDatabase;
 
 /// The yardstick receivers' tables: one row per callback, as plain as it gets.
 const YARDSTICK_TABLES: [&str; 2] = [

@@ -20,6 +20,8 @@ mod load;
 mod memory;
 mod pairs;
 mod report;
+#[path = "../common/scratch_db.rs"]
+mod scratch_db;
 mod yardsticks;
 
 use std::path::Path;
