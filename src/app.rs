@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -14,7 +13,6 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
@@ -26,7 +24,7 @@ use crate::config::Settings;
 use crate::inbox::Inbox;
 use crate::ops::{self, metrics_handle, requests};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
-use crate::server;
+use crate::server::{self, CallbackSlots};
 use crate::store::{prune_periodically, ChangeSignal};
 use crate::sync::SyncWorker;
 use crate::tokens::UsageLog;
@@ -209,8 +207,9 @@ impl Application {
 
 /// Every route of the service, with the layers that make errors, limits and timeouts uniform.
 ///
-/// Callbacks beyond `server.callback_concurrency` in flight (both routes together) are
-/// shed with a 503 rather than queued. Every answer, timeouts included, passes through
+/// At most `server.callback_concurrency` callbacks are handled at once (both routes
+/// together); one more waits for a slot up to `server.callback_queue_ms`, before its
+/// body is read, and only then gets a 503. Every answer, timeouts included, passes through
 /// `render_foreign_errors`, so each error has the pinned body. Outside that, each request
 /// gets its id (`x-request-id`, echoed), its span, its access-log line and its metrics.
 pub fn router(state: AppState, settings: &Settings) -> Router {
@@ -218,14 +217,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/callbacks/payins", post(callbacks::receive_payin))
         .route("/callbacks/payouts", post(callbacks::receive_payout))
         .layer(DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(server::answer_overload))
-                .load_shed()
-                .layer(GlobalConcurrencyLimitLayer::new(
-                    settings.server.callback_concurrency,
-                )),
-        );
+        .layer(middleware::from_fn_with_state(
+            CallbackSlots::new(&settings.server),
+            server::limit_callbacks,
+        ));
     Router::new()
         .merge(callbacks)
         .merge(api::router(state.clone()))

@@ -36,6 +36,7 @@ pub struct ServerSettings {
     pub body_read_timeout_ms: u64,
     pub max_header_bytes: usize,
     pub callback_concurrency: usize,
+    pub callback_queue_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

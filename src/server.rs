@@ -1,5 +1,5 @@
 //! HTTP serving: hyper's HTTP/1 connections, limited against slow and abusive clients,
-//! with a graceful drain on the app's cancellation token; and the answer to load shed.
+//! with a graceful drain on the app's cancellation token; and the callback routes' slots.
 //!
 //! A client must send its request line and headers within `server.header_read_timeout_ms`
 //! (an idle keep-alive connection, waiting for its next request, gets the same time) and
@@ -7,16 +7,20 @@
 //! Bodies and whole requests are bounded by the router's layers (see `app::router`).
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::Response;
-use axum::{BoxError, Router};
+use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::error_response;
@@ -96,19 +100,43 @@ async fn pause_after(error: io::Error) {
     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
 }
 
-/// The answer when a concurrency-limited route is full: 503 at once, so the client
-/// (the platform, for callbacks) retries later instead of queueing without bound.
-pub async fn answer_overload(error: BoxError) -> Response {
-    if error.is::<tower::load_shed::error::Overloaded>() {
-        metrics::counter!("paymirror_http_shed_total").increment(1);
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many requests in flight, retry later",
-        );
+/// The callback routes' slots: how many run at once, and how long one more waits.
+#[derive(Clone)]
+pub struct CallbackSlots {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl CallbackSlots {
+    pub fn new(settings: &ServerSettings) -> Self {
+        CallbackSlots {
+            slots: Arc::new(Semaphore::new(settings.callback_concurrency)),
+            wait: Duration::from_millis(settings.callback_queue_ms),
+        }
     }
-    tracing::error!(error = %error, "a middleware failed");
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the service failed to answer",
-    )
+}
+
+/// Lets a callback through once a slot is free, waiting at most the queue time (a
+/// settlement burst queues briefly rather than being refused); past that, 503 at once,
+/// so the platform retries later instead of a queue growing without bound. Runs before
+/// the body is read: a waiting callback holds no body.
+pub async fn limit_callbacks(
+    State(slots): State<CallbackSlots>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(slots.wait, slots.slots.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => {
+            let response = next.run(request).await;
+            drop(slot);
+            response
+        }
+        _ => {
+            metrics::counter!("paymirror_http_shed_total").increment(1);
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many callbacks in flight, retry later",
+            )
+        }
+    }
 }

@@ -65,7 +65,7 @@ pub const SERIES: &[Series] = &[
     counter("paymirror_http_requests_total", "HTTP requests answered, by method, matched route template and status."),
     histogram("paymirror_http_request_duration_seconds", LATENCY_BUCKETS, "Time to answer an HTTP request (until the response headers), by method and matched route template."),
     counter("paymirror_http_connection_errors_total", "Client connections closed with an error (header read timeout, malformed request, other)."),
-    counter("paymirror_http_shed_total", "Callbacks answered 503 at once because server.callback_concurrency were in flight (the platform retries them)."),
+    counter("paymirror_http_shed_total", "Callbacks answered 503 because server.callback_concurrency were in flight for server.callback_queue_ms (the platform retries them)."),
     counter("paymirror_callbacks_total", "Callbacks received, by kind, outcome (accepted or ignored) and result (stored; refused: the database refused this callback's data; failed: answered 503, the platform retries)."),
     histogram("paymirror_inbox_batch_size", BATCH_BUCKETS, "Callbacks committed per inbox transaction."),
     counter("paymirror_inbox_writer_restarts_total", "Callback writers restarted after a panic."),

@@ -129,9 +129,10 @@ async fn a_crawling_body_meets_the_request_timeout_with_the_pinned_body() {
 }
 
 #[tokio::test]
-async fn callbacks_beyond_the_concurrency_limit_are_shed_with_503() {
+async fn callbacks_beyond_the_concurrency_limit_past_the_queue_time_get_503() {
     let app = spawn(|s| {
         s.server.callback_concurrency = 2;
+        s.server.callback_queue_ms = 200;
         s.server.body_read_timeout_ms = 60_000;
     })
     .await;
@@ -152,6 +153,23 @@ async fn callbacks_beyond_the_concurrency_limit_are_shed_with_503() {
         assert_eq!(read_answer(&mut stream).await.status(), Some(200));
     }
     assert_eq!(honest_callbacks(&app, 2).await, [200, 200]);
+}
+
+#[tokio::test]
+async fn a_burst_beyond_the_concurrency_limit_waits_for_slots_instead_of_being_shed() {
+    let app = spawn(|s| {
+        s.server.callback_concurrency = 2;
+        s.server.callback_queue_ms = 10_000;
+    })
+    .await;
+
+    let answers = futures_util::future::join_all(
+        (0..40).map(|n| app.post_callback("payins", format!(r#"{{"idEntity": "Q-{n}"}}"#))),
+    )
+    .await;
+
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status().as_u16()).collect();
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
 }
 
 #[tokio::test]
