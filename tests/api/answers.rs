@@ -9,7 +9,7 @@ use paymirror::simulator::{Faults, Simulator, SimulatorConfig};
 use paymirror::sync::JobOutcome;
 use serde_json::Value;
 
-use crate::helpers::{payment, spawn_with_simulator, TestApp};
+use crate::helpers::{payment, run_once, spawn_with_simulator, TestApp};
 
 async fn app_with(id: &str, faults: Faults, final_status: Option<&str>) -> (TestApp, Simulator) {
     let (app, sim) = spawn_with_simulator(
@@ -37,17 +37,6 @@ async fn document(app: &TestApp, id: &str) -> Value {
         .json()
         .await
         .expect("JSON")
-}
-
-async fn sync_once(app: &TestApp) -> Vec<JobOutcome> {
-    let jobs = paymirror::queue::claim_due_jobs(&app.pool, "M1", 10, Duration::from_secs(10))
-        .await
-        .expect("claim");
-    let mut outcomes = Vec::new();
-    for job in jobs {
-        outcomes.push(app.worker.process_job(job).await);
-    }
-    outcomes
 }
 
 /// Each hostile answer is a failed attempt whose reason is visible, and nothing of it is stored.
@@ -90,7 +79,7 @@ async fn hostile_answers_are_failed_attempts_with_a_visible_reason() {
     for (faults, final_status, reason) in cases {
         let (app, _sim) = app_with("HOST-1", faults, final_status).await;
 
-        assert_eq!(sync_once(&app).await, [JobOutcome::Retrying], "{reason}");
+        assert_eq!(run_once(&app).await, [JobOutcome::Retrying], "{reason}");
 
         let doc = document(&app, "HOST-1").await;
         assert_eq!(doc["status"], Value::Null, "{reason}: {doc}");
@@ -125,7 +114,7 @@ async fn an_answer_the_database_refuses_ends_dead_after_its_age_bound() {
     app.post_callback("payins", r#"{"idEntity": "NUL-1"}"#)
         .await;
 
-    assert_eq!(sync_once(&app).await, [JobOutcome::Dead]);
+    assert_eq!(run_once(&app).await, [JobOutcome::Dead]);
     let doc = document(&app, "NUL-1").await;
     assert_eq!(doc["sync"]["state"], "dead");
 }
@@ -156,7 +145,7 @@ async fn a_redirect_is_never_followed() {
     )
     .await;
 
-    assert_eq!(sync_once(&app).await, [JobOutcome::Retrying]);
+    assert_eq!(run_once(&app).await, [JobOutcome::Retrying]);
 
     let accepted = tokio::time::timeout(Duration::from_millis(200), elsewhere.accept()).await;
     assert!(accepted.is_err(), "the redirect target was contacted");
@@ -165,13 +154,13 @@ async fn a_redirect_is_never_followed() {
 #[tokio::test]
 async fn a_stale_non_final_answer_never_replaces_a_final_status() {
     let (app, sim) = app_with("STALE-1", Faults::default(), Some("SUCCESS")).await;
-    assert_eq!(sync_once(&app).await, [JobOutcome::Synced]);
+    assert_eq!(run_once(&app).await, [JobOutcome::Synced]);
     let pid = PaymentId::parse("STALE-1").expect("valid id");
     sim.set_status(PaymentKind::Payin, &pid, "PROCESSING").await;
 
     app.post_callback("payins", r#"{"idEntity": "STALE-1"}"#)
         .await;
-    assert_eq!(sync_once(&app).await, [JobOutcome::Synced]);
+    assert_eq!(run_once(&app).await, [JobOutcome::Synced]);
 
     let doc = document(&app, "STALE-1").await;
     assert_eq!(doc["status"], "SUCCESS");
@@ -199,7 +188,7 @@ async fn expire_at_is_read_from_the_payment_method_response() {
     sim.create_payment(expiring).await;
     app.post_callback("payins", r#"{"idEntity": "EXP-1"}"#)
         .await;
-    assert_eq!(sync_once(&app).await, [JobOutcome::Synced]);
+    assert_eq!(run_once(&app).await, [JobOutcome::Synced]);
 
     let doc = document(&app, "EXP-1").await;
     let expire_at = doc["platform"]["paymentMethodResponse"]["expireAt"]

@@ -9,7 +9,7 @@ use paymirror::sync::JobOutcome;
 use serde_json::Value;
 
 use crate::helpers::{
-    eventually, payment, request_trail, requests_for, spawn_with_simulator, TestApp,
+    eventually, payment, request_trail, requests_for, run_once, spawn_with_simulator, TestApp,
 };
 
 async fn app_with_payment(id: &str, faults: Faults) -> (TestApp, Simulator, String) {
@@ -39,17 +39,6 @@ async fn sync_of(app: &TestApp, token: &str, id: &str) -> Value {
         .await
         .expect("JSON");
     doc["sync"].clone()
-}
-
-async fn run_once(app: &TestApp) -> Vec<JobOutcome> {
-    let jobs = paymirror::queue::claim_due_jobs(&app.pool, "M1", 10, Duration::from_secs(60))
-        .await
-        .expect("claim");
-    let mut outcomes = Vec::new();
-    for job in jobs {
-        outcomes.push(app.worker.process_job(job).await);
-    }
-    outcomes
 }
 
 #[tokio::test]

@@ -294,3 +294,16 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Claims every due job once and processes each: one pass of the worker, whatever
+/// the outcome, for tests that look at each attempt.
+pub async fn run_once(app: &TestApp) -> Vec<paymirror::sync::JobOutcome> {
+    let jobs = paymirror::queue::claim_due_jobs(&app.pool, "M1", 10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    let mut outcomes = Vec::new();
+    for job in jobs {
+        outcomes.push(app.worker.process_job(job).await);
+    }
+    outcomes
+}

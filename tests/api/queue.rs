@@ -6,6 +6,25 @@ use sqlx::PgPool;
 
 use crate::helpers::{eventually, TestApp};
 
+/// Claims the one due job and fails it with no retry age left: it is dead, and
+/// reconciled again after `reconcile_after` if its payment is not final.
+async fn fail_for_good(app: &TestApp, reconcile_after: Duration) -> Option<queue::JobState> {
+    let job = claim_due_jobs(&app.pool, "M1", 1, Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .remove(0);
+    let policy = queue::RetryPolicy {
+        backoff_base: Duration::from_millis(1),
+        backoff_cap: Duration::from_millis(1),
+        max_age: Duration::ZERO,
+        dead_reconcile_after: reconcile_after,
+    };
+    let mut conn = app.pool.acquire().await.expect("connection");
+    queue::fail_job(&mut conn, &job, "boom", &policy)
+        .await
+        .expect("fail")
+}
+
 async fn job_state(pool: &PgPool, id: &str) -> (String, Option<i16>) {
     sqlx::query_as("select state, rerun_priority from sync_jobs where payment_id = $1")
         .bind(id)
@@ -134,20 +153,7 @@ async fn a_dead_sync_is_revived_by_a_new_callback() {
     let app = TestApp::spawn().await;
     app.post_callback("payins", r#"{"idEntity": "DEAD-1"}"#)
         .await;
-    let job = claim_due_jobs(&app.pool, "M1", 1, Duration::from_secs(60))
-        .await
-        .expect("claim")
-        .remove(0);
-    let policy = queue::RetryPolicy {
-        backoff_base: Duration::from_millis(1),
-        backoff_cap: Duration::from_millis(1),
-        max_age: Duration::ZERO,
-        dead_reconcile_after: Duration::from_secs(3600),
-    };
-    let mut conn = app.pool.acquire().await.expect("connection");
-    let state = queue::fail_job(&mut conn, &job, "boom", &policy)
-        .await
-        .expect("fail");
+    let state = fail_for_good(&app, Duration::from_secs(3600)).await;
     assert_eq!(state, Some(queue::JobState::Dead));
 
     app.post_callback("payins", r#"{"idEntity": "DEAD-1"}"#)
@@ -197,20 +203,7 @@ async fn a_dead_sync_of_a_payment_not_final_is_reconciled_again() {
     let app = TestApp::spawn().await;
     app.post_callback("payins", r#"{"idEntity": "LIMBO-1"}"#)
         .await;
-    let job = claim_due_jobs(&app.pool, "M1", 1, Duration::from_secs(60))
-        .await
-        .expect("claim")
-        .remove(0);
-    let policy = queue::RetryPolicy {
-        backoff_base: Duration::from_millis(1),
-        backoff_cap: Duration::from_millis(1),
-        max_age: Duration::ZERO,
-        dead_reconcile_after: Duration::ZERO,
-    };
-    let mut conn = app.pool.acquire().await.expect("connection");
-    let state = queue::fail_job(&mut conn, &job, "boom", &policy)
-        .await
-        .expect("fail");
+    let state = fail_for_good(&app, Duration::ZERO).await;
     assert_eq!(state, Some(queue::JobState::Dead));
 
     let promoted = queue::promote_due_reconciliations(&app.pool, "M1")
@@ -235,20 +228,7 @@ async fn a_dead_sync_of_a_final_payment_is_left_alone() {
         .execute(&app.pool)
         .await
         .expect("final");
-    let job = claim_due_jobs(&app.pool, "M1", 1, Duration::from_secs(60))
-        .await
-        .expect("claim")
-        .remove(0);
-    let policy = queue::RetryPolicy {
-        backoff_base: Duration::from_millis(1),
-        backoff_cap: Duration::from_millis(1),
-        max_age: Duration::ZERO,
-        dead_reconcile_after: Duration::ZERO,
-    };
-    let mut conn = app.pool.acquire().await.expect("connection");
-    queue::fail_job(&mut conn, &job, "boom", &policy)
-        .await
-        .expect("fail");
+    fail_for_good(&app, Duration::ZERO).await;
 
     let promoted = queue::promote_due_reconciliations(&app.pool, "M1")
         .await
