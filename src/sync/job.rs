@@ -67,24 +67,25 @@ impl SyncWorker {
         .await
     }
 
-    /// Keeps the job's lease alive while it is worked on (a heartbeat every third of
-    /// the lease). Returns only when the lease is lost, or could not be renewed before
-    /// it runs out: then another worker may take the job, so this one must stop.
+    /// Keeps the job's lease alive while it is worked on (a renewal every quarter of
+    /// the lease; a slow or failed one is tried again while the lease lasts). Returns
+    /// only when the lease is lost, or runs out before a renewal got through: then
+    /// another worker may take the job, so this one must stop.
     async fn hold_lease(&self, job: &ClaimedJob) {
         let lease = self.settings.lease();
-        let beat = lease / 3;
+        let beat = lease / 4;
         let mut expires = Instant::now() + lease;
         loop {
             tokio::time::sleep(beat).await;
             let asked = Instant::now();
-            match tokio::time::timeout(beat, queue::extend_lease(&self.pool, job, lease)).await {
+            let left = expires.saturating_duration_since(asked);
+            match tokio::time::timeout(left, queue::extend_lease(&self.pool, job, lease)).await {
                 Ok(Ok(true)) => expires = asked + lease,
-                Ok(Ok(false)) => return,
-                Ok(Err(_)) | Err(_) if Instant::now() + beat >= expires => return,
+                Ok(Ok(false)) | Err(_) => return,
+                Ok(Err(_)) if Instant::now() >= expires => return,
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "could not extend the lease; trying again")
                 }
-                Err(_) => tracing::warn!("extending the lease timed out; trying again"),
             }
         }
     }

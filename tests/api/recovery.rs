@@ -18,14 +18,18 @@ use crate::helpers::{eventually, payment, spawn_with_simulator, TestDatabase};
 
 #[tokio::test]
 async fn a_live_holder_keeps_its_lease_through_a_fetch_longer_than_the_lease() {
-    let (app, sim) =
-        spawn_with_simulator(|s| s.sync.lease_ms = 600, SimulatorConfig::default(), false).await;
+    let (app, sim) = spawn_with_simulator(
+        |s| s.sync.lease_ms = 2000,
+        SimulatorConfig::default(),
+        false,
+    )
+    .await;
     sim.create_payment(payment(PaymentKind::Payin, "SLOW-1", "5.00"))
         .await;
-    sim.set_latency(Duration::from_millis(2000));
+    sim.set_latency(Duration::from_millis(6000));
     app.post_callback("payins", r#"{"idEntity": "SLOW-1"}"#)
         .await;
-    let job = claim_due_jobs(&app.pool, "M1", 1, Duration::from_millis(600))
+    let job = claim_due_jobs(&app.pool, "M1", 1, Duration::from_millis(2000))
         .await
         .expect("claim")
         .remove(0);
