@@ -26,7 +26,7 @@ use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::platform::PlatformPayment;
 use paymirror::store::{publish_changes, upsert_payment};
 use reqwest::Url;
-use scratch_db::BenchDatabase;
+use scratch_db::with_scratch_database;
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -55,11 +55,8 @@ async fn main() -> anyhow::Result<()> {
         format: "text".into(),
         level: "warn".into(),
     });
-    let db = BenchDatabase::create(&args.database_url).await?;
-    let measured = run(&args, &db.url).await;
-    let dropped = db.drop_now().await;
-    measured?;
-    dropped
+    let server = args.database_url.clone();
+    with_scratch_database(&server, |url| async move { run(&args, &url).await }).await
 }
 
 async fn run(args: &Args, db_url: &Url) -> anyhow::Result<()> {

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use clients::{run_honest_worker, run_hostile_client, run_slow_client, Honest, Slow};
 use paymirror::app::Application;
 use paymirror::config::{LogSettings, Settings};
-use scratch_db::BenchDatabase;
+use scratch_db::with_scratch_database;
 
 #[derive(Parser, Debug)]
 #[command(about = "Measures honest callbacks beside slow clients trickling headers")]
@@ -71,11 +71,8 @@ async fn main() -> anyhow::Result<()> {
         format: "text".into(),
         level: "warn".into(),
     });
-    let db = BenchDatabase::create(&args.database_url).await?;
-    let measured = run(&args, &db.url).await;
-    let dropped = db.drop_now().await;
-    measured?;
-    dropped
+    let server = args.database_url.clone();
+    with_scratch_database(&server, |url| async move { run(&args, &url).await }).await
 }
 
 /// Starts the app, runs slow and honest clients side by side, stops the app, prints.

@@ -56,3 +56,18 @@ async fn connect_admin(server: &Url) -> anyhow::Result<PgConnection> {
         .await
         .context("connecting to the `postgres` database")
 }
+
+/// Runs `measure` against a fresh database on `server_url`, drops the database
+/// whatever happened, and returns the first error.
+#[allow(dead_code)] // not every example that includes this module uses it
+pub async fn with_scratch_database<F, Fut>(server_url: &str, measure: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Url) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let db = BenchDatabase::create(server_url).await?;
+    let measured = measure(db.url.clone()).await;
+    let dropped = db.drop_now().await;
+    measured?;
+    dropped
+}
