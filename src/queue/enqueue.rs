@@ -23,7 +23,9 @@ pub(crate) const UPSERT_JOBS: &str = "insert into sync_jobs (merchant_code, kind
            failing_since = case when sync_jobs.state in ('idle', 'dead') then null else sync_jobs.failing_since end,
            rerun_priority = case when sync_jobs.state = 'running'
              then least(sync_jobs.rerun_priority, excluded.priority) else null end,
-           updated_at = now()";
+           updated_at = now()
+         where not (sync_jobs.state = 'pending' and sync_jobs.priority <= excluded.priority
+           and sync_jobs.run_at <= now() and sync_jobs.rerun_priority is null)";
 
 /// Schedules a sync of each payment, inside the caller's transaction, and returns
 /// how many distinct payments were touched.
@@ -31,7 +33,9 @@ pub(crate) const UPSERT_JOBS: &str = "insert into sync_jobs (merchant_code, kind
 /// Creates the payment row if it was never seen. Coalesces per SPEC §5: a pending
 /// job only moves earlier (never gains a second fetch); a running one is marked for
 /// exactly one more fetch; idle and dead ones become pending, due now, with fresh
-/// attempts (an old `run_at` would jump them ahead of fresh callbacks).
+/// attempts (an old `run_at` would jump them ahead of fresh callbacks). A job
+/// already pending, due and at least as urgent is left as it is: a burst of
+/// callbacks for one payment writes its job once, not once per callback.
 /// Workers are notified when the transaction commits.
 pub async fn enqueue_syncs(
     conn: &mut PgConnection,
