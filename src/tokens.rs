@@ -113,6 +113,52 @@ pub async fn list_tokens(pool: &PgPool) -> sqlx::Result<Vec<TokenInfo>> {
     .await
 }
 
+/// A bearer token as presented: well formed and hashed, not yet checked.
+#[derive(Clone)]
+pub struct Presented {
+    hash: String,
+}
+
+impl Presented {
+    /// Returns the token hashed, or `None` if it cannot be one (wrong length).
+    pub fn parse(token: &str) -> Option<Presented> {
+        (token.len() == TOKEN_LEN).then(|| Presented { hash: hash(token) })
+    }
+
+    /// The hash to bind for [`PERMISSIONS_OF`].
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Returns the permissions read with [`PERMISSIONS_OF`] (`None`: no active
+    /// token has this hash), and notes the use of a valid token in `usage`.
+    pub fn grant(&self, usage: &UsageLog, names: Option<Vec<String>>) -> Option<Vec<Permission>> {
+        let names = names?;
+        usage.record(self.hash.clone());
+        Some(
+            names
+                .iter()
+                .filter_map(|name| Permission::from_name(name))
+                .collect(),
+        )
+    }
+}
+
+/// The token check as an expression of type `text[]`, null unless an active token
+/// has the hash bound as `$1` (callers splice it into their own statement with the
+/// parameter renumbered by [`permissions_of`]), so a read can check its token in
+/// its own round trip.
+const PERMISSIONS_OF: &str =
+    "(select permissions from api_tokens where token_hash = $1 and active)";
+
+const CHECK_TOKEN: &str =
+    "select (select permissions from api_tokens where token_hash = $1 and active)";
+
+/// [`PERMISSIONS_OF`] with the token hash as parameter `$n`.
+pub fn permissions_of(n: usize) -> String {
+    PERMISSIONS_OF.replace("$1", &format!("${n}"))
+}
+
 /// Returns the permissions of an active token, or `None` if the token is unknown or
 /// deactivated, and notes its use in `usage`.
 ///
@@ -122,27 +168,13 @@ pub async fn list_tokens(pool: &PgPool) -> sqlx::Result<Vec<TokenInfo>> {
 pub async fn authenticate(
     pool: &PgPool,
     usage: &UsageLog,
-    token: &str,
+    token: &Presented,
 ) -> sqlx::Result<Option<Vec<Permission>>> {
-    if token.len() != TOKEN_LEN {
-        return Ok(None);
-    }
-    let hashed = hash(token);
-    let names: Option<Vec<String>> =
-        sqlx::query_scalar("select permissions from api_tokens where token_hash = $1 and active")
-            .bind(&hashed)
-            .fetch_optional(pool)
-            .await?;
-    let Some(names) = names else {
-        return Ok(None);
-    };
-    usage.record(hashed);
-    Ok(Some(
-        names
-            .iter()
-            .filter_map(|name| Permission::from_name(name))
-            .collect(),
-    ))
+    let names: Option<Vec<String>> = sqlx::query_scalar(CHECK_TOKEN)
+        .bind(token.hash())
+        .fetch_one(pool)
+        .await?;
+    Ok(token.grant(usage, names))
 }
 
 /// Uses of one token not yet written: how many, and the last.

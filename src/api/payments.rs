@@ -1,16 +1,18 @@
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorAnswers;
 use super::error::{Path, Query};
 use super::params::{parse_limit, parse_time};
-use super::{ApiError, PaymentDocument};
+use super::{auth, ApiError, PaymentDocument};
 use crate::app::AppState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::queue::{enqueue_syncs, Priority};
 use crate::store::{self, CallbackRecord, HistoryEntry, ListFilter};
+use crate::tokens::{Permission, Presented};
 
 /// The `{kinds}` path segment.
 #[derive(utoipa::IntoParams)]
@@ -48,17 +50,60 @@ fn parse_kinds(kinds: &str) -> Result<PaymentKind, ApiError> {
 }
 
 /// `GET /v1/{kinds}/{id}`: the payment, or 404 if never heard of.
+///
+/// The hot read: the token is checked by the same statement that reads the payment.
 #[utoipa::path(get, path = "/v1/{kinds}/{id}", tag = "payments", params(KindsParam, IdParam),
     responses((status = 200, description = "The payment", body = PaymentDocument), ErrorAnswers))]
 pub async fn show(
     State(state): State<AppState>,
-    Path((kinds, id)): Path<(String, String)>,
-) -> Result<Json<PaymentDocument>, ApiError> {
-    let (kind, id) = parse_target(&kinds, &id)?;
-    let row = store::find_payment(&state.pool, &state.merchant_code, kind, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no {kind} with id {id} is known")))?;
-    Ok(Json(row.into()))
+    Extension(token): Extension<Presented>,
+    path: Result<Path<(String, String)>, Response>,
+) -> Result<Json<PaymentDocument>, Response> {
+    let target = match path {
+        Ok(Path((kinds, id))) => parse_target(&kinds, &id).map_err(IntoResponse::into_response),
+        Err(rejected) => Err(rejected),
+    };
+    let (kind, id) = checked_first(&state, &token, target).await?;
+    find_checked(&state, &token, kind, &id)
+        .await
+        .map(Json)
+        .map_err(IntoResponse::into_response)
+}
+
+async fn find_checked(
+    state: &AppState,
+    token: &Presented,
+    kind: PaymentKind,
+    id: &PaymentId,
+) -> Result<PaymentDocument, ApiError> {
+    let found =
+        store::find_payment_checked(&state.pool, &state.merchant_code, kind, id, token.hash())
+            .await?;
+    let Some(found) = found else {
+        auth::check(state, token, Permission::Read).await?;
+        return Err(ApiError::NotFound(format!(
+            "no {kind} with id {id} is known"
+        )));
+    };
+    auth::admit(state, token, found.caller, Permission::Read)?;
+    Ok(found.payment.into())
+}
+
+/// Returns what the request asks for, or, if it cannot be parsed, the answer to
+/// give: 401/403 if the token does not pass (as on every other route, the token is
+/// judged before the request), else the parse error.
+async fn checked_first<T>(
+    state: &AppState,
+    token: &Presented,
+    parsed: Result<T, Response>,
+) -> Result<T, Response> {
+    match parsed {
+        Ok(parsed) => Ok(parsed),
+        Err(answer) => match auth::check(state, token, Permission::Read).await {
+            Ok(()) => Err(answer),
+            Err(refused) => Err(refused.into_response()),
+        },
+    }
 }
 
 /// `GET /v1/{kinds}/{id}/history`: every status observed, oldest first.
@@ -151,19 +196,48 @@ pub struct Page {
     responses((status = 200, description = "A page of payments", body = Page), ErrorAnswers))]
 pub async fn list(
     State(state): State<AppState>,
-    Path(kinds): Path<String>,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Page>, ApiError> {
-    let kind = parse_kinds(&kinds)?;
-    let filter = parse_list_query(query)?;
-    let rows = store::list_payments(&state.pool, &state.merchant_code, kind, &filter).await?;
+    Extension(token): Extension<Presented>,
+    path: Result<Path<String>, Response>,
+    query: Result<Query<ListQuery>, Response>,
+) -> Result<Json<Page>, Response> {
+    let parsed = match (path, query) {
+        (Ok(Path(kinds)), Ok(Query(query))) => parse_kinds(&kinds)
+            .and_then(|kind| Ok((kind, parse_list_query(query)?)))
+            .map_err(IntoResponse::into_response),
+        (Err(rejected), _) | (_, Err(rejected)) => Err(rejected),
+    };
+    let (kind, filter) = checked_first(&state, &token, parsed).await?;
+    list_checked(&state, &token, kind, &filter)
+        .await
+        .map(Json)
+        .map_err(IntoResponse::into_response)
+}
+
+async fn list_checked(
+    state: &AppState,
+    token: &Presented,
+    kind: PaymentKind,
+    filter: &ListFilter,
+) -> Result<Page, ApiError> {
+    let rows = store::list_payments_checked(
+        &state.pool,
+        &state.merchant_code,
+        kind,
+        filter,
+        token.hash(),
+    )
+    .await?;
+    match rows.first() {
+        Some(first) => auth::admit(state, token, first.caller.clone(), Permission::Read)?,
+        None => auth::check(state, token, Permission::Read).await?,
+    }
     let next_cursor = (rows.len() as i64 == filter.limit)
-        .then(|| rows.last().map(|r| encode_cursor(r.position)))
+        .then(|| rows.last().map(|r| encode_cursor(r.payment.position)))
         .flatten();
-    Ok(Json(Page {
-        items: rows.into_iter().map(Into::into).collect(),
+    Ok(Page {
+        items: rows.into_iter().map(|r| r.payment.into()).collect(),
         next_cursor,
-    }))
+    })
 }
 
 fn parse_list_query(query: ListQuery) -> Result<ListFilter, ApiError> {

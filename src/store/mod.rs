@@ -12,11 +12,14 @@ pub use callbacks::{
 };
 pub use changes::{list_changes, publish_changes, Change, ChangeSignal, CHANGES_CHANNEL};
 pub use history::{list_history, HistoryEntry};
-pub use payments::{find_payment, list_payments, upsert_payment, ListFilter, PaymentRow, Upserted};
+pub use payments::{
+    find_payment, find_payment_checked, list_payments, list_payments_checked, upsert_payment,
+    CheckedPayment, ListFilter, PaymentRow, Upserted,
+};
 
 #[cfg(test)]
 pub(crate) use callbacks::{LIST_FOR_PAYMENT, LIST_IGNORED};
 #[cfg(test)]
 pub(crate) use changes::LIST_CHANGES;
 #[cfg(test)]
-pub(crate) use payments::list_sql;
+pub(crate) use payments::{FIND_PAYMENT_CHECKED, LIST_PAYMENTS};

@@ -1,11 +1,14 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
+use std::sync::LazyLock;
+
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::platform::PlatformPayment;
 use crate::queue::JobState;
+use crate::tokens::permissions_of;
 
 /// A payment with its sync state, as the API serves it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -39,13 +42,37 @@ pub struct PaymentRow {
     pub sync_last_error: Option<String>,
 }
 
-const SELECT_PAYMENT: &str = "select p.merchant_code, p.kind, p.id, p.status, p.final, p.amount,
+const PAYMENT_COLUMNS: &str = "p.merchant_code, p.kind, p.id, p.status, p.final, p.amount,
     p.currency_code, p.fee_amount, p.fee_currency_code, p.failure_code, p.failure_message,
     p.failed_at, p.payment_method_code, p.is_test, p.platform_created_at, p.platform_processed_at,
     p.platform, p.first_seen_at, p.synced_at, p.updated_at, p.position,
-    j.state as sync_state, j.attempts as sync_attempts, j.last_error as sync_last_error
-  from payments p
+    j.state as sync_state, j.attempts as sync_attempts, j.last_error as sync_last_error";
+
+const PAYMENTS_WITH_JOBS: &str = "from payments p
   left join sync_jobs j on j.merchant_code = p.merchant_code and j.kind = p.kind and j.payment_id = p.id";
+
+/// A payment read together with the permissions of the token that asked for it
+/// (`None`: no active token), checked by the caller: one round trip for both.
+#[derive(Debug, sqlx::FromRow)]
+pub struct CheckedPayment {
+    #[sqlx(flatten)]
+    pub payment: PaymentRow,
+    pub caller: Option<Vec<String>>,
+}
+
+/// The select of one payment by `$1` merchant, `$2` kind, `$3` id.
+static FIND_PAYMENT: LazyLock<String> =
+    LazyLock::new(|| format!("select {PAYMENT_COLUMNS} {PAYMENTS_WITH_JOBS} {BY_ID}"));
+
+/// [`FIND_PAYMENT`] with the permissions of the token hash `$4` as `caller`.
+pub(crate) static FIND_PAYMENT_CHECKED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS} {BY_ID}",
+        permissions_of(4)
+    )
+});
+
+const BY_ID: &str = "where p.merchant_code = $1 and p.kind = $2 and p.id = $3";
 
 /// What storing a platform answer changed.
 #[derive(Debug, Clone, Copy)]
@@ -172,14 +199,30 @@ pub async fn find_payment(
     kind: PaymentKind,
     id: &PaymentId,
 ) -> sqlx::Result<Option<PaymentRow>> {
-    sqlx::query_as(&format!(
-        "{SELECT_PAYMENT} where p.merchant_code = $1 and p.kind = $2 and p.id = $3"
-    ))
-    .bind(merchant_code)
-    .bind(kind.as_str())
-    .bind(id.as_str())
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as(&FIND_PAYMENT)
+        .bind(merchant_code)
+        .bind(kind.as_str())
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await
+}
+
+/// Returns the payment with the permissions of the token hashed as `token_hash`,
+/// or `None` if paymirror never heard of it (the token is then not checked).
+pub async fn find_payment_checked(
+    pool: &PgPool,
+    merchant_code: &str,
+    kind: PaymentKind,
+    id: &PaymentId,
+    token_hash: &str,
+) -> sqlx::Result<Option<CheckedPayment>> {
+    sqlx::query_as(&FIND_PAYMENT_CHECKED)
+        .bind(merchant_code)
+        .bind(kind.as_str())
+        .bind(id.as_str())
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await
 }
 
 /// What a page of payments is restricted to; `after` is the cursor: a position in
@@ -192,34 +235,51 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
-/// The page query of [`list_payments`].
-pub(crate) fn list_sql() -> String {
+/// The page query of [`list_payments`]: `$1` merchant, `$2` kind, `$3` statuses,
+/// `$4` updated after, `$5` cursor, `$6` limit, and the permissions of the token
+/// hash `$7` as `caller`.
+pub(crate) static LIST_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "{SELECT_PAYMENT}
+        "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS}
          where p.merchant_code = $1 and p.kind = $2
            and (cardinality($3::text[]) = 0 or p.status = any($3))
            and ($4::timestamptz is null or p.updated_at > $4)
            and p.position > $5
          order by p.position
-         limit $6"
+         limit $6",
+        permissions_of(7)
     )
-}
+});
 
 /// Returns up to `limit` payments in the order they last changed (commit order),
-/// after the cursor.
-pub async fn list_payments(
+/// after the cursor, each with the permissions of the token hashed as `token_hash`
+/// (an empty page does not check the token).
+pub async fn list_payments_checked(
     pool: &PgPool,
     merchant_code: &str,
     kind: PaymentKind,
     filter: &ListFilter,
-) -> sqlx::Result<Vec<PaymentRow>> {
-    sqlx::query_as(&list_sql())
+    token_hash: &str,
+) -> sqlx::Result<Vec<CheckedPayment>> {
+    sqlx::query_as(&LIST_PAYMENTS)
         .bind(merchant_code)
         .bind(kind.as_str())
         .bind(&filter.statuses)
         .bind(filter.updated_after)
         .bind(filter.after.unwrap_or(0))
         .bind(filter.limit)
+        .bind(token_hash)
         .fetch_all(pool)
         .await
+}
+
+/// [`list_payments_checked`] without a token.
+pub async fn list_payments(
+    pool: &PgPool,
+    merchant_code: &str,
+    kind: PaymentKind,
+    filter: &ListFilter,
+) -> sqlx::Result<Vec<PaymentRow>> {
+    let rows = list_payments_checked(pool, merchant_code, kind, filter, "").await?;
+    Ok(rows.into_iter().map(|r| r.payment).collect())
 }

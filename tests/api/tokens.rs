@@ -51,3 +51,42 @@ async fn tokens_are_stored_hashed_and_listing_counts_use() {
     assert_eq!(listed[0].permissions, vec!["write"]);
     assert!(listed[0].last_used_at.is_some());
 }
+
+/// The hot reads check the token in the statement that reads the payments: every
+/// answer must still judge the token first, as the other routes do.
+#[tokio::test]
+async fn the_hot_reads_judge_the_token_before_the_payment() {
+    let app = TestApp::spawn().await;
+    let stored = app.post_callback("payins", r#"{"idEntity":"P-1"}"#).await;
+    assert_eq!(stored.status(), 200);
+    let replaced = app.token("billing", &[]).await;
+    let valid = app.token("billing", &[]).await;
+    let revoked = app.token("audit", &[]).await;
+    tokens::revoke_tokens(&app.pool, "audit")
+        .await
+        .expect("revoked");
+
+    let cases = [
+        ("/v1/payins/P-1", Some(&valid), 200),
+        ("/v1/payins/P-1", Some(&replaced), 401),
+        ("/v1/payins/P-1", Some(&revoked), 401),
+        ("/v1/payins/P-1", None, 401),
+        ("/v1/payins/P-2", Some(&valid), 404),
+        ("/v1/payins/P-2", Some(&revoked), 401),
+        ("/v1/payins/P%2F1", Some(&valid), 400),
+        ("/v1/payins/P%2F1", Some(&revoked), 401),
+        ("/v1/payins", Some(&valid), 200),
+        ("/v1/payins", Some(&replaced), 401),
+        ("/v1/payins", Some(&revoked), 401),
+        ("/v1/payins?limit=0", Some(&valid), 400),
+        ("/v1/payins?limit=0", Some(&revoked), 401),
+        ("/v1/payouts", Some(&revoked), 401),
+    ];
+    for (path, token, status) in cases {
+        let answer = app.get(path, token.map(String::as_str)).await;
+        assert_eq!(answer.status(), status, "{path} with {token:?}");
+        if status != 200 {
+            assert_error(answer, status).await;
+        }
+    }
+}
