@@ -53,7 +53,8 @@ pub struct TokenInfo {
     pub use_count: i64,
 }
 
-fn hash(token: &str) -> String {
+/// Returns the SHA-256 of a secret as lowercase hex: what the database keeps instead of it.
+pub(crate) fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -124,25 +125,48 @@ pub async fn authenticate(
     usage: &UsageLog,
     token: &str,
 ) -> sqlx::Result<Option<Vec<Permission>>> {
+    Ok(identify(pool, usage, token)
+        .await?
+        .map(|identity| identity.permissions))
+}
+
+/// The active token a request presented: its row, account and permissions.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub token_id: i64,
+    pub account: String,
+    pub permissions: Vec<Permission>,
+}
+
+/// Like [`authenticate`], also returning which token row it is (the console's sessions
+/// name it, so that revoking or replacing the token ends them).
+pub async fn identify(
+    pool: &PgPool,
+    usage: &UsageLog,
+    token: &str,
+) -> sqlx::Result<Option<Identity>> {
     if token.len() != TOKEN_LEN {
         return Ok(None);
     }
     let hashed = hash(token);
-    let names: Option<Vec<String>> =
-        sqlx::query_scalar("select permissions from api_tokens where token_hash = $1 and active")
-            .bind(&hashed)
-            .fetch_optional(pool)
-            .await?;
-    let Some(names) = names else {
+    let row: Option<(i64, String, Vec<String>)> = sqlx::query_as(
+        "select id, account, permissions from api_tokens where token_hash = $1 and active",
+    )
+    .bind(&hashed)
+    .fetch_optional(pool)
+    .await?;
+    let Some((token_id, account, names)) = row else {
         return Ok(None);
     };
     usage.record(hashed);
-    Ok(Some(
-        names
+    Ok(Some(Identity {
+        token_id,
+        account,
+        permissions: names
             .iter()
-            .filter_map(|name| Permission::from_name(name))
+            .filter_map(|n| Permission::from_name(n))
             .collect(),
-    ))
+    }))
 }
 
 /// Uses of one token not yet written: how many, and the last.

@@ -39,7 +39,7 @@ pub struct PaymentRow {
     pub sync_last_error: Option<String>,
 }
 
-const SELECT_PAYMENT: &str = "select p.merchant_code, p.kind, p.id, p.status, p.final, p.amount,
+pub(super) const SELECT_PAYMENT: &str = "select p.merchant_code, p.kind, p.id, p.status, p.final, p.amount,
     p.currency_code, p.fee_amount, p.fee_currency_code, p.failure_code, p.failure_message,
     p.failed_at, p.payment_method_code, p.is_test, p.platform_created_at, p.platform_processed_at,
     p.platform, p.first_seen_at, p.synced_at, p.updated_at, p.position,
