@@ -42,17 +42,20 @@ fn same_origin(headers: &HeaderMap) -> bool {
             return false;
         }
     }
-    let Some(origin) = text(header::ORIGIN) else {
-        return true;
-    };
-    let Some(origin_host) = origin.split_once("://").map(|(_, rest)| rest) else {
-        return false; // "null" and other opaque origins
-    };
     let served_as = text(header::HeaderName::from_static("x-forwarded-host"))
         .or(text(header::HOST))
         .and_then(|h| h.split(',').next())
         .map(str::trim);
-    served_as.is_some_and(|host| host.eq_ignore_ascii_case(origin_host.trim_end_matches('/')))
+    // Every Origin header sent must name us (a browser sends one).
+    headers.get_all(header::ORIGIN).iter().all(|origin| {
+        let host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, rest)| rest.trim_end_matches('/'));
+        // "null" and other opaque origins name no host: refused.
+        matches!((host, served_as), (Some(o), Some(s)) if o.eq_ignore_ascii_case(s))
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod tail;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{middleware, Router};
 
 use crate::api::render_foreign_errors;
@@ -90,8 +90,14 @@ pub fn router() -> Router<AppState> {
         .route("/console/changes", get(tail::show))
         .route("/console/changes/stream", get(tail::stream))
         .route("/console/assets/{file}", get(assets::serve))
+        .route("/console/{*rest}", any(no_such_page))
         .layer(middleware::from_fn(render_foreign_errors))
         .layer(middleware::from_fn(assets::security_headers))
+}
+
+/// Any other `/console/...` address: 404, with the console's headers.
+async fn no_such_page() -> axum::response::Response {
+    crate::api::error_response(axum::http::StatusCode::NOT_FOUND, "no such console page")
 }
 
 /// Counts the callbacks answered 200 for the charts (a layer on the callback routes).

@@ -141,7 +141,11 @@ impl Browser {
     }
 
     pub async fn current_url(&self) -> String {
-        self.get("/url").await.as_str().unwrap_or_default().to_owned()
+        self.get("/url")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Returns the elements matching `css` now (possibly none).
@@ -162,7 +166,10 @@ impl Browser {
 
     /// Waits for an element matching `css` and returns it.
     pub async fn find(&self, css: &str) -> Element {
-        eventually(WAIT, || async { self.find_all(css).await.into_iter().next() }).await
+        eventually(WAIT, || async {
+            self.find_all(css).await.into_iter().next()
+        })
+        .await
     }
 
     pub async fn text(&self, element: &Element) -> String {
@@ -189,8 +196,11 @@ impl Browser {
     }
 
     pub async fn type_into(&self, element: &Element, text: &str) {
-        self.post(&format!("/element/{}/value", element.0), json!({ "text": text }))
-            .await;
+        self.post(
+            &format!("/element/{}/value", element.0),
+            json!({ "text": text }),
+        )
+        .await;
     }
 
     /// Runs `script` in the page (as a function body) and returns its result.
@@ -203,15 +213,6 @@ impl Browser {
     pub async fn execute_async(&self, script: &str, args: Value) -> Value {
         self.post("/execute/async", json!({"script": script, "args": args}))
             .await
-    }
-
-    /// Waits until the page's text contains `needle`.
-    pub async fn wait_for_text(&self, needle: &str) {
-        eventually(WAIT, || async {
-            let body = self.text_of("body").await;
-            body.contains(needle).then_some(())
-        })
-        .await;
     }
 
     /// Saves a PNG of the window as `name` in `$PAYMIRROR_SCREENSHOTS` (a directory
