@@ -117,6 +117,8 @@ fn polyline_points(run: &[(usize, i64)], step: f64, y: &dyn Fn(f64) -> f64) -> S
 fn axis_label(v: f64) -> String {
     if v >= 10_000.0 {
         format!("{:.0}k", v / 1000.0)
+    } else if v.fract() != 0.0 && v < 10.0 {
+        format!("{v:.1}")
     } else {
         format!("{v:.0}")
     }

@@ -41,11 +41,15 @@ pub async fn render(state: &AppState, session: &Session) -> Result<Response, Con
     let start = end - TimeDelta::minutes(CHART_MINUTES as i64 - 1);
     let minutes = list_minutes(&state.pool, merchant, start).await?;
     let changes = latest_changes(&state.pool, merchant, TAIL_ROWS).await?;
-    let previous = minutes
-        .iter()
-        .find(|m| m.minute == end - TimeDelta::minutes(1));
+    let in_minute = |at: DateTime<Utc>| {
+        minutes
+            .iter()
+            .find(|m| m.minute == at)
+            .map_or((0, 0), |m| (m.platform_requests, m.platform_throttled))
+    };
     let platform = PlatformFigures {
-        last_minute: previous.map_or((0, 0), |m| (m.platform_requests, m.platform_throttled)),
+        last_minute: in_minute(end - TimeDelta::minutes(1)),
+        this_minute: in_minute(end),
         max_rps: state.console.max_rps,
         in_window: budget.as_ref().map(|b| b.counted),
         paused_until: budget.and_then(|b| b.paused_until),
@@ -90,8 +94,10 @@ fn queue_cards(depth: &QueueDepth) -> Markup {
     }
 }
 
+/// Requests and 429s of every replica: the last full minute, and this one so far.
 struct PlatformFigures {
     last_minute: (i64, i64),
+    this_minute: (i64, i64),
     max_rps: u32,
     in_window: Option<i32>,
     paused_until: Option<DateTime<Utc>>,
@@ -100,17 +106,19 @@ struct PlatformFigures {
 
 fn platform_cards(p: &PlatformFigures) -> Markup {
     let (requests, throttled) = p.last_minute;
+    let (requests_now, throttled_now) = p.this_minute;
     let rate = requests as f64 / 60.0;
     html! {
         div.cards #platform {
             div.card {
                 div.label { "Platform requests, last minute" }
                 div.value #platform-requests { (requests) }
-                div.note { (format!("{rate:.1}")) "/s of max_rps " (p.max_rps) }
+                div.note { (format!("{rate:.1}")) "/s of max_rps " (p.max_rps) " · " (requests_now) " so far this minute" }
             }
             div.card.alert[throttled > 0] {
                 div.label { "429s, last minute" }
                 div.value #platform-throttled { (throttled) }
+                div.note { (throttled_now) " so far this minute" }
             }
             @if let Some(n) = p.in_window {
                 div.card {

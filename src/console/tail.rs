@@ -44,7 +44,12 @@ pub fn tail_panel(changes: &[Change]) -> Markup {
                             td { (when(change.observed_at)) }
                             td { (change.kind) }
                             td { a href=(payment_href(change.kind, &change.id)) { (change.id) } }
-                            td { (status(change.previous_status.as_deref())) }
+                            td {
+                                @match change.previous_status.as_deref() {
+                                    Some(previous) => (status(Some(previous))),
+                                    None => span.muted { "—" },
+                                }
+                            }
                             td { (status(Some(change.status.as_str()))) }
                         }
                     }

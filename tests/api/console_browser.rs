@@ -21,6 +21,27 @@ async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
         .await;
 }
 
+/// For the README's screenshot only: 24 hours of made-up minutes before this one
+/// (a daily swell of callbacks, a burst of 429s, a backlog that drains).
+async fn seed_a_sample_day(app: &TestApp) {
+    sqlx::query(
+        "insert into console_minutes (merchant_code, minute, callbacks, platform_requests,
+           platform_fetches, platform_throttled, status_changes, queue_pending, queue_running, queue_dead)
+         select 'M1', m, c, c + c / 10 + 2, c + c / 10, t, c * 8 / 10, q, least(q, 8), d
+         from (select m, n,
+                 (60 + 45 * sin(n / 230.0) + 20 * random())::int8 as c,
+                 case when n between 900 and 915 then (5 * random())::int8 else 0 end as t,
+                 case when n between 900 and 960 then (960 - n) * 3 else (3 * random())::int8 end as q,
+                 case when n > 1100 then 1 else 0 end as d
+               from generate_series(1, 1439) n,
+                    lateral (select date_trunc('minute', now()) - make_interval(mins => 1440 - n) as m) x) s
+         on conflict (merchant_code, minute) do nothing",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("sample minutes");
+}
+
 #[tokio::test]
 async fn a_reader_sees_the_overview_charts_but_cannot_retry_a_dead_sync() {
     let (app, _sim) = console_app(&["DEAD-1"]).await;
@@ -53,7 +74,11 @@ async fn a_reader_sees_the_overview_charts_but_cannot_retry_a_dead_sync() {
         .attribute(&queue, "data-points")
         .await
         .is_some_and(|n| n != "0"));
-    browser.screenshot("console-overview.png").await;
+    if std::env::var_os("PAYMIRROR_SCREENSHOTS").is_some() {
+        seed_a_sample_day(&app).await;
+        browser.goto(&format!("{}/console", app.address)).await;
+        browser.screenshot("console-overview.png").await;
+    }
 
     browser
         .goto(&format!("{}/console/dead-syncs", app.address))

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::helpers::eventually;
 
 /// The W3C element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52f-4a5d4c4d4c4d";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How long a find or a condition may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 

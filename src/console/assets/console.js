@@ -24,7 +24,8 @@
     link.href = "/console/payments/" + encodeURIComponent(change.kind) + "/" + encodeURIComponent(change.id);
     link.textContent = change.id;
     idCell.appendChild(link);
-    cell(row, change.previousStatus || "\u2014", "status");
+    const previous = change.previousStatus;
+    cell(row, previous || "\u2014", previous ? "status status-" + previous.toLowerCase() : "muted");
     cell(row, change.status, "status status-" + change.status.toLowerCase());
     tbody.insertBefore(row, tbody.firstChild);
     const empty = tbody.querySelector("tr.empty");
