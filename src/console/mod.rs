@@ -16,7 +16,7 @@ mod overview;
 mod payment_page;
 mod payments;
 mod session;
-mod signin;
+pub(crate) mod signin;
 mod tail;
 
 use std::sync::Arc;

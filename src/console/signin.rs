@@ -34,6 +34,9 @@ pub struct HomeQuery {
 }
 
 /// `GET /console`: the overview when signed in, otherwise the sign-in form.
+#[utoipa::path(get, path = "/console", tag = "console",
+    responses((status = 200, content_type = "text/html",
+        description = "The overview with a session cookie, else the sign-in form (its input is named `token`)")))]
 pub async fn home(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -87,6 +90,12 @@ pub struct SignInForm {
 
 /// `POST /console/sign-in`: checks the token as the API does and opens a session;
 /// a token that is not accepted is sent back to the form with a message.
+#[utoipa::path(post, path = "/console/sign-in", tag = "console",
+    request_body(content_type = "application/x-www-form-urlencoded",
+        description = "`token` (an API token) and `csrf` (the sign-in form's token)"),
+    responses(
+        (status = 303, description = "Signed in (session cookie set, to `/console`) or refused (to `/console?refused=1`)"),
+        (status = 403, description = "The form's CSRF token is missing or wrong, or it came from another site")))]
 pub async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,

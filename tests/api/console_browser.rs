@@ -7,7 +7,7 @@ use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::tokens::Permission;
 use serde_json::json;
 
-use crate::console::{console_app, sync_state};
+use crate::console_support::{console_app, sync_state};
 use crate::helpers::{eventually, TestApp};
 use crate::webdriver::{Browser, WAIT};
 

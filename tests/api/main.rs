@@ -8,6 +8,7 @@ mod changes;
 mod cli;
 mod console;
 mod console_browser;
+mod console_support;
 mod dead_syncs;
 mod demo;
 mod deployment;
