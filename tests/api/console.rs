@@ -252,3 +252,49 @@ async fn every_replica_adds_its_counts_to_the_minutes_and_old_minutes_are_pruned
     .expect("count");
     assert_eq!(old, 0);
 }
+
+#[tokio::test]
+async fn the_tail_streams_changes_to_its_session_and_ends_when_the_token_is_revoked() {
+    let (app, sim) = console_app(&[]).await;
+    let mut operator = Operator::new(&app);
+    assert_eq!(operator.get("/console/changes/stream").await.status(), 303);
+    operator.sign_in(&app.token("ops", &[]).await).await;
+
+    let mut stream = operator.get("/console/changes/stream?after=0").await;
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut received = String::new();
+    while received.matches("event: change").count() < 2 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("events arrive")
+            .expect("stream readable")
+            .expect("stream open");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        received.contains(r#""id":"SEEN-1","status":"SUCCESS""#),
+        "{received}"
+    );
+
+    paymirror::tokens::revoke_tokens(&app.pool, "ops")
+        .await
+        .expect("revoked");
+    sim.create_payment(crate::helpers::payment(
+        paymirror::domain::PaymentKind::Payin,
+        "AFTER-1",
+        "1.00",
+    ))
+    .await;
+    app.post_callback("payins", r#"{"idEntity": "AFTER-1"}"#)
+        .await;
+    app.worker.run_until_idle().await.expect("worker");
+    // The next change wakes the stream, which finds its session over and ends.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            assert!(!String::from_utf8_lossy(&chunk).contains("AFTER-1"));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended");
+}
