@@ -146,7 +146,7 @@ mod tests {
         assert!(svg.contains(r#"data-points="2""#), "{svg}");
         assert_eq!(svg.matches("<polyline").count(), 2);
         // 0,0,0,4: the middle zero is dropped.
-        let first = svg.split("points=\"").nth(1).unwrap_or_default();
+        let first = svg.split(" points=\"").nth(1).unwrap_or_default();
         let first = first.split('"').next().unwrap_or_default();
         assert_eq!(first.split(' ').count(), 3, "{first}");
         assert!(!svg.contains("style="));
