@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 use crate::api::{self, error_response, render_foreign_errors};
 use crate::callbacks;
 use crate::config::Settings;
+use crate::console::{self, ConsoleState, Tally};
 use crate::inbox::Inbox;
 use crate::ops::{self, metrics_handle, requests};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
@@ -56,6 +57,8 @@ pub struct AppState {
     pub changes: ChangeSignal,
     /// API token use, written every few seconds rather than on each request.
     pub token_use: UsageLog,
+    /// The operator console's settings, counts and view of the platform client.
+    pub console: ConsoleState,
 }
 
 /// A built, not yet running, paymirror: bound listener, migrated database, writers started.
@@ -96,15 +99,24 @@ impl Application {
         } else {
             RateLimiter::new(max_rps)
         });
-        let client = Arc::new(PlatformClient::new(&settings.platform, limiter)?);
+        let tally = Tally::default();
+        let client = Arc::new(
+            PlatformClient::new(&settings.platform, limiter)?.counting_into(tally.clone()),
+        );
         let worker = SyncWorker::new(
             pool.clone(),
             merchant_code.clone(),
-            client,
+            client.clone(),
             settings.sync.clone(),
             settings.reconcile.clone(),
+        )
+        .counting_into(tally.clone());
+        let (inbox, writers) = Inbox::start(
+            pool.clone(),
+            merchant_code.clone(),
+            &settings.inbox,
+            tally.clone(),
         );
-        let (inbox, writers) = Inbox::start(pool.clone(), merchant_code.clone(), &settings.inbox);
         let addr = settings.server.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -116,6 +128,7 @@ impl Application {
             metrics: metrics_handle(),
             changes: ChangeSignal::default(),
             token_use: UsageLog::default(),
+            console: ConsoleState::new(&settings, tally, client),
         };
         Ok(Application {
             listener,
@@ -179,6 +192,14 @@ impl Application {
             TOKEN_USE_FLUSH,
             shutdown.clone(),
         ));
+        let minutes = tokio::spawn(console::keep_minutes(
+            state.pool.clone(),
+            state.merchant_code.clone(),
+            state.console.tally.clone(),
+            state.console.stats_flush(),
+            state.console.stats_retention(),
+            shutdown.clone(),
+        ));
         let app = router(state, &settings);
         tracing::info!(addr = %listener.local_addr()?, "paymirror listening");
         server::serve(listener, app, &settings.server, shutdown.clone()).await;
@@ -197,6 +218,7 @@ impl Application {
         let _ = pruning.await;
         let _ = recording.await;
         let _ = upkeep.await;
+        let _ = minutes.await;
         if drained.is_err() {
             tracing::warn!("shutdown grace period ended with work in flight; leases will return it to the queue");
         }
@@ -224,6 +246,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     Router::new()
         .merge(callbacks)
         .merge(api::router(state.clone()))
+        .merge(console::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::render_metrics))

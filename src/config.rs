@@ -25,6 +25,7 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     pub inbox: InboxSettings,
     pub log: LogSettings,
+    pub console: ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +90,25 @@ pub struct InboxSettings {
     pub commit_timeout_ms: u64,
     pub retention_days: u64,
     pub prune_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsoleSettings {
+    pub session_hours: u64,
+    pub secure_cookie: SecureCookie,
+    pub stats_flush_secs: u64,
+    pub stats_retention_days: u64,
+    pub page_size: u32,
+}
+
+/// When the console's session cookie carries `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookie {
+    /// When the request came over TLS (`X-Forwarded-Proto: https`).
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +179,12 @@ impl Settings {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             anyhow::bail!("invalid configuration key log.format (PAYMIRROR__LOG__FORMAT): expected \"text\" or \"json\"");
         }
+        require(
+            self.console.session_hours >= 1 && self.console.page_size >= 1,
+            "console.session_hours / console.page_size",
+            "PAYMIRROR__CONSOLE__SESSION_HOURS / PAYMIRROR__CONSOLE__PAGE_SIZE",
+            "must be at least 1",
+        )?;
         if self.inbox.writers == 0 || self.inbox.batch_size == 0 {
             anyhow::bail!(
                 "invalid configuration key inbox.writers / inbox.batch_size: must be at least 1"

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::config::InboxSettings;
+use crate::console::Tally;
 use crate::db::refused_data;
 use crate::domain::{PaymentId, PaymentKind};
 use crate::queue::{distinct_payments, enqueue_ctes, Priority, NOTIFY_CHANNEL};
@@ -75,6 +76,8 @@ pub struct Inbox {
 #[derive(Clone)]
 struct Writer {
     rx: Arc<Mutex<mpsc::Receiver<Submission>>>,
+    /// Where stored callbacks are counted for the console's charts.
+    tally: Tally,
     pool: PgPool,
     merchant_code: Arc<str>,
     batch_size: usize,
@@ -83,15 +86,18 @@ struct Writer {
 
 impl Inbox {
     /// Starts the supervised writer tasks and returns the inbox with their handles.
+    /// Stored callbacks are counted in `tally` (the console's charts).
     pub fn start(
         pool: PgPool,
         merchant_code: Arc<str>,
         settings: &InboxSettings,
+        tally: Tally,
     ) -> (Inbox, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(settings.batch_size * settings.writers * 4);
         let commit_timeout = Duration::from_millis(settings.commit_timeout_ms);
         let writer = Writer {
             rx: Arc::new(Mutex::new(rx)),
+            tally,
             pool,
             merchant_code,
             batch_size: settings.batch_size,
@@ -173,6 +179,8 @@ impl Writer {
             }
             let answers = self.commit(&batch).await;
             metrics::histogram!("paymirror_inbox_batch_size").record(batch.len() as f64);
+            self.tally
+                .callbacks_stored(answers.iter().filter(|a| a.is_ok()).count());
             for (submission, answer) in batch.drain(..).zip(answers) {
                 let result = match &answer {
                     Ok(()) => "stored",

@@ -6,6 +6,7 @@ pub mod app;
 pub mod callbacks;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod demo;
 pub mod domain;

@@ -53,7 +53,8 @@ pub struct TokenInfo {
     pub use_count: i64,
 }
 
-fn hash(token: &str) -> String {
+/// Returns the SHA-256 of a secret as lowercase hex: what the database keeps instead of it.
+pub(crate) fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -175,6 +176,41 @@ pub async fn authenticate(
         .fetch_one(pool)
         .await?;
     Ok(token.grant(usage, names))
+}
+
+/// The active token a request presented: its row, account and permissions.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub token_id: i64,
+    pub account: String,
+    pub permissions: Vec<Permission>,
+}
+
+/// Like [`authenticate`], also returning which token row it is (the console's sessions
+/// name it, so that revoking or replacing the token ends them).
+pub async fn identify(
+    pool: &PgPool,
+    usage: &UsageLog,
+    token: &str,
+) -> sqlx::Result<Option<Identity>> {
+    let Some(token) = Presented::parse(token) else {
+        return Ok(None);
+    };
+    let row: Option<(i64, String, Vec<String>)> = sqlx::query_as(
+        "select id, account, permissions from api_tokens where token_hash = $1 and active",
+    )
+    .bind(token.hash())
+    .fetch_optional(pool)
+    .await?;
+    let Some((token_id, account, names)) = row else {
+        return Ok(None);
+    };
+    let permissions = token.grant(usage, Some(names)).unwrap_or_default();
+    Ok(Some(Identity {
+        token_id,
+        account,
+        permissions,
+    }))
 }
 
 /// Uses of one token not yet written: how many, and the last.

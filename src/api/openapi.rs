@@ -29,6 +29,8 @@ use super::error::ErrorBody;
         crate::ops::healthz,
         crate::ops::readyz,
         crate::ops::render_metrics,
+        crate::console::signin::home,
+        crate::console::signin::sign_in,
         openapi_json,
     ),
     components(schemas(ErrorBody)),
@@ -39,6 +41,7 @@ use super::error::ErrorBody;
         (name = "syncs", description = "Syncs that gave up"),
         (name = "callbacks", description = "The platform's callbacks"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "console", description = "The operator web page (HTML, for browsers)"),
     )
 )]
 pub struct ApiDoc;

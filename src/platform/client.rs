@@ -13,6 +13,7 @@ use super::document::PlatformPayment;
 use super::limiter::{RateLimiter, Reservation};
 use super::token::{lifetime_from_claims, refresh_deadline, CachedToken};
 use crate::config::PlatformSettings;
+use crate::console::Tally;
 use crate::domain::{PaymentId, PaymentKind};
 
 /// The platform's API major version, sent on every request.
@@ -73,6 +74,8 @@ pub struct PlatformClient {
     unsent: Arc<Semaphore>,
     token: tokio::sync::Mutex<Option<CachedToken>>,
     generations: AtomicU64,
+    /// Requests and 429s per minute, for the console's charts.
+    tally: Tally,
 }
 
 /// Leave to send one fetch: a rate-limit slot, and the breaker's admission.
@@ -123,7 +126,13 @@ impl PlatformClient {
             unsent: Arc::new(Semaphore::new(1)),
             token: tokio::sync::Mutex::new(None),
             generations: AtomicU64::new(0),
+            tally: Tally::default(),
         })
+    }
+
+    /// Returns this client counting every request it sends into `tally`.
+    pub fn counting_into(self, tally: Tally) -> Self {
+        PlatformClient { tally, ..self }
     }
 
     /// Waits until a fetch may be sent (the rate limit, and during an outage the
@@ -298,6 +307,9 @@ impl PlatformClient {
             .unwrap_or_else(|_| "error".into());
         metrics::counter!("paymirror_platform_requests_total", "route" => route, "status" => status)
             .increment(1);
+        let throttled = matches!(&result, Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS);
+        self.tally
+            .platform_request(route != "auth-tokens", throttled);
         result.map_err(|e| FetchError::Transport(transport_reason(&e)))
     }
 }

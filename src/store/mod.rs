@@ -1,11 +1,13 @@
 //! Payments, their status history and the change feed: the upsert a sync ends in,
 //! and the queries the API serves.
 
+mod browse;
 mod callbacks;
 mod changes;
 mod history;
 mod payments;
 
+pub use browse::{latest_changes, search_payments, Search};
 pub use callbacks::{
     list_callbacks, list_ignored, prune_callbacks, prune_periodically, CallbackRecord,
     IgnoredCallback,

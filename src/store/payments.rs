@@ -42,13 +42,14 @@ pub struct PaymentRow {
     pub sync_last_error: Option<String>,
 }
 
-const PAYMENT_COLUMNS: &str = "p.merchant_code, p.kind, p.id, p.status, p.final, p.amount,
+pub(super) const PAYMENT_COLUMNS: &str =
+    "p.merchant_code, p.kind, p.id, p.status, p.final, p.amount,
     p.currency_code, p.fee_amount, p.fee_currency_code, p.failure_code, p.failure_message,
     p.failed_at, p.payment_method_code, p.is_test, p.platform_created_at, p.platform_processed_at,
     p.platform, p.first_seen_at, p.synced_at, p.updated_at, p.position,
     j.state as sync_state, j.attempts as sync_attempts, j.last_error as sync_last_error";
 
-const PAYMENTS_WITH_JOBS: &str = "from payments p
+pub(super) const PAYMENTS_WITH_JOBS: &str = "from payments p
   left join sync_jobs j on j.merchant_code = p.merchant_code and j.kind = p.kind and j.payment_id = p.id";
 
 /// A payment read together with the permissions of the token that asked for it

@@ -196,6 +196,9 @@ impl SyncWorker {
         // Last before the commit: the positions' lock is held until it.
         publish_changes(&mut tx, &self.merchant_code, job.kind, &job.id, &upserted).await?;
         tx.commit().await?;
+        if upserted.status_changed {
+            self.tally.status_changed();
+        }
         let status = &payment.snapshot.status;
         if upserted.stale {
             tracing::warn!(%status, "stale read: the platform answered a non-final status for a final payment; kept the final one");

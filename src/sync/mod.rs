@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ReconcileSettings, SyncSettings};
+use crate::console::Tally;
 use crate::platform::PlatformClient;
 use crate::queue::{self, RetryPolicy};
 
@@ -26,6 +27,8 @@ pub struct SyncWorker {
     policy: RetryPolicy,
     settings: SyncSettings,
     reconcile: ReconcileSettings,
+    /// Status changes per minute, for the console's charts.
+    tally: Tally,
 }
 
 impl SyncWorker {
@@ -49,7 +52,13 @@ impl SyncWorker {
             policy,
             settings,
             reconcile,
+            tally: Tally::default(),
         }
+    }
+
+    /// Returns this worker counting the status changes it commits into `tally`.
+    pub fn counting_into(self, tally: Tally) -> Self {
+        SyncWorker { tally, ..self }
     }
 
     /// Runs until `cancel` fires, with up to `concurrency` fetches in flight, then

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use paymirror::config::InboxSettings;
+use paymirror::console::Tally;
 use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::inbox::{Inbox, InboxEntry, NotStored};
 use serde_json::json;
@@ -26,7 +27,12 @@ async fn a_row_postgres_refuses_is_refused_alone_and_its_batch_neighbours_commit
         batch_size: 64,
         ..crate::helpers::test_settings(&app.db, "http://127.0.0.1:9").inbox
     };
-    let (inbox, _writers) = Inbox::start(app.pool.clone(), Arc::from("M1"), &settings);
+    let (inbox, _writers) = Inbox::start(
+        app.pool.clone(),
+        Arc::from("M1"),
+        &settings,
+        Tally::default(),
+    );
 
     // On this single-threaded test runtime every submission is queued before the
     // writer runs, so all 41 share one batch. jsonb refuses NUL in a string.
@@ -70,7 +76,12 @@ async fn with_the_database_down_every_callback_of_the_batch_is_unavailable() {
         batch_size: 64,
         ..crate::helpers::test_settings(&app.db, "http://127.0.0.1:9").inbox
     };
-    let (inbox, _writers) = Inbox::start(app.pool.clone(), Arc::from("M1"), &settings);
+    let (inbox, _writers) = Inbox::start(
+        app.pool.clone(),
+        Arc::from("M1"),
+        &settings,
+        Tally::default(),
+    );
     app.db.take_down().await;
 
     let answers = futures_util::future::join_all((0..5).map(|n| {

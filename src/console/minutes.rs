@@ -1,0 +1,269 @@
+//! The per-minute figures behind the console's charts, kept in `console_minutes` so
+//! every replica draws the same picture: each replica counts what it sees in a
+//! [`Tally`] and adds it to the shared rows every few seconds; the queue depth is
+//! sampled once a minute by whichever replica gets there first; old rows are pruned.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::queue::{queue_depth, JobState};
+
+/// What one replica saw in one minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    callbacks: i64,
+    platform_requests: i64,
+    platform_fetches: i64,
+    platform_throttled: i64,
+    status_changes: i64,
+}
+
+impl Counts {
+    fn absorb(&mut self, other: Counts) {
+        self.callbacks += other.callbacks;
+        self.platform_requests += other.platform_requests;
+        self.platform_fetches += other.platform_fetches;
+        self.platform_throttled += other.platform_throttled;
+        self.status_changes += other.status_changes;
+    }
+}
+
+/// This replica's counts not yet added to `console_minutes`, per minute. Cheap to
+/// clone; counting is one uncontended lock, never a database write.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pending: Arc<Mutex<BTreeMap<DateTime<Utc>, Counts>>>,
+}
+
+impl Tally {
+    /// Counts callbacks durably stored (each answered 200).
+    pub fn callbacks_stored(&self, stored: usize) {
+        self.add(|c| c.callbacks += i64::try_from(stored).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one request that reached the platform: `fetch` for `GET /payins|payouts/{id}`
+    /// (not token requests), `throttled` when it was answered 429.
+    pub fn platform_request(&self, fetch: bool, throttled: bool) {
+        self.add(|c| {
+            c.platform_requests += 1;
+            c.platform_fetches += i64::from(fetch);
+            c.platform_throttled += i64::from(throttled);
+        });
+    }
+
+    /// Counts a committed status change.
+    pub fn status_changed(&self) {
+        self.add(|c| c.status_changes += 1);
+    }
+
+    fn add(&self, count: impl FnOnce(&mut Counts)) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        count(pending.entry(minute_of(Utc::now())).or_default());
+    }
+
+    /// Adds the counts so far to the shared rows in one statement; returns how many
+    /// minutes were written. Counts that cannot be written are kept for the next flush.
+    pub async fn flush(&self, pool: &PgPool, merchant_code: &str) -> sqlx::Result<usize> {
+        let taken: Vec<(DateTime<Utc>, Counts)> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut *pending).into_iter().collect()
+        };
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let column = |f: fn(&Counts) -> i64| taken.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+        let minutes: Vec<DateTime<Utc>> = taken.iter().map(|(m, _)| *m).collect();
+        let written = sqlx::query(
+            "insert into console_minutes as m (merchant_code, minute, callbacks, platform_requests,
+               platform_fetches, platform_throttled, status_changes)
+             select $1, u.* from unnest($2::timestamptz[], $3::int8[], $4::int8[], $5::int8[],
+               $6::int8[], $7::int8[]) as u
+             on conflict (merchant_code, minute) do update set
+               callbacks = m.callbacks + excluded.callbacks,
+               platform_requests = m.platform_requests + excluded.platform_requests,
+               platform_fetches = m.platform_fetches + excluded.platform_fetches,
+               platform_throttled = m.platform_throttled + excluded.platform_throttled,
+               status_changes = m.status_changes + excluded.status_changes,
+               updated_at = now()",
+        )
+        .bind(merchant_code)
+        .bind(&minutes)
+        .bind(column(|c| c.callbacks))
+        .bind(column(|c| c.platform_requests))
+        .bind(column(|c| c.platform_fetches))
+        .bind(column(|c| c.platform_throttled))
+        .bind(column(|c| c.status_changes))
+        .execute(pool)
+        .await;
+        if let Err(e) = written {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for (minute, counts) in taken {
+                pending.entry(minute).or_default().absorb(counts);
+            }
+            return Err(e);
+        }
+        Ok(taken.len())
+    }
+}
+
+/// Returns the start of the minute `at` falls in.
+fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::minutes(1)).unwrap_or(at)
+}
+
+/// Records the queue depth of the current minute unless a replica already did;
+/// returns whether this call recorded it (and then also pruned old rows).
+pub async fn sample_minute(
+    pool: &PgPool,
+    merchant_code: &str,
+    retention: Duration,
+) -> sqlx::Result<bool> {
+    let sampled: bool = sqlx::query_scalar(
+        "select exists(select 1 from console_minutes
+           where merchant_code = $1 and minute = date_trunc('minute', now()) and queue_pending is not null)",
+    )
+    .bind(merchant_code)
+    .fetch_one(pool)
+    .await?;
+    if sampled {
+        return Ok(false);
+    }
+    let depth = queue_depth(pool, merchant_code).await?;
+    let of = |state: JobState| {
+        depth
+            .by_state
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    };
+    // Two replicas may both get here: the first write of the minute wins.
+    let recorded = sqlx::query(
+        "insert into console_minutes as m (merchant_code, minute, queue_pending, queue_running, queue_dead)
+         values ($1, date_trunc('minute', now()), $2, $3, $4)
+         on conflict (merchant_code, minute) do update set
+           queue_pending = excluded.queue_pending, queue_running = excluded.queue_running,
+           queue_dead = excluded.queue_dead, updated_at = now()
+         where m.queue_pending is null",
+    )
+    .bind(merchant_code)
+    .bind(of(JobState::Pending))
+    .bind(of(JobState::Running))
+    .bind(of(JobState::Dead))
+    .execute(pool)
+    .await?;
+    if recorded.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "delete from console_minutes
+         where merchant_code = $1 and minute < now() - make_interval(secs => $2)",
+    )
+    .bind(merchant_code)
+    .bind(retention.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(true)
+}
+
+/// Flushes the tally and samples the minute every `every` until `cancel` fires, then
+/// flushes once more. Also ends expired and revoked console sessions.
+pub async fn keep_minutes(
+    pool: PgPool,
+    merchant_code: Arc<str>,
+    tally: Tally,
+    every: Duration,
+    retention: Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        let stop = tokio::select! {
+            () = tokio::time::sleep(every) => false,
+            () = cancel.cancelled() => true,
+        };
+        if let Err(e) = tally.flush(&pool, &merchant_code).await {
+            tracing::warn!(error = %e, "could not record the console's counts; keeping them for the next try");
+        }
+        if stop {
+            return;
+        }
+        match sample_minute(&pool, &merchant_code, retention).await {
+            Ok(true) => {
+                if let Err(e) = super::session::prune_sessions(&pool).await {
+                    tracing::warn!(error = %e, "could not prune console sessions");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not sample the queue depth for the console")
+            }
+        }
+    }
+}
+
+/// One minute of figures, as the charts read them (every replica's counts summed).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Minute {
+    pub minute: DateTime<Utc>,
+    pub callbacks: i64,
+    pub platform_requests: i64,
+    pub platform_fetches: i64,
+    pub platform_throttled: i64,
+    pub status_changes: i64,
+    pub queue_pending: Option<i64>,
+    pub queue_dead: Option<i64>,
+}
+
+/// Returns the minutes recorded since `since`, oldest first.
+pub async fn list_minutes(
+    pool: &PgPool,
+    merchant_code: &str,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<Minute>> {
+    sqlx::query_as(
+        "select minute, callbacks, platform_requests, platform_fetches, platform_throttled,
+                status_changes, queue_pending, queue_dead
+         from console_minutes
+         where merchant_code = $1 and minute >= $2
+         order by minute",
+    )
+    .bind(merchant_code)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_land_in_the_minute_they_happened() {
+        let tally = Tally::default();
+        tally.callbacks_stored(1);
+        tally.platform_request(true, true);
+        tally.platform_request(false, false);
+        tally.status_changed();
+        let pending = tally.pending.lock().expect("lock");
+        let counts: Vec<&Counts> = pending.values().collect();
+        let total = counts.iter().fold(Counts::default(), |mut t, c| {
+            t.absorb(**c);
+            t
+        });
+        assert_eq!(
+            total,
+            Counts {
+                callbacks: 1,
+                platform_requests: 2,
+                platform_fetches: 1,
+                platform_throttled: 1,
+                status_changes: 1,
+            }
+        );
+        assert!(pending.keys().all(|m| m.timestamp() % 60 == 0));
+    }
+}

@@ -1,0 +1,75 @@
+//! One payment's page: its sync state with the last error and the "refresh now"
+//! action, its status history as a timeline, the callbacks received verbatim, and
+//! its document. Documents and callbacks are hostile input: all of it is escaped.
+
+use maud::{html, Markup};
+
+use super::layout::{csrf_field, status, when};
+use super::payments::{payment_href, pretty_document};
+use super::session::Session;
+use crate::queue::JobState;
+use crate::store::{CallbackRecord, HistoryEntry, PaymentRow};
+
+/// Returns the body of a payment's page.
+pub fn render(
+    session: &Session,
+    row: PaymentRow,
+    history: &[HistoryEntry],
+    callbacks: &[CallbackRecord],
+    refreshed: bool,
+) -> Markup {
+    let href = payment_href(row.kind, &row.id);
+    let sync = row.sync_state.map(JobState::as_str).unwrap_or("—");
+    html! {
+        @if refreshed {
+            p.notice #refreshed { "A sync is scheduled: it runs as soon as the platform's rate limit allows." }
+        }
+        div.split {
+            section.panel #summary {
+                h2 { "Sync and status" }
+                dl.facts {
+                    dt { "Status" } dd #status { (status(row.status.as_ref().map(|s| s.as_str()))) @if row.is_final { " (final)" } }
+                    dt { "Sync state" } dd #sync-state class={ "sync-" (sync) } { (sync) }
+                    dt { "Attempts" } dd #attempts { (row.sync_attempts.unwrap_or(0)) }
+                    dt { "Last error" } dd #last-error .error { (row.sync_last_error.as_deref().unwrap_or("—")) }
+                    dt { "First seen" } dd { (when(row.first_seen_at)) }
+                    dt { "Last synced" } dd { (row.synced_at.map(when).unwrap_or_else(|| "never".into())) }
+                }
+                @if session.can_write() {
+                    form method="post" action={ (href) "/refresh" } {
+                        (csrf_field(session))
+                        p { button #refresh type="submit" { "Refresh now" } }
+                    }
+                }
+            }
+            section.panel {
+                h2 { "Status history" }
+                @if history.is_empty() {
+                    p.muted { "No status observed yet." }
+                } @else {
+                    ol.timeline #history {
+                        @for entry in history {
+                            li { (status(Some(&entry.status))) time { (when(entry.observed_at)) } }
+                        }
+                    }
+                }
+            }
+        }
+        section.panel #callbacks {
+            h2 { "Callbacks received (" (callbacks.len()) ")" }
+            @if callbacks.is_empty() {
+                p.muted { "None on record (they are kept for inbox.retention_days)." }
+            }
+            @for callback in callbacks {
+                div.callback {
+                    p { (when(callback.received_at)) " · " span.muted { (callback.outcome) } }
+                    pre { (serde_json::to_string_pretty(&callback.body).unwrap_or_default()) }
+                }
+            }
+        }
+        section.panel {
+            h2 { "Document (as GET /v1/" (row.kind.plural()) "/" (row.id) " serves it)" }
+            pre #document { (pretty_document(row)) }
+        }
+    }
+}
