@@ -1,6 +1,7 @@
 //! The internal REST API under `/v1`, its bearer-token auth, and the error body of every route.
 
 mod auth;
+mod body;
 mod changes;
 mod document;
 pub mod error;

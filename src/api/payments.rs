@@ -4,6 +4,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
+use super::body::{SizedJson, DOCUMENT_BYTES};
 use super::error::ErrorAnswers;
 use super::error::{Path, Query};
 use super::params::{parse_limit, parse_time};
@@ -199,7 +200,7 @@ pub async fn list(
     Extension(token): Extension<Presented>,
     path: Result<Path<String>, Response>,
     query: Result<Query<ListQuery>, Response>,
-) -> Result<Json<Page>, Response> {
+) -> Result<SizedJson<Page>, Response> {
     let parsed = match (path, query) {
         (Ok(Path(kinds)), Ok(Query(query))) => parse_kinds(&kinds)
             .and_then(|kind| Ok((kind, parse_list_query(query)?)))
@@ -209,7 +210,10 @@ pub async fn list(
     let (kind, filter) = checked_first(&state, &token, parsed).await?;
     list_checked(&state, &token, kind, &filter)
         .await
-        .map(Json)
+        .map(|page| {
+            let bytes = page.items.len() * DOCUMENT_BYTES + 64;
+            SizedJson(page, bytes)
+        })
         .map_err(IntoResponse::into_response)
 }
 
