@@ -1,5 +1,11 @@
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc: the hot paths allocate per request (rows,
+/// strings, futures), and glibc's allocator was a tenth of the process's time
+/// serving `GET /v1/payins/{id}` (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = paymirror::cli::Cli::parse();
