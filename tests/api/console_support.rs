@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use paymirror::domain::{PaymentId, PaymentKind};
-use paymirror::simulator::{Faults, Simulator, SimulatorConfig};
+use paymirror::simulator::{Simulator, SimulatorConfig};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::Response;
 
-use crate::helpers::{payment, spawn_with_simulator, TestApp};
+use crate::helpers::{kill_syncs, payment, spawn_with_simulator, TestApp};
 
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -40,18 +40,7 @@ pub async fn console_app(dead: &[&str]) -> (TestApp, Simulator) {
         .await;
     app.worker.run_until_idle().await.expect("worker");
 
-    sim.set_faults(Faults {
-        error_rate: 1.0,
-        ..Faults::default()
-    });
-    for id in dead {
-        sim.create_payment(payment(PaymentKind::Payout, id, "3.00"))
-            .await;
-        app.post_callback("payouts", format!(r#"{{"idEntity": "{id}"}}"#))
-            .await;
-    }
-    app.worker.run_until_idle().await.expect("worker");
-    sim.set_faults(Faults::default());
+    kill_syncs(&app, &sim, dead).await;
     (app, sim)
 }
 

@@ -1,11 +1,10 @@
 use std::time::Duration;
 
-use paymirror::domain::PaymentKind;
-use paymirror::simulator::{Faults, SimulatorConfig};
+use paymirror::simulator::SimulatorConfig;
 use paymirror::tokens::Permission;
 use serde_json::Value;
 
-use crate::helpers::{assert_error, eventually, payment, spawn_with_simulator, TestApp};
+use crate::helpers::{assert_error, eventually, kill_syncs, spawn_with_simulator, TestApp};
 
 /// An app where each of `ids` has a dead sync (the platform answered 500; no retry age).
 async fn app_with_dead_sync(ids: &[&str]) -> (TestApp, paymirror::simulator::Simulator) {
@@ -18,18 +17,7 @@ async fn app_with_dead_sync(ids: &[&str]) -> (TestApp, paymirror::simulator::Sim
         false,
     )
     .await;
-    sim.set_faults(Faults {
-        error_rate: 1.0,
-        ..Faults::default()
-    });
-    for id in ids {
-        sim.create_payment(payment(PaymentKind::Payout, id, "3.00"))
-            .await;
-        app.post_callback("payouts", format!(r#"{{"idEntity": "{id}"}}"#))
-            .await;
-    }
-    app.worker.run_until_idle().await.expect("worker");
-    sim.set_faults(Faults::default());
+    kill_syncs(&app, &sim, ids).await;
     (app, sim)
 }
 

@@ -3,7 +3,7 @@ use std::time::Duration;
 use paymirror::app::Application;
 use paymirror::config::Settings;
 use paymirror::domain::{PaymentId, PaymentKind};
-use paymirror::simulator::{NewPayment, Simulator, SimulatorConfig};
+use paymirror::simulator::{Faults, NewPayment, Simulator, SimulatorConfig};
 use paymirror::sync::SyncWorker;
 use reqwest::{Response, Url};
 use serde_json::Value;
@@ -254,6 +254,23 @@ pub async fn spawn_with_simulator(
 }
 
 /// A payment the simulator keeps in PROCESSING until the test moves it.
+/// Gives each of `ids` a dead sync: the platform answers 500 while each payout's
+/// callback is synced (the app must have no retry age and a breaker that stays closed).
+pub async fn kill_syncs(app: &TestApp, sim: &Simulator, ids: &[&str]) {
+    sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    for id in ids {
+        sim.create_payment(payment(PaymentKind::Payout, id, "3.00"))
+            .await;
+        app.post_callback("payouts", format!(r#"{{"idEntity": "{id}"}}"#))
+            .await;
+    }
+    app.worker.run_until_idle().await.expect("worker");
+    sim.set_faults(Faults::default());
+}
+
 pub fn payment(kind: PaymentKind, id: &str, amount: &str) -> NewPayment {
     NewPayment::processing(
         kind,
