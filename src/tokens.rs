@@ -126,12 +126,12 @@ impl Presented {
         (token.len() == TOKEN_LEN).then(|| Presented { hash: hash(token) })
     }
 
-    /// The hash to bind for [`PERMISSIONS_OF`].
+    /// The hash to bind for [`permissions_of`].
     pub fn hash(&self) -> &str {
         &self.hash
     }
 
-    /// Returns the permissions read with [`PERMISSIONS_OF`] (`None`: no active
+    /// Returns the permissions read with [`permissions_of`] (`None`: no active
     /// token has this hash), and notes the use of a valid token in `usage`.
     pub fn grant(&self, usage: &UsageLog, names: Option<Vec<String>>) -> Option<Vec<Permission>> {
         let names = names?;
@@ -145,19 +145,11 @@ impl Presented {
     }
 }
 
-/// The token check as an expression of type `text[]`, null unless an active token
-/// has the hash bound as `$1` (callers splice it into their own statement with the
-/// parameter renumbered by [`permissions_of`]), so a read can check its token in
-/// its own round trip.
-const PERMISSIONS_OF: &str =
-    "(select permissions from api_tokens where token_hash = $1 and active)";
-
-const CHECK_TOKEN: &str =
-    "select (select permissions from api_tokens where token_hash = $1 and active)";
-
-/// [`PERMISSIONS_OF`] with the token hash as parameter `$n`.
+/// The token check as an expression of type `text[]` with the token hash as
+/// parameter `$n`: null unless an active token has that hash. A read splices it into
+/// its own statement to check its token in the same round trip.
 pub fn permissions_of(n: usize) -> String {
-    PERMISSIONS_OF.replace("$1", &format!("${n}"))
+    format!("(select permissions from api_tokens where token_hash = ${n} and active)")
 }
 
 /// Returns the permissions of an active token, or `None` if the token is unknown or
@@ -171,11 +163,9 @@ pub async fn authenticate(
     usage: &UsageLog,
     token: &Presented,
 ) -> sqlx::Result<Option<Vec<Permission>>> {
-    let names: Option<Vec<String>> = sqlx::query_scalar(CHECK_TOKEN)
-        .bind(token.hash())
-        .fetch_one(pool)
-        .await?;
-    Ok(token.grant(usage, names))
+    Ok(identify(pool, usage, token)
+        .await?
+        .map(|identity| identity.permissions))
 }
 
 /// The active token a request presented: its row, account and permissions.
@@ -191,11 +181,8 @@ pub struct Identity {
 pub async fn identify(
     pool: &PgPool,
     usage: &UsageLog,
-    token: &str,
+    token: &Presented,
 ) -> sqlx::Result<Option<Identity>> {
-    let Some(token) = Presented::parse(token) else {
-        return Ok(None);
-    };
     let row: Option<(i64, String, Vec<String>)> = sqlx::query_as(
         "select id, account, permissions from api_tokens where token_hash = $1 and active",
     )

@@ -22,7 +22,7 @@ use super::session::{
 };
 use super::{csrf, overview};
 use crate::app::AppState;
-use crate::tokens::identify;
+use crate::tokens::{identify, Presented};
 
 /// How long a sign-in form stays usable.
 const SIGN_IN_FORM_LASTS: Duration = Duration::from_secs(3600);
@@ -103,7 +103,10 @@ pub async fn sign_in(
 ) -> Result<Response, ConsoleError> {
     let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
     csrf::check(&headers, expected, &form.csrf)?;
-    let identity = identify(&state.pool, &state.token_use, form.token.trim()).await?;
+    let identity = match Presented::parse(form.token.trim()) {
+        Some(token) => identify(&state.pool, &state.token_use, &token).await?,
+        None => None,
+    };
     let Some(identity) = identity else {
         tracing::info!("console sign-in refused: unknown or inactive token");
         return Ok(Redirect::to("/console?refused=1").into_response());
