@@ -26,7 +26,7 @@ use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::platform::PlatformPayment;
 use paymirror::store::{publish_changes, upsert_payment};
 use reqwest::Url;
-use scratch_db::with_scratch_database;
+use scratch_db::{with_scratch_database, ServerArg};
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -39,13 +39,8 @@ struct Args {
     /// Changes committed before a consumer drains them.
     #[arg(long, default_value_t = 10_000)]
     backlog: usize,
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    database_url: String,
+    #[command(flatten)]
+    server: ServerArg,
 }
 
 #[tokio::main]
@@ -55,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         format: "text".into(),
         level: "warn".into(),
     });
-    let server = args.database_url.clone();
+    let server = args.server.database_url.clone();
     with_scratch_database(&server, |url| async move { run(&args, &url).await }).await
 }
 

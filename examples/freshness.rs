@@ -29,6 +29,7 @@ use cluster::{BenchDatabase, Cluster, MERCHANT};
 use paymirror::config::LogSettings;
 use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::simulator::NewPayment;
+use scratch_db::ServerArg;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -44,14 +45,8 @@ struct Args {
     /// rate limit instead.
     #[arg(long, default_value_t = 300)]
     pace_ms: u64,
-    /// Postgres server; the run creates and drops a database of its own on it.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    database_url: String,
+    #[command(flatten)]
+    server: ServerArg,
 }
 
 /// How long one payment may take to be stored before the run gives up.
@@ -62,9 +57,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     paymirror::telemetry::init(&LogSettings {
         format: "text".into(),
-        level: std::env::var("FRESHNESS_LOG").unwrap_or_else(|_| "warn".into()),
+        level: std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
     });
-    let db = BenchDatabase::create(&args.database_url).await?;
+    let db = BenchDatabase::create(&args.server.database_url).await?;
     let measured = run(&db, &args).await;
     let dropped = db.drop_now().await;
     let lags = measured?;

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use clients::{run_honest_worker, run_hostile_client, run_slow_client, Honest, Slow};
 use paymirror::app::Application;
 use paymirror::config::{LogSettings, Settings};
-use scratch_db::with_scratch_database;
+use scratch_db::{with_scratch_database, ServerArg};
 
 #[derive(Parser, Debug)]
 #[command(about = "Measures honest callbacks beside slow clients trickling headers")]
@@ -54,14 +54,8 @@ struct Args {
     /// Every this many ms, a hostile client posts a callback with a NUL (0: none).
     #[arg(long, default_value_t = 0)]
     hostile_every_ms: u64,
-    /// Postgres server; the run creates and drops a database of its own on it.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    database_url: String,
+    #[command(flatten)]
+    server: ServerArg,
 }
 
 #[tokio::main]
@@ -71,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
         format: "text".into(),
         level: "warn".into(),
     });
-    let server = args.database_url.clone();
+    let server = args.server.database_url.clone();
     with_scratch_database(&server, |url| async move { run(&args, &url).await }).await
 }
 

@@ -33,6 +33,7 @@ use figures::Figures;
 use paymirror::config::LogSettings;
 use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::simulator::NewPayment;
+use scratch_db::ServerArg;
 
 const FINAL_STATUS: &str = "SUCCESS";
 /// How often the database is checked for the backlog being stored.
@@ -56,14 +57,8 @@ struct Args {
     /// The platform's limit, enforced by the simulator and configured in paymirror.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     max_rps: u32,
-    /// Postgres server; each run creates and drops a database of its own on it.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    database_url: String,
+    #[command(flatten)]
+    server: ServerArg,
     /// Keep each run's database for inspection instead of dropping it.
     #[arg(long)]
     keep_database: bool,
@@ -97,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Runs one benchmark on a database of its own, dropped afterwards whatever happened.
 async fn bench(args: &Args, replicas: u32) -> anyhow::Result<Figures> {
-    let db = BenchDatabase::create(&args.database_url).await?;
+    let db = BenchDatabase::create(&args.server.database_url).await?;
     eprintln!("run: {replicas} replica(s), database {}", db.name);
     let measured = run_cluster(&db, args, replicas).await;
     if args.keep_database {

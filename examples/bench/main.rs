@@ -43,6 +43,7 @@ use load::Shape;
 use pairs::{pair, run_pair, Endpoints, PairName};
 use paymirror::app::Application;
 use paymirror::config::{LogSettings, Settings};
+use scratch_db::ServerArg;
 
 #[derive(Parser, Debug)]
 #[command(about = "Runs paymirror beside its yardsticks under wrk and prints the ratios")]
@@ -68,14 +69,8 @@ struct Args {
     /// Distinct ids: callbacks cycle over BENCH-1…N, reads over the N payments filled.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     ids: u32,
-    /// Postgres server; the run creates and drops a database of its own on it.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    database_url: String,
+    #[command(flatten)]
+    server: ServerArg,
 }
 
 #[tokio::main]
@@ -91,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
         format: "text".into(),
         level: "warn".into(),
     });
-    let db = BenchDatabase::create(&args.database_url).await?;
+    let db = BenchDatabase::create(&args.server.database_url).await?;
     eprintln!("database {}", db.name);
     let measured = run(&args, &db).await;
     let dropped = db.drop_now().await;

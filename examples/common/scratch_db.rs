@@ -8,6 +8,19 @@ use reqwest::Url;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
+/// `--database-url`: the Postgres server every benchmark creates its database on.
+#[derive(clap::Args, Debug)]
+pub struct ServerArg {
+    /// Postgres server; the run creates and drops a database of its own on it.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
 /// A database created for one run; [`BenchDatabase::drop_now`] removes it.
 pub struct BenchDatabase {
     pub name: String,

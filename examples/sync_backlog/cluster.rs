@@ -106,6 +106,6 @@ fn replica_settings(db: &BenchDatabase, sim_url: &str, max_rps: u32) -> anyhow::
     settings.platform.max_rps = max_rps;
     settings.platform.shared_budget = true;
     settings.sync.enabled = true;
-    settings.log.level = std::env::var("FRESHNESS_LOG").unwrap_or_else(|_| "warn".into());
+    settings.log.level = std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into());
     Ok(settings)
 }
