@@ -14,7 +14,8 @@ RUN mkdir src \
     && rm -rf src
 # Everything the source embeds at compile time must be here before the build:
 # migrations/ (sqlx::migrate!("./migrations") in src/app.rs) and config/
-# (include_str!("../../config/default.toml") in src/demo/mod.rs).
+# (include_str!("../config/default.toml") in src/config.rs). The console's stylesheet
+# and script (include_str!("assets/…") in src/console/assets.rs) live under src/.
 COPY migrations migrations
 COPY config config
 COPY src src
