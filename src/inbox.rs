@@ -237,7 +237,7 @@ impl Writer {
 
 /// The one statement a batch costs: the callbacks, the payments never seen before,
 /// the sync jobs, and the workers' wake-up, committed together.
-static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with cb as (
            insert into callbacks (merchant_code, kind, payment_id, outcome, body)

@@ -1,16 +1,33 @@
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use sqlx::PgConnection;
 
 use super::{Priority, NOTIFY_CHANNEL};
 use crate::domain::{PaymentId, PaymentKind};
 
-pub(crate) const INSERT_PAYMENTS: &str = "insert into payments (merchant_code, kind, id)
-         select $1, k, i from unnest($2::text[], $3::text[]) as t(k, i)
+/// The payments of `$2`/`$3` (kinds, ids) whose sync job needs writing: all but those
+/// already pending, due and at least as urgent as `$4`, with no rerun asked. A burst
+/// of callbacks for payments already queued then writes, and locks, no row at all.
+///
+/// The job is found by its primary key alone: the conditions are in the select list,
+/// not the `where` clause, so the planner cannot take `sync_jobs_due` instead and walk
+/// every pending job for each payment (it did, when the table's statistics said few
+/// jobs were pending). Reading a pending job that a worker claims a moment later is
+/// safe: its fetch starts after this statement's snapshot, so after the callback.
+/// Rows keep the order of `$2`/`$3`: the order the writes lock them in.
+const NEEDING_A_WRITE: &str = "select k, i from unnest($2::text[], $3::text[]) as t(k, i)
+         where (select s.state = 'pending' and s.priority <= $4 and s.run_at <= now()
+                       and s.rerun_priority is null
+                from sync_jobs s
+                where s.merchant_code = $1 and s.kind = t.k and s.payment_id = t.i) is not true";
+
+const INSERT_PAYMENTS: &str = "insert into payments (merchant_code, kind, id)
+         select $1, k, i from todo
          on conflict do nothing";
 
-pub(crate) const UPSERT_JOBS: &str = "insert into sync_jobs (merchant_code, kind, payment_id, state, priority, run_at)
-         select $1, k, i, 'pending', $4, now() from unnest($2::text[], $3::text[]) as t(k, i)
+const UPSERT_JOBS: &str = "insert into sync_jobs (merchant_code, kind, payment_id, state, priority, run_at)
+         select $1, k, i, 'pending', $4, now() from todo
          on conflict (merchant_code, kind, payment_id) do update set
            state = case when sync_jobs.state = 'running' then 'running' else 'pending' end,
            priority = case
@@ -26,6 +43,10 @@ pub(crate) const UPSERT_JOBS: &str = "insert into sync_jobs (merchant_code, kind
            updated_at = now()
          where not (sync_jobs.state = 'pending' and sync_jobs.priority <= excluded.priority
            and sync_jobs.run_at <= now() and sync_jobs.rerun_priority is null)";
+
+/// [`enqueue_syncs`]'s one statement.
+pub(crate) static ENQUEUE: LazyLock<String> =
+    LazyLock::new(|| format!("with {} select pg_notify($5, '')", enqueue_ctes()));
 
 /// Schedules a sync of each payment, inside the caller's transaction, and returns
 /// how many distinct payments were touched.
@@ -48,34 +69,22 @@ pub async fn enqueue_syncs(
     if kinds.is_empty() {
         return Ok(0);
     }
-
-    sqlx::query(INSERT_PAYMENTS)
-        .bind(merchant_code)
-        .bind(&kinds)
-        .bind(&ids)
-        .execute(&mut *conn)
-        .await?;
-
-    sqlx::query(UPSERT_JOBS)
+    sqlx::query(&ENQUEUE)
         .bind(merchant_code)
         .bind(&kinds)
         .bind(&ids)
         .bind(priority.as_i16())
-        .execute(&mut *conn)
-        .await?;
-
-    sqlx::query("select pg_notify($1, '')")
         .bind(NOTIFY_CHANNEL)
         .execute(&mut *conn)
         .await?;
     Ok(kinds.len())
 }
 
-/// The two writes of [`enqueue_syncs`] as common table expressions (`p`, `j`) for
+/// The writes of [`enqueue_syncs`] as common table expressions (`todo`, `p`, `j`) for
 /// one statement that also writes other rows: `$1` merchant, `$2` kinds, `$3` ids
 /// (distinct pairs, in byte order), `$4` priority. Workers are notified by the caller.
 pub fn enqueue_ctes() -> String {
-    format!("p as ({INSERT_PAYMENTS}), j as ({UPSERT_JOBS})")
+    format!("todo as ({NEEDING_A_WRITE}), p as ({INSERT_PAYMENTS}), j as ({UPSERT_JOBS})")
 }
 
 /// Returns the distinct payments of `payments` in byte order (the order every bulk

@@ -112,9 +112,11 @@ async fn a_callback_that_times_out_on_the_database_is_answered_503() {
             .status(),
         200
     );
-    // Another transaction holds the payment's sync job: the writer must wait for it.
+    // Another transaction keeps every insert out of the callbacks (a migration's
+    // lock, a stuck session): the writer must wait for it. (The payment's job is
+    // already pending, so the callback would not even touch its row.)
     let mut blocker = app.pool.begin().await.expect("transaction");
-    sqlx::query("select 1 from sync_jobs where payment_id = 'LOCKED-1' for update")
+    sqlx::query("lock table callbacks in share mode")
         .execute(&mut *blocker)
         .await
         .expect("lock");
@@ -125,6 +127,43 @@ async fn a_callback_that_times_out_on_the_database_is_answered_503() {
 
     crate::helpers::assert_error(answer, 503).await;
     blocker.rollback().await.expect("rollback");
+}
+
+#[tokio::test]
+async fn a_callback_for_a_payment_already_queued_does_not_wait_for_its_job() {
+    let db = crate::helpers::TestDatabase::create().await;
+    let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
+    settings.sync.enabled = false;
+    settings.inbox.commit_timeout_ms = 1000;
+    let app = TestApp::spawn_with(db, settings).await;
+    assert_eq!(
+        app.post_callback("payins", r#"{"idEntity": "QUEUED-1"}"#)
+            .await
+            .status(),
+        200
+    );
+    // Another transaction holds the pending job (a worker claiming it, an operator's
+    // session). The repeated callback needs nothing of it: it is stored at once.
+    let mut holder = app.pool.begin().await.expect("transaction");
+    sqlx::query("select 1 from sync_jobs where payment_id = 'QUEUED-1' for update")
+        .execute(&mut *holder)
+        .await
+        .expect("lock");
+
+    let answer = app
+        .post_callback("payins", r#"{"idEntity": "QUEUED-1", "n": 2}"#)
+        .await;
+
+    assert_eq!(answer.status(), 200);
+    holder.rollback().await.expect("rollback");
+    let (callbacks, state): (i64, String) = sqlx::query_as(
+        "select (select count(*) from callbacks where payment_id = 'QUEUED-1'),
+                (select state from sync_jobs where payment_id = 'QUEUED-1')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("stored");
+    assert_eq!((callbacks, state.as_str()), (2, "pending"));
 }
 
 #[tokio::test]
