@@ -19,6 +19,9 @@ async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
     browser
         .click(&browser.find("button[type=submit]").await)
         .await;
+    // The answer has loaded (signed in, or refused): navigating before it would
+    // abort the sign-in.
+    browser.find("#who, #refused").await;
 }
 
 /// For the README's screenshot only: 24 hours of made-up minutes before this one
@@ -115,6 +118,8 @@ async fn a_writer_finds_a_payment_by_id_and_retries_a_dead_sync() {
         .await;
     browser.type_into(&browser.find("#q").await, "SEEN-1").await;
     browser.click(&browser.find("#search").await).await;
+    // The unfiltered list shows payment links too: click one of the results only.
+    browser.wait_for_url("q=SEEN-1").await;
     browser
         .click(&browser.find("#payments a.payment-link").await)
         .await;

@@ -148,6 +148,15 @@ impl Browser {
             .to_owned()
     }
 
+    /// Waits until the page's address contains `part` (a navigation has completed:
+    /// elements found before it could be the previous page's).
+    pub async fn wait_for_url(&self, part: &str) {
+        eventually(WAIT, || async {
+            self.current_url().await.contains(part).then_some(())
+        })
+        .await
+    }
+
     /// Returns the elements matching `css` now (possibly none).
     pub async fn find_all(&self, css: &str) -> Vec<Element> {
         let found = self
