@@ -46,9 +46,14 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     migrator
 }
 
-/// What every handler can reach.
+/// What every handler can reach: one shared allocation, so the clone each request's
+/// extractors and middleware take is one reference count, not one per field (cloning
+/// and dropping the fields was the process's hottest code under callback load).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`], reached through it.
+pub struct Shared {
     pub pool: PgPool,
     pub merchant_code: Arc<str>,
     pub inbox: Inbox,
@@ -59,6 +64,20 @@ pub struct AppState {
     pub token_use: UsageLog,
     /// The operator console's settings, counts and view of the platform client.
     pub console: ConsoleState,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// A built, not yet running, paymirror: bound listener, migrated database, writers started.
@@ -121,7 +140,7 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
-        let state = AppState {
+        let state = AppState::new(Shared {
             pool,
             merchant_code,
             inbox,
@@ -129,7 +148,7 @@ impl Application {
             changes: ChangeSignal::default(),
             token_use: UsageLog::default(),
             console: ConsoleState::new(&settings, tally, client),
-        };
+        });
         Ok(Application {
             listener,
             state,
