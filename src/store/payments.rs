@@ -61,19 +61,15 @@ pub struct CheckedPayment {
     pub caller: Option<Vec<String>>,
 }
 
-/// The select of one payment by `$1` merchant, `$2` kind, `$3` id.
-static FIND_PAYMENT: LazyLock<String> =
-    LazyLock::new(|| format!("select {PAYMENT_COLUMNS} {PAYMENTS_WITH_JOBS} {BY_ID}"));
-
-/// [`FIND_PAYMENT`] with the permissions of the token hash `$4` as `caller`.
+/// The select of one payment by `$1` merchant, `$2` kind, `$3` id, with the
+/// permissions of the token hash `$4` as `caller`.
 pub(crate) static FIND_PAYMENT_CHECKED: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS} {BY_ID}",
+        "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS}
+         where p.merchant_code = $1 and p.kind = $2 and p.id = $3",
         permissions_of(4)
     )
 });
-
-const BY_ID: &str = "where p.merchant_code = $1 and p.kind = $2 and p.id = $3";
 
 /// What storing a platform answer changed.
 #[derive(Debug, Clone, Copy)]
@@ -193,21 +189,6 @@ async fn stale_or_missing(
     }))
 }
 
-/// Returns the payment, or `None` if paymirror never heard of it.
-pub async fn find_payment(
-    pool: &PgPool,
-    merchant_code: &str,
-    kind: PaymentKind,
-    id: &PaymentId,
-) -> sqlx::Result<Option<PaymentRow>> {
-    sqlx::query_as(&FIND_PAYMENT)
-        .bind(merchant_code)
-        .bind(kind.as_str())
-        .bind(id.as_str())
-        .fetch_optional(pool)
-        .await
-}
-
 /// Returns the payment with the permissions of the token hashed as `token_hash`,
 /// or `None` if paymirror never heard of it (the token is then not checked).
 pub async fn find_payment_checked(
@@ -224,6 +205,18 @@ pub async fn find_payment_checked(
         .bind(token_hash)
         .fetch_optional(pool)
         .await
+}
+
+/// Returns the payment, or `None` if paymirror never heard of it:
+/// [`find_payment_checked`] without a token.
+pub async fn find_payment(
+    pool: &PgPool,
+    merchant_code: &str,
+    kind: PaymentKind,
+    id: &PaymentId,
+) -> sqlx::Result<Option<PaymentRow>> {
+    let found = find_payment_checked(pool, merchant_code, kind, id, "").await?;
+    Ok(found.map(|f| f.payment))
 }
 
 /// What a page of payments is restricted to; `after` is the cursor: a position in
