@@ -100,26 +100,33 @@ async fn with_the_database_down_every_callback_of_the_batch_is_unavailable() {
     app.db.bring_up().await;
 }
 
-#[tokio::test]
-async fn a_callback_that_times_out_on_the_database_is_answered_503() {
+/// An app whose sync workers are off and whose payin `id` has had one callback
+/// (stored, its sync pending), with callbacks answered 503 after `commit_timeout_ms`.
+async fn app_with_a_queued_payment(id: &str, commit_timeout_ms: u64) -> TestApp {
     let db = crate::helpers::TestDatabase::create().await;
     let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
-    settings.inbox.commit_timeout_ms = 300;
+    settings.sync.enabled = false;
+    settings.inbox.commit_timeout_ms = commit_timeout_ms;
     let app = TestApp::spawn_with(db, settings).await;
-    assert_eq!(
-        app.post_callback("payins", r#"{"idEntity": "LOCKED-1"}"#)
-            .await
-            .status(),
-        200
-    );
+    let body = format!(r#"{{"idEntity": "{id}"}}"#);
+    assert_eq!(app.post_callback("payins", body).await.status(), 200);
+    app
+}
+
+/// Opens a transaction that runs `sql` (taking a lock) and holds it until rolled back.
+async fn holding(app: &TestApp, sql: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut holder = app.pool.begin().await.expect("transaction");
+    sqlx::query(sql).execute(&mut *holder).await.expect("lock");
+    holder
+}
+
+#[tokio::test]
+async fn a_callback_that_times_out_on_the_database_is_answered_503() {
+    let app = app_with_a_queued_payment("LOCKED-1", 300).await;
     // Another transaction keeps every insert out of the callbacks (a migration's
     // lock, a stuck session): the writer must wait for it. (The payment's job is
     // already pending, so the callback would not even touch its row.)
-    let mut blocker = app.pool.begin().await.expect("transaction");
-    sqlx::query("lock table callbacks in share mode")
-        .execute(&mut *blocker)
-        .await
-        .expect("lock");
+    let blocker = holding(&app, "lock table callbacks in share mode").await;
 
     let answer = app
         .post_callback("payins", r#"{"idEntity": "LOCKED-1"}"#)
@@ -131,24 +138,14 @@ async fn a_callback_that_times_out_on_the_database_is_answered_503() {
 
 #[tokio::test]
 async fn a_callback_for_a_payment_already_queued_does_not_wait_for_its_job() {
-    let db = crate::helpers::TestDatabase::create().await;
-    let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
-    settings.sync.enabled = false;
-    settings.inbox.commit_timeout_ms = 1000;
-    let app = TestApp::spawn_with(db, settings).await;
-    assert_eq!(
-        app.post_callback("payins", r#"{"idEntity": "QUEUED-1"}"#)
-            .await
-            .status(),
-        200
-    );
+    let app = app_with_a_queued_payment("QUEUED-1", 1000).await;
     // Another transaction holds the pending job (a worker claiming it, an operator's
     // session). The repeated callback needs nothing of it: it is stored at once.
-    let mut holder = app.pool.begin().await.expect("transaction");
-    sqlx::query("select 1 from sync_jobs where payment_id = 'QUEUED-1' for update")
-        .execute(&mut *holder)
-        .await
-        .expect("lock");
+    let holder = holding(
+        &app,
+        "select 1 from sync_jobs where payment_id = 'QUEUED-1' for update",
+    )
+    .await;
 
     let answer = app
         .post_callback("payins", r#"{"idEntity": "QUEUED-1", "n": 2}"#)
