@@ -141,7 +141,7 @@ async fn wait_for_status(pool: &PgPool, id: &PaymentId, status: &str) -> anyhow:
 async fn lag(pool: &PgPool, id: &PaymentId) -> anyhow::Result<f64> {
     let secs: Option<f64> = sqlx::query_scalar(
         "select extract(epoch from h.observed_at - c.at)::float8
-         from (select max(created_at) as at from callbacks
+         from (select max(created_at) as at from callbacks_on_record
                where merchant_code = $1 and kind = 'payin' and payment_id = $2) c,
               payment_status_history h
          where h.merchant_code = $1 and h.kind = 'payin' and h.payment_id = $2

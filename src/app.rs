@@ -26,7 +26,7 @@ use crate::inbox::Inbox;
 use crate::ops::{self, metrics_handle, requests};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
 use crate::server::{self, CallbackSlots};
-use crate::store::{prune_periodically, ChangeSignal};
+use crate::store::{merge_pending_periodically, prune_periodically, ChangeSignal};
 use crate::sync::SyncWorker;
 use crate::tokens::UsageLog;
 
@@ -201,6 +201,11 @@ impl Application {
             Duration::from_secs(settings.inbox.prune_interval_secs.max(1)),
             shutdown.clone(),
         ));
+        let merging = tokio::spawn(merge_pending_periodically(
+            state.pool.clone(),
+            Duration::from_millis(settings.inbox.merge_interval_ms.max(100)),
+            shutdown.clone(),
+        ));
         let upkeep = tokio::spawn(crate::ops::keep_up(
             state.metrics.clone(),
             Duration::from_secs(5),
@@ -235,6 +240,7 @@ impl Application {
         .await;
         let _ = listening.await;
         let _ = pruning.await;
+        let _ = merging.await;
         let _ = recording.await;
         let _ = upkeep.await;
         let _ = minutes.await;

@@ -90,6 +90,7 @@ pub struct InboxSettings {
     pub commit_timeout_ms: u64,
     pub retention_days: u64,
     pub prune_interval_secs: u64,
+    pub merge_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

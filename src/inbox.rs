@@ -93,8 +93,8 @@ impl Inbox {
         settings: &InboxSettings,
         tally: Tally,
     ) -> (Inbox, Vec<JoinHandle<()>>) {
-        let (tx, rx) = mpsc::channel(settings.batch_size * settings.writers * 4);
         let commit_timeout = Duration::from_millis(settings.commit_timeout_ms);
+        let (tx, rx) = mpsc::channel(settings.batch_size * settings.writers * 4);
         let writer = Writer {
             rx: Arc::new(Mutex::new(rx)),
             tally,
@@ -179,18 +179,14 @@ impl Writer {
             }
             let answers = self.commit(&batch).await;
             metrics::histogram!("paymirror_inbox_batch_size").record(batch.len() as f64);
-            self.tally
-                .callbacks_stored(answers.iter().filter(|a| a.is_ok()).count());
+            let mut counted = Outcomes::default();
             for (submission, answer) in batch.drain(..).zip(answers) {
-                let result = match &answer {
-                    Ok(()) => "stored",
-                    Err(NotStored::Refused(_)) => "refused",
-                    Err(NotStored::Unavailable) => "failed",
-                };
-                metrics::counter!("paymirror_callbacks_total", "kind" => submission.entry.kind.as_str(), "outcome" => submission.entry.outcome(), "result" => result).increment(1);
+                counted.add(&submission.entry, &answer);
                 // The requester may have gone away; the callback is stored all the same.
                 let _ = submission.committed.send(answer);
             }
+            self.tally.callbacks_stored(counted.stored());
+            counted.record();
         }
     }
 
@@ -235,15 +231,58 @@ impl Writer {
     }
 }
 
-/// The one statement a batch costs: the callbacks, the payments never seen before,
-/// the sync jobs, and the workers' wake-up, committed together.
+/// How a batch's callbacks ended, by kind, outcome and result: one counter update
+/// per group rather than per callback.
+#[derive(Default)]
+struct Outcomes([[[u64; 3]; 2]; 2]);
+
+impl Outcomes {
+    const KINDS: [PaymentKind; 2] = [PaymentKind::Payin, PaymentKind::Payout];
+    const OUTCOMES: [&'static str; 2] = ["accepted", "ignored"];
+    const RESULTS: [&'static str; 3] = ["stored", "refused", "failed"];
+
+    fn add(&mut self, entry: &InboxEntry, answer: &Answer) {
+        let kind = usize::from(entry.kind == PaymentKind::Payout);
+        let outcome = usize::from(entry.id.is_none());
+        let result = match answer {
+            Ok(()) => 0,
+            Err(NotStored::Refused(_)) => 1,
+            Err(NotStored::Unavailable) => 2,
+        };
+        self.0[kind][outcome][result] += 1;
+    }
+
+    /// Callbacks stored.
+    fn stored(&self) -> usize {
+        let stored: u64 = self.0.iter().flatten().map(|results| results[0]).sum();
+        usize::try_from(stored).unwrap_or(usize::MAX)
+    }
+
+    /// Adds each group to `paymirror_callbacks_total`.
+    fn record(&self) {
+        for (kind, outcomes) in Self::KINDS.iter().zip(&self.0) {
+            for (outcome, results) in Self::OUTCOMES.iter().zip(outcomes) {
+                for (result, &n) in Self::RESULTS.iter().zip(results) {
+                    if n > 0 {
+                        metrics::counter!("paymirror_callbacks_total", "kind" => kind.as_str(), "outcome" => *outcome, "result" => *result).increment(n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The one statement a batch costs, committed as a whole: the callbacks as one row of
+/// `callback_batches` (one tuple and one index append per batch, not per callback), the
+/// payments never seen before, the sync jobs, and the workers' wake-up when a job was
+/// written (a job already pending was announced when it became so).
 pub(crate) static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with cb as (
-           insert into callbacks (merchant_code, kind, payment_id, outcome, body)
-           select $1, k, i, o, b from unnest($5::text[], $6::text[], $7::text[], $8::jsonb[]) as t(k, i, o, b)
+           insert into callback_batches (merchant_code, kinds, payment_ids, outcomes, bodies)
+           values ($1, $5::text[], $6::text[], $7::text[], $8::jsonb[])
          ), {}
-         select pg_notify($9, '') where cardinality($3::text[]) > 0",
+         select pg_notify($9, '') where exists (select from todo)",
         enqueue_ctes()
     )
 });

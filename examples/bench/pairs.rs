@@ -98,11 +98,11 @@ pub fn pair(name: PairName, at: &Endpoints) -> Pair {
     };
     let (paymirror, yardstick) = match name {
         PairName::Naive => (
-            paymirror(CALLBACKS, false, Some("callbacks")),
+            paymirror(CALLBACKS, false, Some("callbacks_on_record")),
             yardstick("naive receiver", &at.naive, CALLBACKS, Some("bench_naive")),
         ),
         PairName::GroupCommit => (
-            paymirror(CALLBACKS, false, Some("callbacks")),
+            paymirror(CALLBACKS, false, Some("callbacks_on_record")),
             yardstick(
                 "group-commit receiver",
                 &at.group_commit,

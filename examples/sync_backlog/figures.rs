@@ -27,7 +27,7 @@ pub struct Lag {
 pub async fn measure_lag(pool: &PgPool, merchant_code: &str) -> sqlx::Result<Lag> {
     let (payments, p50, p99, max) = sqlx::query_as(
         "with first_callback as (
-           select kind, payment_id, min(created_at) as at from callbacks
+           select kind, payment_id, min(created_at) as at from callbacks_on_record
            where merchant_code = $1 and outcome = 'accepted'
            group by kind, payment_id
          ), stored_final as (
@@ -58,7 +58,7 @@ pub async fn measure_lag(pool: &PgPool, merchant_code: &str) -> sqlx::Result<Lag
 /// What paymirror stored: accepted callbacks and syncs that gave up.
 pub async fn count_stored(pool: &PgPool, merchant_code: &str) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as(
-        "select (select count(*) from callbacks where merchant_code = $1 and outcome = 'accepted'),
+        "select (select count(*) from callbacks_on_record where merchant_code = $1 and outcome = 'accepted'),
                 (select count(*) from sync_jobs where merchant_code = $1 and state = 'dead')",
     )
     .bind(merchant_code)

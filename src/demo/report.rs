@@ -92,7 +92,7 @@ pub async fn count_callbacks(
 ) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as(
         "select count(*), count(*) filter (where body->>'event' is distinct from $3)
-         from callbacks where merchant_code = $1 and payment_id like $2",
+         from callbacks_on_record where merchant_code = $1 and payment_id like $2",
     )
     .bind(merchant_code)
     .bind(format!("{prefix}-%"))

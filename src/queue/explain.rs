@@ -86,6 +86,13 @@ async fn fill(pool: &PgPool) {
                 case when g % 100 = 0 then null else 'P-' || g end,
                 case when g % 100 = 0 then 'ignored' else 'accepted' end, '{}'::jsonb
          from generate_series(1, 1000000) g",
+        "insert into callback_batches (merchant_code, kinds, payment_ids, outcomes, bodies)
+         select 'M1', array_agg(case when g % 2 = 0 then 'payin' else 'payout' end order by g),
+                array_agg(case when g % 100 = 0 then null else 'P-' || g end order by g),
+                array_agg(case when g % 100 = 0 then 'ignored' else 'accepted' end order by g),
+                array_agg('{}'::jsonb order by g)
+         from generate_series(1, 1000000) g group by g / 10",
+        "select gin_clean_pending_list('callback_batches_by_payment')",
         "analyze",
     ] {
         sqlx::query(sql).execute(pool).await.expect("fill");

@@ -36,16 +36,38 @@ pub struct IgnoredCallback {
     pub body: Value,
 }
 
-pub(crate) const LIST_FOR_PAYMENT: &str = "select created_at as received_at, outcome, body
-     from callbacks
-     where merchant_code = $1 and kind = $2 and payment_id = $3
-     order by id";
+/// A payment's callbacks, oldest first: batches found through their GIN index (the
+/// index narrows to batches naming the id; the kind is checked per element), and rows
+/// of the older one-row-per-callback table.
+pub(crate) const LIST_FOR_PAYMENT: &str = "select received_at, outcome, body from (
+       select b.created_at as received_at, t.outcome, t.body, b.id, t.n
+         from callback_batches b,
+              unnest(b.kinds, b.payment_ids, b.outcomes, b.bodies) with ordinality
+                as t(kind, payment_id, outcome, body, n)
+        where b.merchant_code = $1 and b.payment_ids @> array[$3::text]
+          and t.kind = $2 and t.payment_id = $3
+       union all
+       select created_at, outcome, body, id, 0
+         from callbacks
+        where merchant_code = $1 and kind = $2 and payment_id = $3
+     ) r
+     order by received_at, id, n";
 
-pub(crate) const LIST_IGNORED: &str = "select created_at as received_at, kind, body
-     from callbacks
-     where merchant_code = $1 and outcome = 'ignored'
-       and ($2::timestamptz is null or created_at >= $2)
-     order by id
+/// Callbacks without `idEntity` received at or after `$2`, oldest first, at most `$3`.
+pub(crate) const LIST_IGNORED: &str = "select received_at, kind, body from (
+       select b.created_at as received_at, t.kind, t.body, b.id, t.n
+         from callback_batches b,
+              unnest(b.kinds, b.outcomes, b.bodies) with ordinality as t(kind, outcome, body, n)
+        where b.merchant_code = $1 and 'ignored' = any (b.outcomes)
+          and ($2::timestamptz is null or b.created_at >= $2)
+          and t.outcome = 'ignored'
+       union all
+       select created_at, kind, body, id, 0
+         from callbacks
+        where merchant_code = $1 and outcome = 'ignored'
+          and ($2::timestamptz is null or created_at >= $2)
+     ) r
+     order by received_at, id, n
      limit $3";
 
 /// Returns the callbacks received for the payment, oldest first.
@@ -78,28 +100,68 @@ pub async fn list_ignored(
         .await
 }
 
-/// Deletes callbacks older than `retention`, a thousand at a time, oldest first;
-/// returns how many. Each batch looks only at the oldest rows (ids grow with time),
-/// skips rows another pruner holds, and never waits on ingest.
+/// Deletes callbacks older than `retention`, a thousand rows (batches, or callbacks of
+/// the older table) at a time, oldest first; returns how many callbacks. Each statement
+/// looks only at the oldest rows (ids grow with time), skips rows another pruner holds,
+/// and never waits on ingest.
 pub async fn prune_callbacks(pool: &PgPool, retention: Duration) -> sqlx::Result<u64> {
     let mut total = 0;
+    for table in ["callback_batches", "callbacks"] {
+        loop {
+            let (rows, callbacks): (i64, i64) = sqlx::query_as(&prune_statement(table))
+                .bind(retention.as_secs_f64())
+                .bind(PRUNE_BATCH)
+                .fetch_one(pool)
+                .await?;
+            total += u64::try_from(callbacks).unwrap_or(0);
+            if rows < PRUNE_BATCH {
+                break;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Deletes up to `$2` rows of `table` older than `$1` seconds; returns the rows and the
+/// callbacks they held.
+fn prune_statement(table: &str) -> String {
+    let callbacks = if table == "callback_batches" {
+        "cardinality(kinds)"
+    } else {
+        "1"
+    };
+    format!(
+        "with gone as (
+           delete from {table} where id in (
+             select id from (
+               select id, created_at from {table} order by id limit $2 for update skip locked
+             ) oldest
+             where created_at < now() - make_interval(secs => $1)
+           )
+           returning {callbacks} as callbacks
+         )
+         select count(*), coalesce(sum(callbacks), 0)::bigint from gone"
+    )
+}
+
+/// Merges the pending list of the batches' GIN index into the index proper (what
+/// ingest would otherwise do inline when the list grows past its limit, holding up a
+/// batch for tens of milliseconds); returns the index pages merged.
+pub async fn merge_pending(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select gin_clean_pending_list('callback_batches_by_payment')")
+        .fetch_one(pool)
+        .await
+}
+
+/// Merges the batches' pending index entries every `every` until `cancel` fires.
+pub async fn merge_pending_periodically(pool: PgPool, every: Duration, cancel: CancellationToken) {
     loop {
-        let deleted = sqlx::query(
-            "delete from callbacks where id in (
-               select id from (
-                 select id, created_at from callbacks order by id limit $2 for update skip locked
-               ) oldest
-               where created_at < now() - make_interval(secs => $1)
-             )",
-        )
-        .bind(retention.as_secs_f64())
-        .bind(PRUNE_BATCH)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        total += deleted;
-        if deleted < PRUNE_BATCH as u64 {
-            return Ok(total);
+        if let Err(e) = merge_pending(&pool).await {
+            tracing::warn!(error = %e, "could not merge the callbacks' pending index entries");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = cancel.cancelled() => return,
         }
     }
 }

@@ -9,8 +9,8 @@ mod payments;
 
 pub use browse::{latest_changes, search_payments, Search};
 pub use callbacks::{
-    list_callbacks, list_ignored, prune_callbacks, prune_periodically, CallbackRecord,
-    IgnoredCallback,
+    list_callbacks, list_ignored, merge_pending, merge_pending_periodically, prune_callbacks,
+    prune_periodically, CallbackRecord, IgnoredCallback,
 };
 pub use changes::{list_changes, publish_changes, Change, ChangeSignal, CHANGES_CHANNEL};
 pub use history::{list_history, HistoryEntry};

@@ -22,7 +22,7 @@ async fn a_callback_is_stored_with_its_sync_job_before_the_200() {
 
     assert_eq!(response.status(), 200);
     let (kind, id, outcome): (String, String, String) =
-        sqlx::query_as("select kind, payment_id, outcome from callbacks")
+        sqlx::query_as("select kind, payment_id, outcome from callbacks_on_record")
             .fetch_one(&app.pool)
             .await
             .expect("callback stored");
@@ -77,7 +77,10 @@ async fn duplicate_callbacks_for_a_pending_sync_add_nothing() {
         );
     }
 
-    assert_eq!(count(&app, "select count(*) from callbacks").await, 5);
+    assert_eq!(
+        count(&app, "select count(*) from callbacks_on_record").await,
+        5
+    );
     assert_eq!(
         count(
             &app,
@@ -101,7 +104,10 @@ async fn concurrent_callbacks_are_all_stored() {
     .await;
 
     assert!(answers.iter().all(|r| r.status() == 200));
-    assert_eq!(count(&app, "select count(*) from callbacks").await, 200);
+    assert_eq!(
+        count(&app, "select count(*) from callbacks_on_record").await,
+        200
+    );
     assert_eq!(count(&app, "select count(*) from sync_jobs").await, 50);
 }
 
@@ -116,7 +122,7 @@ async fn unknown_event_types_and_extra_fields_are_accepted() {
         200
     );
 
-    let stored: serde_json::Value = sqlx::query_scalar("select body from callbacks")
+    let stored: serde_json::Value = sqlx::query_scalar("select body from callbacks_on_record")
         .fetch_one(&app.pool)
         .await
         .expect("stored");
@@ -145,7 +151,7 @@ async fn an_object_without_id_entity_is_recorded_as_ignored() {
     assert_eq!(
         count(
             &app,
-            "select count(*) from callbacks where outcome = 'ignored' and payment_id is null"
+            "select count(*) from callbacks_on_record where outcome = 'ignored' and payment_id is null"
         )
         .await,
         1
@@ -162,7 +168,10 @@ async fn invalid_json_is_400_and_stores_nothing() {
         assert!(!message.contains("sql"), "{message}");
     }
 
-    assert_eq!(count(&app, "select count(*) from callbacks").await, 0);
+    assert_eq!(
+        count(&app, "select count(*) from callbacks_on_record").await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -195,7 +204,10 @@ async fn a_body_over_64_kib_is_413() {
         .await;
 
     assert_error(response, 413).await;
-    assert_eq!(count(&app, "select count(*) from callbacks").await, 0);
+    assert_eq!(
+        count(&app, "select count(*) from callbacks_on_record").await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -216,7 +228,7 @@ async fn database_down_is_503_never_200_and_the_retry_is_stored() {
     assert_eq!(
         count(
             &app,
-            "select count(*) from callbacks where payment_id = 'DOWN-1'"
+            "select count(*) from callbacks_on_record where payment_id = 'DOWN-1'"
         )
         .await,
         1

@@ -215,7 +215,7 @@ async fn hostile_requests_are_refused_and_the_app_keeps_answering() {
     }
 
     let stored: Vec<String> = sqlx::query_scalar(
-        "select distinct payment_id from callbacks where payment_id is not null",
+        "select distinct payment_id from callbacks_on_record where payment_id is not null",
     )
     .fetch_all(&app.pool)
     .await
@@ -236,7 +236,7 @@ async fn a_nul_escape_in_a_valid_callback_is_stored_in_safe_form() {
 
     assert_eq!(response.status(), 200);
     let (note, key_item, outcome): (String, String, String) = sqlx::query_as(
-        "select body->>'note', body->'k\u{FFFD}'->>0, outcome from callbacks where payment_id = 'TST-NUL'",
+        "select body->>'note', body->'k\u{FFFD}'->>0, outcome from callbacks_on_record where payment_id = 'TST-NUL'",
     )
     .fetch_one(&app.pool)
     .await
@@ -281,7 +281,7 @@ async fn numbers_are_stored_as_numbers_exactly_when_postgres_can_hold_them() {
             .await
             .is_ok();
         let (kind, text): (String, String) = sqlx::query_as(
-            "select jsonb_typeof(body->'n'), body->>'n' from callbacks where payment_id = $1",
+            "select jsonb_typeof(body->'n'), body->>'n' from callbacks_on_record where payment_id = $1",
         )
         .bind(&id)
         .fetch_one(&app.pool)

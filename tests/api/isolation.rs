@@ -54,11 +54,12 @@ async fn a_row_postgres_refuses_is_refused_alone_and_its_batch_neighbours_commit
         matches!(hostile, Err(NotStored::Refused(ref code)) if code == "22P05"),
         "{hostile:?}"
     );
-    let stored: Vec<String> =
-        sqlx::query_scalar("select payment_id from callbacks order by payment_id collate \"C\"")
-            .fetch_all(&app.pool)
-            .await
-            .expect("callbacks");
+    let stored: Vec<String> = sqlx::query_scalar(
+        "select payment_id from callbacks_on_record order by payment_id collate \"C\"",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("callbacks");
     assert_eq!(stored.len(), 40);
     assert!(stored.iter().all(|id| id.starts_with("OK-")));
     let pending: i64 = sqlx::query_scalar("select count(*) from sync_jobs where state = 'pending'")
@@ -126,7 +127,7 @@ async fn a_callback_that_times_out_on_the_database_is_answered_503() {
     // Another transaction keeps every insert out of the callbacks (a migration's
     // lock, a stuck session): the writer must wait for it. (The payment's job is
     // already pending, so the callback would not even touch its row.)
-    let blocker = holding(&app, "lock table callbacks in share mode").await;
+    let blocker = holding(&app, "lock table callback_batches in share mode").await;
 
     let answer = app
         .post_callback("payins", r#"{"idEntity": "LOCKED-1"}"#)
@@ -154,7 +155,7 @@ async fn a_callback_for_a_payment_already_queued_does_not_wait_for_its_job() {
     assert_eq!(answer.status(), 200);
     holder.rollback().await.expect("rollback");
     let (callbacks, state): (i64, String) = sqlx::query_as(
-        "select (select count(*) from callbacks where payment_id = 'QUEUED-1'),
+        "select (select count(*) from callbacks_on_record where payment_id = 'QUEUED-1'),
                 (select state from sync_jobs where payment_id = 'QUEUED-1')",
     )
     .fetch_one(&app.pool)

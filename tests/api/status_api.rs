@@ -197,10 +197,22 @@ async fn callbacks_past_their_retention_are_pruned_and_recent_ones_kept() {
         app.post_callback("payouts", format!(r#"{{"idEntity": "OLD-{}"}}"#, n % 50))
             .await;
     }
-    sqlx::query("update callbacks set created_at = now() - interval '31 days'")
+    // Rows an older binary wrote, one per callback, during a rolling deploy.
+    sqlx::query(
+        "insert into callbacks (merchant_code, kind, payment_id, outcome, body)
+         select 'M1', 'payout', 'LEGACY-' || g, 'accepted', '{}'::jsonb from generate_series(1, 10) g",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("legacy rows");
+    for table in ["callback_batches", "callbacks"] {
+        sqlx::query(&format!(
+            "update {table} set created_at = now() - interval '31 days'"
+        ))
         .execute(&app.pool)
         .await
         .expect("age them");
+    }
     app.post_callback("payouts", r#"{"idEntity": "NEW-1"}"#)
         .await;
 
@@ -209,10 +221,78 @@ async fn callbacks_past_their_retention_are_pruned_and_recent_ones_kept() {
             .await
             .expect("prune");
 
-    assert_eq!(pruned, 2500);
-    let left: Vec<String> = sqlx::query_scalar("select payment_id from callbacks")
+    assert_eq!(pruned, 2510);
+    let left: Vec<String> = sqlx::query_scalar("select payment_id from callbacks_on_record")
         .fetch_all(&app.pool)
         .await
         .expect("rows");
     assert_eq!(left, ["NEW-1"]);
+}
+
+#[tokio::test]
+async fn callbacks_sharing_a_batch_or_left_by_an_older_binary_are_each_on_record_once() {
+    let app = TestApp::spawn().await;
+    let token = app.token("support", &[]).await;
+    // An older binary's rows, one per callback (a rolling deploy), then a batch as this
+    // version's writer commits it: a payin and a payout with the same id, another
+    // payment, and a callback without idEntity, in the order received.
+    for sql in [
+        r#"insert into callbacks (merchant_code, kind, payment_id, outcome, body, created_at) values
+             ('M1', 'payin', 'MIX-1', 'accepted', '{"n": 1}', now() - interval '1 minute'),
+             ('M1', 'payin', null, 'ignored', '{"n": 2}', now() - interval '1 minute'),
+             ('M2', 'payin', 'MIX-1', 'accepted', '{"n": 0}', now() - interval '1 minute')"#,
+        r#"insert into callback_batches (merchant_code, kinds, payment_ids, outcomes, bodies) values
+             ('M1', '{payin, payout, payin, payin, payin}', '{MIX-1, MIX-1, MIX-2, NULL, MIX-1}',
+              '{accepted, accepted, accepted, ignored, accepted}',
+              array['{"n": 3}', '{"n": 4}', '{"n": 5}', '{"n": 6}', '{"n": 7}']::jsonb[]),
+             ('M2', '{payin}', '{MIX-1}', '{accepted}', array['{"n": 0}']::jsonb[])"#,
+    ] {
+        sqlx::query(sql)
+            .execute(&app.pool)
+            .await
+            .expect("callbacks");
+    }
+    sqlx::query("insert into payments (merchant_code, kind, id) values ('M1', 'payin', 'MIX-1')")
+        .execute(&app.pool)
+        .await
+        .expect("payment");
+    let numbers = |answer: &serde_json::Value, field: &str| -> Vec<i64> {
+        answer[field]
+            .as_array()
+            .or(answer.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|c| c["body"]["n"].as_i64())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let record: serde_json::Value = app
+        .get("/v1/payins/MIX-1/callbacks", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let ignored: serde_json::Value = app
+        .get("/v1/callbacks/ignored", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+
+    assert_eq!(numbers(&record, "-"), [1, 3, 7], "{record}");
+    assert_eq!(numbers(&ignored, "items"), [2, 6], "{ignored}");
+    // Found the same once the index's pending entries are merged into it.
+    paymirror::store::merge_pending(&app.pool)
+        .await
+        .expect("merge");
+    let merged: serde_json::Value = app
+        .get("/v1/payins/MIX-1/callbacks", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(merged, record);
 }

@@ -102,7 +102,7 @@ async fn a_stalled_body_is_408_and_nothing_is_stored() {
 
     assert_eq!(answer.status(), Some(408), "{answer:?}");
     answer.assert_pinned_error();
-    let stored: i64 = sqlx::query_scalar("select count(*) from callbacks")
+    let stored: i64 = sqlx::query_scalar("select count(*) from callbacks_on_record")
         .fetch_one(&app.pool)
         .await
         .expect("count");
@@ -198,7 +198,7 @@ async fn shutdown_drains_a_callback_in_flight_and_refuses_new_connections() {
         .expect("app task joins")
         .expect("app stops cleanly");
     let stored: i64 =
-        sqlx::query_scalar("select count(*) from callbacks where payment_id = 'DRAIN-1'")
+        sqlx::query_scalar("select count(*) from callbacks_on_record where payment_id = 'DRAIN-1'")
             .fetch_one(&pool)
             .await
             .expect("count");
