@@ -88,6 +88,7 @@ pub struct InboxSettings {
     pub writers: usize,
     pub batch_size: usize,
     pub commit_timeout_ms: u64,
+    pub ping_after_idle_ms: u64,
     pub retention_days: u64,
     pub prune_interval_secs: u64,
     pub merge_interval_ms: u64,

@@ -11,12 +11,13 @@ use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::types::Json;
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
@@ -82,6 +83,8 @@ struct Writer {
     merchant_code: Arc<str>,
     batch_size: usize,
     commit_timeout: Duration,
+    /// The held connection is pinged before a batch when it was not used for this long.
+    ping_after_idle: Duration,
 }
 
 impl Inbox {
@@ -102,6 +105,7 @@ impl Inbox {
             merchant_code,
             batch_size: settings.batch_size,
             commit_timeout,
+            ping_after_idle: Duration::from_millis(settings.ping_after_idle_ms),
         };
         let alive = Arc::new(AtomicUsize::new(0));
         let writers = (0..settings.writers)
@@ -166,6 +170,7 @@ where
 impl Writer {
     async fn run(self) {
         let mut batch = Vec::with_capacity(self.batch_size);
+        let mut held = Held::default();
         loop {
             // Take whatever is waiting, up to a batch: under load batches grow by themselves.
             let received = self
@@ -177,7 +182,7 @@ impl Writer {
             if received == 0 {
                 return;
             }
-            let answers = self.commit(&batch).await;
+            let answers = self.commit(&mut held, &batch).await;
             metrics::histogram!("paymirror_inbox_batch_size").record(batch.len() as f64);
             let mut counted = Outcomes::default();
             for (submission, answer) in batch.drain(..).zip(answers) {
@@ -192,16 +197,17 @@ impl Writer {
 
     /// Commits the batch, splitting it where Postgres refuses a row's data, and
     /// returns each submission's answer.
-    async fn commit(&self, batch: &[Submission]) -> Vec<Answer> {
+    async fn commit(&self, held: &mut Held, batch: &[Submission]) -> Vec<Answer> {
         let mut answers = vec![Err(NotStored::Unavailable); batch.len()];
         let mut todo: Vec<Range<usize>> = Vec::with_capacity(16);
         todo.push(0..batch.len());
         while let Some(range) = todo.pop() {
-            let written = tokio::time::timeout(
-                self.commit_timeout,
-                write_batch(&self.pool, &self.merchant_code, &batch[range.clone()]),
-            )
+            let written = tokio::time::timeout(self.commit_timeout, async {
+                let conn = held.connection(&self.pool, self.ping_after_idle).await?;
+                write_batch(conn, &self.merchant_code, &batch[range.clone()]).await
+            })
             .await;
+            held.judge(&written);
             let answer = match written {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => match refused_data(&e) {
@@ -228,6 +234,55 @@ impl Writer {
             answers[range].fill(answer);
         }
         answers
+    }
+}
+
+/// The writer's own connection, kept from one batch to the next. A connection taken
+/// from the pool for each batch costs two more round trips on the path every callback
+/// waits on: sqlx pings it when acquired and again when released (BENCHMARKS.md,
+/// session 5). A failure other than refused data drops it; the next batch takes a
+/// fresh one from the pool.
+#[derive(Default)]
+struct Held {
+    conn: Option<PoolConnection<Postgres>>,
+    last_used: Option<Instant>,
+}
+
+impl Held {
+    /// Returns the held connection, else a new one from the pool. One not used for
+    /// `ping_after_idle` is pinged first (as HikariCP's `aliveBypassWindowMs` does):
+    /// one that sat idle may have been cut off (a failover, a firewall), one in steady
+    /// use is known to work.
+    async fn connection(
+        &mut self,
+        pool: &PgPool,
+        ping_after_idle: Duration,
+    ) -> sqlx::Result<&mut PgConnection> {
+        let fresh = self
+            .last_used
+            .is_some_and(|used| used.elapsed() < ping_after_idle);
+        let conn = match self.conn.take() {
+            Some(conn) if fresh => conn,
+            Some(mut conn) => match conn.ping().await {
+                Ok(()) => conn,
+                Err(_) => pool.acquire().await?,
+            },
+            None => pool.acquire().await?,
+        };
+        Ok(&mut **self.conn.insert(conn))
+    }
+
+    /// Keeps the connection after a commit or a refusal of data (Postgres answered);
+    /// drops it after anything else, which may have left it broken or mid-statement.
+    fn judge(&mut self, written: &Result<sqlx::Result<()>, tokio::time::error::Elapsed>) {
+        match written {
+            Ok(Ok(())) => self.last_used = Some(Instant::now()),
+            Ok(Err(e)) if refused_data(e).is_some() => self.last_used = Some(Instant::now()),
+            _ => {
+                self.conn = None;
+                self.last_used = None;
+            }
+        }
     }
 }
 
@@ -289,7 +344,11 @@ pub(crate) static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
 
 /// Writes the callbacks and their sync jobs in one statement (one round trip, its
 /// own transaction): the callbacks, payment stubs and sync jobs commit together.
-async fn write_batch(pool: &PgPool, merchant_code: &str, batch: &[Submission]) -> sqlx::Result<()> {
+async fn write_batch(
+    conn: &mut PgConnection,
+    merchant_code: &str,
+    batch: &[Submission],
+) -> sqlx::Result<()> {
     let kinds: Vec<&str> = batch.iter().map(|s| s.entry.kind.as_str()).collect();
     let ids: Vec<Option<&str>> = batch
         .iter()
@@ -312,7 +371,7 @@ async fn write_batch(pool: &PgPool, merchant_code: &str, batch: &[Submission]) -
         .bind(&outcomes)
         .bind(&bodies)
         .bind(NOTIFY_CHANNEL)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     Ok(())
 }

@@ -267,3 +267,41 @@ async fn health_readiness_and_metrics() {
     assert_eq!(app.get("/healthz", None).await.status(), 200);
     app.db.bring_up().await;
 }
+
+#[tokio::test]
+async fn a_writer_whose_idle_connection_was_cut_stores_the_next_callback_at_once() {
+    let db = crate::helpers::TestDatabase::create().await;
+    let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
+    settings.sync.enabled = false;
+    // Every batch counts as after an idle spell: the held connection is always pinged.
+    settings.inbox.ping_after_idle_ms = 0;
+    let app = TestApp::spawn_with(db, settings).await;
+    assert_eq!(
+        app.post_callback("payins", r#"{"idEntity": "CUT-1"}"#)
+            .await
+            .status(),
+        200
+    );
+    // Every session of the app is cut (a failover, a firewall's idle timeout), the
+    // writer's own connection among them; the database itself stays up.
+    let database = app.db.name.clone();
+    app.db
+        .admin(&format!(
+            "select pg_terminate_backend(pid, 5000) from pg_stat_activity where datname = '{database}'"
+        ))
+        .await;
+
+    let answer = app
+        .post_callback("payins", r#"{"idEntity": "CUT-2"}"#)
+        .await;
+
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from callbacks_on_record where payment_id in ('CUT-1', 'CUT-2')"
+        )
+        .await,
+        2
+    );
+}
