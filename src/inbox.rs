@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use serde_json::Value;
-use sqlx::pool::PoolConnection;
 use sqlx::types::Json;
-use sqlx::{Connection, PgConnection, PgPool, Postgres};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
@@ -180,6 +179,7 @@ impl Writer {
                 .recv_many(&mut batch, self.batch_size)
                 .await;
             if received == 0 {
+                held.close().await;
                 return;
             }
             let answers = self.commit(&mut held, &batch).await;
@@ -237,19 +237,21 @@ impl Writer {
     }
 }
 
-/// The writer's own connection, kept from one batch to the next. A connection taken
-/// from the pool for each batch costs two more round trips on the path every callback
-/// waits on: sqlx pings it when acquired and again when released (BENCHMARKS.md,
-/// session 5). A failure other than refused data drops it; the next batch takes a
-/// fresh one from the pool.
+/// The writer's own connection, opened with the pool's options but outside it and
+/// kept from one batch to the next. A connection taken from the pool for each batch
+/// costs two more round trips on the path every callback waits on: sqlx pings it when
+/// acquired and again when released (BENCHMARKS.md, session 5). Outside the pool,
+/// callbacks never wait for a connection behind a burst of API reads, and reads keep
+/// every pooled connection. A failure other than refused data drops it; the next
+/// batch opens a new one.
 #[derive(Default)]
 struct Held {
-    conn: Option<PoolConnection<Postgres>>,
+    conn: Option<PgConnection>,
     last_used: Option<Instant>,
 }
 
 impl Held {
-    /// Returns the held connection, else a new one from the pool. One not used for
+    /// Returns the held connection, else a newly opened one. One not used for
     /// `ping_after_idle` is pinged first (as HikariCP's `aliveBypassWindowMs` does):
     /// one that sat idle may have been cut off (a failover, a firewall), one in steady
     /// use is known to work.
@@ -265,11 +267,18 @@ impl Held {
             Some(conn) if fresh => conn,
             Some(mut conn) => match conn.ping().await {
                 Ok(()) => conn,
-                Err(_) => pool.acquire().await?,
+                Err(_) => PgConnection::connect_with(&pool.connect_options()).await?,
             },
-            None => pool.acquire().await?,
+            None => PgConnection::connect_with(&pool.connect_options()).await?,
         };
-        Ok(&mut **self.conn.insert(conn))
+        Ok(self.conn.insert(conn))
+    }
+
+    /// Closes the connection, telling Postgres so.
+    async fn close(self) {
+        if let Some(conn) = self.conn {
+            let _ = conn.close().await;
+        }
     }
 
     /// Keeps the connection after a commit or a refusal of data (Postgres answered);
