@@ -107,6 +107,21 @@ pub async fn seed_payments(pool: &PgPool, count: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Vacuums and analyzes the run's database, then checkpoints, so that each pair starts
+/// from a settled database instead of beside the previous pair's autovacuum and
+/// checkpoint (the ingest pairs leave a million rows or more behind them).
+pub async fn settle(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::query("vacuum (analyze)")
+        .execute(pool)
+        .await
+        .context("vacuum")?;
+    // Needs superuser or pg_checkpoint; without it the pair starts unsettled, no worse.
+    if let Err(e) = sqlx::query("checkpoint").execute(pool).await {
+        eprintln!("  (no checkpoint before the pair: {e})");
+    }
+    Ok(())
+}
+
 /// Rows in a table the ingest runs write to (its name comes from this program).
 pub async fn count_rows(pool: &PgPool, table: &str) -> anyhow::Result<i64> {
     let count = sqlx::query_scalar(&format!("select count(*) from {table}"))

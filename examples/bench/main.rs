@@ -178,6 +178,7 @@ async fn run_pairs(
     let mut results = Vec::new();
     for name in selected {
         eprintln!("pair {name}");
+        database::settle(harness).await?;
         let pair = pair(name, endpoints);
         let runs = run_pair(&pair, harness, shape(args), args.rounds, warmup).await?;
         results.push((pair, runs));
