@@ -165,6 +165,11 @@ impl TestApp {
         request.send().await.expect("GET request")
     }
 
+    /// GETs `path` and returns its JSON body (panics on a body that is not JSON).
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> serde_json::Value {
+        self.get(path, token).await.json().await.expect("JSON")
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>) -> Response {
         let mut request = self.http.post(format!("{}{path}", self.address));
         if let Some(token) = token {

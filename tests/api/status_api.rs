@@ -37,12 +37,7 @@ async fn a_payment_known_only_by_callback_has_no_status_yet() {
     app.post_callback("payouts", r#"{"idEntity": "PO-1"}"#)
         .await;
 
-    let doc: serde_json::Value = app
-        .get("/v1/payouts/PO-1", Some(&token))
-        .await
-        .json()
-        .await
-        .expect("JSON");
+    let doc = app.get_json("/v1/payouts/PO-1", Some(&token)).await;
 
     assert_eq!(doc["kind"], "payout");
     assert_eq!(doc["id"], "PO-1");
@@ -114,12 +109,7 @@ async fn a_failed_fetch_is_visible_in_the_document_and_retried_later() {
     let processed = app.worker.run_until_idle().await.expect("worker runs");
 
     assert_eq!(processed, 1);
-    let doc: serde_json::Value = app
-        .get("/v1/payins/UNREACH-1", Some(&token))
-        .await
-        .json()
-        .await
-        .expect("JSON");
+    let doc = app.get_json("/v1/payins/UNREACH-1", Some(&token)).await;
     assert_eq!(doc["sync"]["state"], "pending");
     assert_eq!(doc["sync"]["attempts"], 1);
     assert_eq!(
@@ -153,18 +143,10 @@ async fn a_payments_callbacks_are_on_record_oldest_first_and_ignored_ones_apart(
         assert_eq!(app.post_callback("payins", body).await.status(), 200);
     }
 
-    let record: serde_json::Value = app
-        .get("/v1/payins/CB-1/callbacks", Some(&token))
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let ignored: serde_json::Value = app
-        .get("/v1/callbacks/ignored", Some(&token))
-        .await
-        .json()
-        .await
-        .expect("JSON");
+    let record = app
+        .get_json("/v1/payins/CB-1/callbacks", Some(&token))
+        .await;
+    let ignored = app.get_json("/v1/callbacks/ignored", Some(&token)).await;
 
     let bodies: Vec<&serde_json::Value> = record
         .as_array()
@@ -269,18 +251,10 @@ async fn callbacks_sharing_a_batch_or_left_by_an_older_binary_are_each_on_record
             .unwrap_or_default()
     };
 
-    let record: serde_json::Value = app
-        .get("/v1/payins/MIX-1/callbacks", Some(&token))
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let ignored: serde_json::Value = app
-        .get("/v1/callbacks/ignored", Some(&token))
-        .await
-        .json()
-        .await
-        .expect("JSON");
+    let record = app
+        .get_json("/v1/payins/MIX-1/callbacks", Some(&token))
+        .await;
+    let ignored = app.get_json("/v1/callbacks/ignored", Some(&token)).await;
 
     assert_eq!(numbers(&record, "-"), [1, 3, 7], "{record}");
     assert_eq!(numbers(&ignored, "items"), [2, 6], "{ignored}");
@@ -288,11 +262,8 @@ async fn callbacks_sharing_a_batch_or_left_by_an_older_binary_are_each_on_record
     paymirror::store::merge_pending(&app.pool)
         .await
         .expect("merge");
-    let merged: serde_json::Value = app
-        .get("/v1/payins/MIX-1/callbacks", Some(&token))
-        .await
-        .json()
-        .await
-        .expect("JSON");
+    let merged = app
+        .get_json("/v1/payins/MIX-1/callbacks", Some(&token))
+        .await;
     assert_eq!(merged, record);
 }
