@@ -134,6 +134,7 @@ impl Application {
             pool.clone(),
             merchant_code.clone(),
             &settings.inbox,
+            Duration::from_millis(settings.database.ping_after_idle_ms),
             tally.clone(),
         );
         let addr = settings.server.listen_addr()?;

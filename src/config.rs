@@ -46,6 +46,7 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
     pub statement_timeout_ms: u64,
+    pub ping_after_idle_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,7 +89,6 @@ pub struct InboxSettings {
     pub writers: usize,
     pub batch_size: usize,
     pub commit_timeout_ms: u64,
-    pub ping_after_idle_ms: u64,
     pub retention_days: u64,
     pub prune_interval_secs: u64,
     pub merge_interval_ms: u64,
@@ -355,7 +355,23 @@ impl DatabaseSettings {
             ("tcp_keepalives_count", "3"),
             ("plan_cache_mode", "force_generic_plan"),
         ]);
+        let ping_after_idle = Duration::from_millis(self.ping_after_idle_ms);
         Ok(PgPoolOptions::new()
+            // sqlx pings every connection it hands out: a round trip before each
+            // request's one statement. Only a connection that sat idle, or was given
+            // back before a connection failure, is pinged (`db::needs_ping`).
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if crate::db::needs_ping(meta.idle_for, ping_after_idle) {
+                        if let Err(e) = sqlx::Connection::ping(conn).await {
+                            crate::db::suspect_connections();
+                            return Err(e);
+                        }
+                    }
+                    Ok(true)
+                })
+            })
             .max_connections(self.max_connections)
             .acquire_timeout(Duration::from_millis(self.acquire_timeout_ms))
             .connect_lazy_with(options))

@@ -88,11 +88,14 @@ struct Writer {
 
 impl Inbox {
     /// Starts the supervised writer tasks and returns the inbox with their handles.
-    /// Stored callbacks are counted in `tally` (the console's charts).
+    /// Stored callbacks are counted in `tally` (the console's charts). Each writer opens
+    /// its connection with `pool`'s options and pings it as [`crate::db::needs_ping`]
+    /// says for `ping_after_idle`.
     pub fn start(
         pool: PgPool,
         merchant_code: Arc<str>,
         settings: &InboxSettings,
+        ping_after_idle: Duration,
         tally: Tally,
     ) -> (Inbox, Vec<JoinHandle<()>>) {
         let commit_timeout = Duration::from_millis(settings.commit_timeout_ms);
@@ -104,7 +107,7 @@ impl Inbox {
             merchant_code,
             batch_size: settings.batch_size,
             commit_timeout,
-            ping_after_idle: Duration::from_millis(settings.ping_after_idle_ms),
+            ping_after_idle,
         };
         let alive = Arc::new(AtomicUsize::new(0));
         let writers = (0..settings.writers)
@@ -262,14 +265,17 @@ impl Held {
     ) -> sqlx::Result<&mut PgConnection> {
         let fresh = self
             .last_used
-            .is_some_and(|used| used.elapsed() < ping_after_idle);
+            .is_some_and(|used| !crate::db::needs_ping(used.elapsed(), ping_after_idle));
         let conn = match self.conn.take() {
             Some(conn) if fresh => conn,
             Some(mut conn) => match conn.ping().await {
                 Ok(()) => conn,
-                Err(_) => PgConnection::connect_with(&pool.connect_options()).await?,
+                Err(_) => {
+                    crate::db::suspect_connections();
+                    connect(pool).await?
+                }
             },
-            None => PgConnection::connect_with(&pool.connect_options()).await?,
+            None => connect(pool).await?,
         };
         Ok(self.conn.insert(conn))
     }
@@ -287,12 +293,25 @@ impl Held {
         match written {
             Ok(Ok(())) => self.last_used = Some(Instant::now()),
             Ok(Err(e)) if refused_data(e).is_some() => self.last_used = Some(Instant::now()),
-            _ => {
+            failed => {
+                if matches!(failed, Ok(Err(e)) if crate::db::connection_failed(e)) {
+                    crate::db::suspect_connections();
+                }
                 self.conn = None;
                 self.last_used = None;
             }
         }
     }
+}
+
+/// Opens a connection with `pool`'s options. Failing to, the server may have gone
+/// away: the pool's connections become suspect (see [`crate::db::needs_ping`]).
+async fn connect(pool: &PgPool) -> sqlx::Result<PgConnection> {
+    let connected = PgConnection::connect_with(&pool.connect_options()).await;
+    if connected.is_err() {
+        crate::db::suspect_connections();
+    }
+    connected
 }
 
 /// How a batch's callbacks ended, by kind, outcome and result: one counter update

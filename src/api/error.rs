@@ -53,6 +53,11 @@ impl From<crate::inbox::NotStored> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if crate::db::connection_failed(&e) {
+            // Retrying is right: the next connection is pinged first (db::needs_ping).
+            crate::db::suspect_connections();
+            return ApiError::Unavailable(e.into());
+        }
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 ApiError::Unavailable(e.into())

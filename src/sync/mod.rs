@@ -102,6 +102,11 @@ impl SyncWorker {
                     self.idle(&mut listener, &cancel).await;
                 }
                 Err(e) => {
+                    if e.downcast_ref::<sqlx::Error>()
+                        .is_some_and(crate::db::connection_failed)
+                    {
+                        crate::db::suspect_connections();
+                    }
                     tracing::warn!(error = %e, "could not claim sync jobs");
                     drop((permit, slot));
                     self.idle(&mut listener, &cancel).await;

@@ -17,6 +17,7 @@ async fn postgres_over_tls_with_sslmode_require() {
         max_connections: 1,
         acquire_timeout_ms: 3000,
         statement_timeout_ms: 10_000,
+        ping_after_idle_ms: 500,
     };
     let pool = settings.pool().expect("pool");
 

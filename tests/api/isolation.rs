@@ -31,6 +31,7 @@ async fn a_row_postgres_refuses_is_refused_alone_and_its_batch_neighbours_commit
         app.pool.clone(),
         Arc::from("M1"),
         &settings,
+        std::time::Duration::from_millis(500),
         Tally::default(),
     );
 
@@ -81,6 +82,7 @@ async fn with_the_database_down_every_callback_of_the_batch_is_unavailable() {
         app.pool.clone(),
         Arc::from("M1"),
         &settings,
+        std::time::Duration::from_millis(500),
         Tally::default(),
     );
     app.db.take_down().await;
