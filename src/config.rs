@@ -363,12 +363,7 @@ impl DatabaseSettings {
             .test_before_acquire(false)
             .before_acquire(move |conn, meta| {
                 Box::pin(async move {
-                    if crate::db::needs_ping(meta.idle_for, ping_after_idle) {
-                        if let Err(e) = sqlx::Connection::ping(conn).await {
-                            crate::db::suspect_connections();
-                            return Err(e);
-                        }
-                    }
+                    crate::db::ping_if_due(conn, meta.idle_for, ping_after_idle).await?;
                     Ok(true)
                 })
             })

@@ -24,6 +24,32 @@ pub fn connection_failed(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Marks the connections suspect if `e` says a connection failed; returns whether it did.
+pub fn note_failure(e: &sqlx::Error) -> bool {
+    let failed = connection_failed(e);
+    if failed {
+        suspect_connections();
+    }
+    failed
+}
+
+/// Pings `conn` if [`needs_ping`] says so for a connection idle for `idle_for`; a ping
+/// that fails marks every connection suspect.
+pub async fn ping_if_due(
+    conn: &mut sqlx::PgConnection,
+    idle_for: Duration,
+    ping_after_idle: Duration,
+) -> sqlx::Result<()> {
+    if !needs_ping(idle_for, ping_after_idle) {
+        return Ok(());
+    }
+    let pinged = sqlx::Connection::ping(conn).await;
+    if pinged.is_err() {
+        suspect_connections();
+    }
+    pinged
+}
+
 /// Records that a connection to Postgres failed: every pooled connection given back
 /// before now is pinged before its next use, however recently it was used.
 pub fn suspect_connections() {

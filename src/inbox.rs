@@ -98,8 +98,8 @@ impl Inbox {
         ping_after_idle: Duration,
         tally: Tally,
     ) -> (Inbox, Vec<JoinHandle<()>>) {
-        let commit_timeout = Duration::from_millis(settings.commit_timeout_ms);
         let (tx, rx) = mpsc::channel(settings.batch_size * settings.writers * 4);
+        let commit_timeout = Duration::from_millis(settings.commit_timeout_ms);
         let writer = Writer {
             rx: Arc::new(Mutex::new(rx)),
             tally,
@@ -263,18 +263,15 @@ impl Held {
         pool: &PgPool,
         ping_after_idle: Duration,
     ) -> sqlx::Result<&mut PgConnection> {
-        let fresh = self
-            .last_used
-            .is_some_and(|used| !crate::db::needs_ping(used.elapsed(), ping_after_idle));
+        // Never used (just opened, or a batch failed on it): pinged as if long idle.
+        let idle_for = self.last_used.map_or(Duration::MAX, |used| used.elapsed());
         let conn = match self.conn.take() {
-            Some(conn) if fresh => conn,
-            Some(mut conn) => match conn.ping().await {
-                Ok(()) => conn,
-                Err(_) => {
-                    crate::db::suspect_connections();
-                    connect(pool).await?
+            Some(mut conn) => {
+                match crate::db::ping_if_due(&mut conn, idle_for, ping_after_idle).await {
+                    Ok(()) => conn,
+                    Err(_) => connect(pool).await?,
                 }
-            },
+            }
             None => connect(pool).await?,
         };
         Ok(self.conn.insert(conn))
@@ -294,8 +291,8 @@ impl Held {
             Ok(Ok(())) => self.last_used = Some(Instant::now()),
             Ok(Err(e)) if refused_data(e).is_some() => self.last_used = Some(Instant::now()),
             failed => {
-                if matches!(failed, Ok(Err(e)) if crate::db::connection_failed(e)) {
-                    crate::db::suspect_connections();
+                if let Ok(Err(e)) = failed {
+                    crate::db::note_failure(e);
                 }
                 self.conn = None;
                 self.last_used = None;

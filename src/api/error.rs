@@ -53,15 +53,12 @@ impl From<crate::inbox::NotStored> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        if crate::db::connection_failed(&e) {
-            // Retrying is right: the next connection is pinged first (db::needs_ping).
-            crate::db::suspect_connections();
+        // A lost connection is worth retrying: the next one is pinged first (db::needs_ping).
+        if crate::db::note_failure(&e) {
             return ApiError::Unavailable(e.into());
         }
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                ApiError::Unavailable(e.into())
-            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => ApiError::Unavailable(e.into()),
             other => ApiError::Internal(other.into()),
         }
     }

@@ -106,9 +106,14 @@ pub async fn list_ignored(
 /// and never waits on ingest.
 pub async fn prune_callbacks(pool: &PgPool, retention: Duration) -> sqlx::Result<u64> {
     let mut total = 0;
-    for table in ["callback_batches", "callbacks"] {
+    // Each table with what one of its rows holds, in callbacks.
+    for (table, callbacks) in [
+        ("callback_batches", "cardinality(kinds)"),
+        ("callbacks", "1"),
+    ] {
+        let statement = prune_statement(table, callbacks);
         loop {
-            let (rows, callbacks): (i64, i64) = sqlx::query_as(&prune_statement(table))
+            let (rows, callbacks): (i64, i64) = sqlx::query_as(&statement)
                 .bind(retention.as_secs_f64())
                 .bind(PRUNE_BATCH)
                 .fetch_one(pool)
@@ -123,13 +128,8 @@ pub async fn prune_callbacks(pool: &PgPool, retention: Duration) -> sqlx::Result
 }
 
 /// Deletes up to `$2` rows of `table` older than `$1` seconds; returns the rows and the
-/// callbacks they held.
-fn prune_statement(table: &str) -> String {
-    let callbacks = if table == "callback_batches" {
-        "cardinality(kinds)"
-    } else {
-        "1"
-    };
+/// callbacks they held (`callbacks`: how many one row holds).
+fn prune_statement(table: &str, callbacks: &str) -> String {
     format!(
         "with gone as (
            delete from {table} where id in (
@@ -155,15 +155,12 @@ pub async fn merge_pending(pool: &PgPool) -> sqlx::Result<i64> {
 
 /// Merges the batches' pending index entries every `every` until `cancel` fires.
 pub async fn merge_pending_periodically(pool: PgPool, every: Duration, cancel: CancellationToken) {
-    loop {
+    repeat(every, cancel, || async {
         if let Err(e) = merge_pending(&pool).await {
             tracing::warn!(error = %e, "could not merge the callbacks' pending index entries");
         }
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = cancel.cancelled() => return,
-        }
-    }
+    })
+    .await;
 }
 
 /// Prunes callbacks older than `retention` every `every` until `cancel` fires.
@@ -173,12 +170,24 @@ pub async fn prune_periodically(
     every: Duration,
     cancel: CancellationToken,
 ) {
-    loop {
+    repeat(every, cancel, || async {
         match prune_callbacks(&pool, retention).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(callbacks = n, "pruned callbacks past their retention"),
             Err(e) => tracing::warn!(error = %e, "could not prune old callbacks"),
         }
+    })
+    .await;
+}
+
+/// Runs `work` now and then every `every` after it finished, until `cancel` fires.
+async fn repeat<F, Fut>(every: Duration, cancel: CancellationToken, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        work().await;
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             () = cancel.cancelled() => return,

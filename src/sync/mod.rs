@@ -102,10 +102,8 @@ impl SyncWorker {
                     self.idle(&mut listener, &cancel).await;
                 }
                 Err(e) => {
-                    if e.downcast_ref::<sqlx::Error>()
-                        .is_some_and(crate::db::connection_failed)
-                    {
-                        crate::db::suspect_connections();
+                    if let Some(e) = e.downcast_ref::<sqlx::Error>() {
+                        crate::db::note_failure(e);
                     }
                     tracing::warn!(error = %e, "could not claim sync jobs");
                     drop((permit, slot));
