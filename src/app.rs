@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, error_response, render_foreign_errors};
@@ -257,7 +257,9 @@ impl Application {
 ///
 /// At most `server.callback_concurrency` callbacks are handled at once (both routes
 /// together); one more waits for a slot up to `server.callback_queue_ms`, before its
-/// body is read, and only then gets a 503. Every answer, timeouts included, passes through
+/// body is read, and only then gets a 503. Every request is answered within
+/// `server.request_timeout_ms` (408), but for a long poll, which may hold its request
+/// that much longer than the wait it asked for. Every answer, timeouts included, passes through
 /// `render_foreign_errors`, so each error has the pinned body. Outside that, each request
 /// gets its id (`x-request-id`, echoed), its span, its access-log line and its metrics.
 pub fn router(state: AppState, settings: &Settings) -> Router {
@@ -269,21 +271,24 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             CallbackSlots::new(&settings.server),
             server::limit_callbacks,
         ));
-    Router::new()
+    // The API bounds its own routes: a long poll may hold its request longer.
+    let answered = Router::new()
         .merge(callbacks)
-        .merge(api::router(state.clone()))
         .merge(console::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::render_metrics))
         .route("/openapi.json", get(api::openapi_json))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such route") })
+        .layer(server::answer_within(settings.server.request_timeout()));
+    Router::new()
+        .merge(answered)
+        .merge(api::router(
+            state.clone(),
+            settings.server.request_timeout(),
+        ))
         .layer(RequestBodyTimeoutLayer::new(
             settings.server.body_read_timeout(),
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            settings.server.request_timeout(),
         ))
         .layer(middleware::from_fn(render_foreign_errors))
         .layer(

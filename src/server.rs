@@ -22,6 +22,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::api::error_response;
 use crate::config::ServerSettings;
@@ -98,6 +99,13 @@ async fn pause_after(error: io::Error) {
     }
     tracing::warn!(error = %error, "accepting a connection failed");
     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+}
+
+/// Returns the layer that answers 408 to a request not answered within `limit`. It
+/// bounds the time to the answer's head: a streamed body (the console's live feed)
+/// is not cut by it.
+pub fn answer_within(limit: Duration) -> TimeoutLayer {
+    TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit)
 }
 
 /// The callback routes' slots: how many run at once, and how long one more waits.

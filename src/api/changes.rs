@@ -14,8 +14,10 @@ use super::ApiError;
 use crate::app::AppState;
 use crate::store::{self, Change};
 
-/// The longest a request may wait for a change.
+/// The longest a request may wait for a change, in seconds.
 pub const MAX_WAIT_SECS: u64 = 30;
+/// The longest a request may wait for a change.
+pub const MAX_WAIT: Duration = Duration::from_secs(MAX_WAIT_SECS);
 /// A waiting request looks again this often even without a notification (a safety
 /// net for a listener reconnecting; notifications wake it within milliseconds).
 const RECHECK: Duration = Duration::from_secs(5);

@@ -10,12 +10,15 @@ mod params;
 mod payments;
 mod syncs;
 
+use std::time::Duration;
+
 use axum::{middleware, Router};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::server::answer_within;
 pub use document::PaymentDocument;
 pub use error::{error_response, render_foreign_errors, ApiError};
 pub use openapi::openapi_json;
@@ -23,14 +26,24 @@ pub use params::parse_time;
 
 /// `/v1/...`, every route behind a token check, each registered with its OpenAPI
 /// documentation; the whole document is kept for `GET /openapi.json`.
-pub fn router(state: AppState) -> Router<AppState> {
+///
+/// Each request is answered within `request_timeout` (408), but `GET /v1/changes`,
+/// which may first hold the request for the `wait` it asked for (up to
+/// [`changes::MAX_WAIT`]): its limit is that much longer, so no long poll is cut short.
+pub fn router(state: AppState, request_timeout: Duration) -> Router<AppState> {
     // The hot reads check their token in the statement that reads the payments.
     let checked_by_handler = OpenApiRouter::new()
         .routes(routes!(payments::list))
         .routes(routes!(payments::show))
         .route_layer(middleware::from_fn(auth::present_token));
-    let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let long_polls = OpenApiRouter::new()
         .routes(routes!(changes::list))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(answer_within(request_timeout + changes::MAX_WAIT));
+    let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(syncs::ignored))
         .routes(routes!(syncs::list))
         .routes(routes!(syncs::retry))
@@ -39,6 +52,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(payments::refresh))
         .route_layer(middleware::from_fn_with_state(state, auth::require_token))
         .merge(checked_by_handler)
+        .layer(answer_within(request_timeout))
+        .merge(long_polls)
         .split_for_parts();
     for (path, item) in document.paths.paths.iter_mut() {
         if path.starts_with("/v1/") {

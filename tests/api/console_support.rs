@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use paymirror::config::Settings;
 use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::simulator::{Simulator, SimulatorConfig};
 use reqwest::header::{HeaderMap, SET_COOKIE};
@@ -15,12 +16,21 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// An app with one payout `SEEN-1` synced twice (PROCESSING, then SUCCESS, with a
 /// hostile extra field in a callback) and a dead sync for each of `dead`.
 pub async fn console_app(dead: &[&str]) -> (TestApp, Simulator) {
+    console_app_with(dead, |_| {}).await
+}
+
+/// [`console_app`] with settings of the test's own on top.
+pub async fn console_app_with(
+    dead: &[&str],
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, Simulator) {
     let (app, sim) = spawn_with_simulator(
         |s| {
             s.sync.max_retry_age_ms = 0;
             s.platform.outage_after_failures = 1000;
             // Only the overview flushes and samples: what a test sees does not depend on timing.
             s.console.stats_flush_secs = 3600;
+            configure(s);
         },
         SimulatorConfig::default(),
         false,

@@ -17,6 +17,7 @@ mod helpers;
 mod hostile;
 mod isolation;
 mod logs;
+mod long_poll;
 mod openapi;
 mod ops;
 mod outage;
