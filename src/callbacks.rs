@@ -24,7 +24,7 @@ use crate::inbox::InboxEntry;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// `POST /callbacks/payins`: a payin changed.
-#[utoipa::path(post, path = "/callbacks/payins", tag = "callbacks",
+#[utoipa::path(post, path = "/callbacks/payins", tag = "callbacks", operation_id = "receivePayinCallback",
     request_body(content = Object, description = "`{\"idEntity\": \"<id>\"}`; extra fields are kept"),
     responses(
         (status = 200, description = "Stored durably and a sync scheduled (or, without idEntity, recorded as ignored)"),
@@ -39,7 +39,7 @@ pub async fn receive_payin(
 }
 
 /// `POST /callbacks/payouts`: a payout changed.
-#[utoipa::path(post, path = "/callbacks/payouts", tag = "callbacks",
+#[utoipa::path(post, path = "/callbacks/payouts", tag = "callbacks", operation_id = "receivePayoutCallback",
     request_body(content = Object, description = "`{\"idEntity\": \"<id>\"}`; extra fields are kept"),
     responses(
         (status = 200, description = "Stored durably and a sync scheduled (or, without idEntity, recorded as ignored)"),

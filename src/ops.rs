@@ -16,7 +16,7 @@ use crate::queue;
 pub use metrics::{keep_up, metrics_handle};
 
 /// `GET /healthz`: 200 while the process runs.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process runs")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "getHealth", responses((status = 200, description = "The process runs")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
@@ -24,7 +24,7 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: 200 when the database answers, every migration this binary embeds
 /// is applied (newer ones from a newer release may be there too) and a callback
 /// writer runs; else 503.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "getReadiness", responses(
     (status = 200, description = "Ready"),
     (status = 503, description = "Not ready", body = crate::api::error::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -62,7 +62,7 @@ async fn applied_migrations(pool: &PgPool, versions: &[i64]) -> sqlx::Result<i64
 /// the same values, so dashboards and alerts aggregate them with `max`, never `sum`.
 /// (Reporting them from one lock-holding replica only would make the series vanish
 /// and reappear on another replica whenever the holder restarts or misses a scrape.)
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "getMetrics",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     match queue::queue_depth(&state.pool, &state.merchant_code).await {

@@ -26,10 +26,13 @@ const RECHECK: Duration = Duration::from_secs(5);
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// `nextCursor` of the previous answer; omitted: from the first change.
+    #[param(value_type = Option<String>, pattern = "^c[0-9]{1,18}$")]
     after: Option<String>,
     /// Page size: 1–1000, default 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// Seconds (0–30) to hold the request until a change arrives.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 30)]
     wait: Option<String>,
 }
 
@@ -44,7 +47,7 @@ pub struct ChangesPage {
 /// `GET /v1/changes?after=&limit=&wait=`: the changes after `after` (from the first
 /// without it), oldest first. With `wait`, an empty answer is held until a change
 /// commits or `wait` seconds pass; then `nextCursor` is the cursor to wait again with.
-#[utoipa::path(get, path = "/v1/changes", tag = "changes", params(ChangesQuery),
+#[utoipa::path(get, path = "/v1/changes", tag = "changes", operation_id = "followChanges", params(ChangesQuery),
     responses((status = 200, description = "Status changes in commit order", body = ChangesPage), ErrorAnswers))]
 pub async fn list(
     State(state): State<AppState>,

@@ -16,25 +16,34 @@ pub struct PaymentDocument {
     /// The platform's status (`PROCESSING`, `SUCCESS`, `FAILED`, `REFUSED`, or a newer
     /// one), null until the first successful sync.
     #[serde(serialize_with = "status_text")]
-    #[schema(value_type = Option<String>)]
+    #[schema(required = true, value_type = Option<String>)]
     pub status: Option<PaymentStatus>,
     #[serde(rename = "final")]
     pub is_final: bool,
     /// Exact decimal as a string: `"42.05"`.
+    #[schema(required = true)]
     pub amount: Option<String>,
+    #[schema(required = true)]
     pub currency_code: Option<String>,
+    #[schema(required = true)]
     pub fee: Option<MoneyDocument>,
+    #[schema(required = true)]
     pub failure_reason: Option<FailureDocument>,
+    #[schema(required = true)]
     pub payment_method_code: Option<String>,
+    #[schema(required = true)]
     pub is_test: Option<bool>,
+    #[schema(required = true)]
     pub created_at: Option<String>,
+    #[schema(required = true)]
     pub processed_at: Option<String>,
     pub first_seen_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub synced_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub sync: SyncDocument,
     /// The platform's last answer, verbatim.
-    #[schema(value_type = Option<Object>)]
+    #[schema(required = true, value_type = Option<Object>)]
     pub platform: Option<Box<RawValue>>,
 }
 
@@ -42,14 +51,18 @@ pub struct PaymentDocument {
 #[serde(rename_all = "camelCase")]
 pub struct MoneyDocument {
     pub amount: String,
+    #[schema(required = true)]
     pub currency_code: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureDocument {
+    #[schema(required = true)]
     pub code: Option<String>,
+    #[schema(required = true)]
     pub message: Option<String>,
+    #[schema(required = true)]
     pub failed_at: Option<String>,
 }
 
@@ -58,6 +71,7 @@ pub struct FailureDocument {
 pub struct SyncDocument {
     pub state: JobState,
     pub attempts: i32,
+    #[schema(required = true)]
     pub last_error: Option<String>,
 }
 

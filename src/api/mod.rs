@@ -55,28 +55,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router<AppState> {
         .layer(answer_within(request_timeout))
         .merge(long_polls)
         .split_for_parts();
-    for (path, item) in document.paths.paths.iter_mut() {
-        if path.starts_with("/v1/") {
-            for operation in operations(item) {
-                // The path template adds `{kinds}` and `{id}` again: keep the documented ones.
-                if let Some(parameters) = operation.parameters.as_mut() {
-                    let mut seen = std::collections::HashSet::new();
-                    parameters.retain(|p| seen.insert(p.name.clone()));
-                }
-                operation.security =
-                    Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-                        "apiToken",
-                        Vec::<String>::new(),
-                    )]);
-            }
-        }
-    }
+    openapi::complete(&mut document);
     openapi::publish(&document);
     router
-}
-
-fn operations(
-    item: &mut utoipa::openapi::PathItem,
-) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
-    [&mut item.get, &mut item.post].into_iter().flatten()
 }

@@ -3,17 +3,25 @@
 //!
 //! The `/v1` routes are registered together with their documentation (utoipa-axum's
 //! `routes!`), so a route cannot exist undocumented; the routes outside `/v1` are
-//! listed here.
+//! listed here. [`complete`] then writes each route of both kinds out per kind
+//! (`/v1/{kinds}/{id}` becomes `/v1/payins/{id}` and `/v1/payouts/{id}`, `get{Kind}`
+//! becomes `getPayin` and `getPayout`), so generated clients read `get_payin(id)`,
+//! and says which routes need a token.
 
 use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, PathItem};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
+use crate::domain::PaymentKind;
+
+/// The name of the `/v1` routes' security scheme.
+const API_TOKEN: &str = "apiToken";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,8 +29,9 @@ use super::error::ErrorBody;
         title = "paymirror",
         description = "A merchant's mirror of payment statuses, fed by the platform's anemic callbacks. \
                        `/v1` needs `Authorization: Bearer <api token>` (read for GET, write for POST).",
-        license(name = "MIT")
+        license(name = "MIT", identifier = "MIT")
     ),
+    servers((url = "/", description = "The replica (or load balancer) this document was fetched from")),
     paths(
         crate::callbacks::receive_payin,
         crate::callbacks::receive_payout,
@@ -36,7 +45,8 @@ use super::error::ErrorBody;
     components(schemas(ErrorBody)),
     modifiers(&BearerToken),
     tags(
-        (name = "payments", description = "Payments, their history and callbacks"),
+        (name = "payins", description = "Payins, their history and callbacks"),
+        (name = "payouts", description = "Payouts, their history and callbacks"),
         (name = "changes", description = "The change feed"),
         (name = "syncs", description = "Syncs that gave up"),
         (name = "callbacks", description = "The platform's callbacks"),
@@ -53,11 +63,93 @@ impl Modify for BearerToken {
     fn modify(&self, openapi: &mut Document) {
         if let Some(components) = openapi.components.as_mut() {
             components.add_security_scheme(
-                "apiToken",
+                API_TOKEN,
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
         }
     }
+}
+
+/// Finishes the generated document: each `{kinds}` route written out per kind, each
+/// parameter once, the `/v1` routes behind the API token and every other route
+/// declared open (`security: []`).
+pub fn complete(document: &mut Document) {
+    expand_kinds(document);
+    for (path, item) in document.paths.paths.iter_mut() {
+        let needs_token = path.starts_with("/v1/");
+        for operation in operations(item) {
+            // The path template adds its parameters again: keep the documented ones.
+            if let Some(parameters) = operation.parameters.as_mut() {
+                let mut seen = std::collections::HashSet::new();
+                parameters.retain(|p| seen.insert(p.name.clone()));
+            }
+            operation.security = Some(if needs_token {
+                vec![SecurityRequirement::new(API_TOKEN, Vec::<String>::new())]
+            } else {
+                Vec::new()
+            });
+        }
+    }
+}
+
+/// Replaces each path with `{kinds}` by one path per kind: the parameter goes, and
+/// `{kinds}`, `{Kind}` and `{Kinds}` in tags, operation ids and texts become the kind
+/// (`payins`, `Payin`, `Payins`).
+fn expand_kinds(document: &mut Document) {
+    let templates: Vec<String> = document
+        .paths
+        .paths
+        .keys()
+        .filter(|path| path.contains("{kinds}"))
+        .cloned()
+        .collect();
+    for template in templates {
+        let Some(item) = document.paths.paths.remove(&template) else {
+            continue;
+        };
+        for kind in [PaymentKind::Payin, PaymentKind::Payout] {
+            let mut item = item.clone();
+            for operation in operations(&mut item) {
+                write_out(operation, kind);
+            }
+            let path = template.replace("{kinds}", kind.plural());
+            document.paths.paths.insert(path, item);
+        }
+    }
+}
+
+/// Writes one operation of a `{kinds}` route out for `kind`.
+fn write_out(operation: &mut Operation, kind: PaymentKind) {
+    let plural = kind.plural();
+    let (first, rest) = plural.split_at(1);
+    let kinds = format!("{}{rest}", first.to_uppercase());
+    let singular = kinds.trim_end_matches('s').to_owned();
+    let fill = |text: &str| {
+        text.replace("{kinds}", plural)
+            .replace("{Kinds}", &kinds)
+            .replace("{Kind}", &singular)
+    };
+    if let Some(parameters) = operation.parameters.as_mut() {
+        parameters.retain(|p| p.name != "kinds");
+    }
+    for text in [
+        &mut operation.operation_id,
+        &mut operation.summary,
+        &mut operation.description,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *text = fill(text);
+    }
+    for tag in operation.tags.iter_mut().flatten() {
+        *tag = fill(tag);
+    }
+}
+
+/// The operations of a path item (the service answers GET and POST only).
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [&mut item.get, &mut item.post].into_iter().flatten()
 }
 
 static DOCUMENT: OnceLock<String> = OnceLock::new();
@@ -68,7 +160,7 @@ pub fn publish(document: &Document) {
 }
 
 /// `GET /openapi.json`: this document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "getOpenApiDocument",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
 pub async fn openapi_json() -> impl IntoResponse {
     (

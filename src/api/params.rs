@@ -7,11 +7,12 @@ use super::ApiError;
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 
-/// Returns the page size: `DEFAULT_LIMIT` when absent, capped at `MAX_LIMIT`.
+/// Returns the page size: `DEFAULT_LIMIT` when absent; one outside 1–`MAX_LIMIT` is
+/// refused, as the OpenAPI document says (not silently capped).
 pub fn parse_limit(raw: Option<&str>) -> Result<i64, ApiError> {
     match raw.map(str::parse::<i64>) {
         None => Ok(DEFAULT_LIMIT),
-        Some(Ok(n)) if n >= 1 => Ok(n.min(MAX_LIMIT)),
+        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
         Some(_) => Err(ApiError::BadRequest(format!(
             "limit must be a whole number from 1 to {MAX_LIMIT}"
         ))),
@@ -33,11 +34,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limit_defaults_caps_and_rejects() {
+    fn limit_defaults_and_rejects_what_is_outside_its_bounds() {
         assert_eq!(parse_limit(None).ok(), Some(DEFAULT_LIMIT));
         assert_eq!(parse_limit(Some("7")).ok(), Some(7));
-        assert_eq!(parse_limit(Some("5000")).ok(), Some(MAX_LIMIT));
-        for bad in ["0", "-1", "ten", ""] {
+        assert_eq!(parse_limit(Some("1000")).ok(), Some(MAX_LIMIT));
+        for bad in ["0", "-1", "ten", "", "1001", "5000"] {
             assert!(parse_limit(Some(bad)).is_err(), "{bad}");
         }
     }

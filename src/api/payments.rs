@@ -53,7 +53,7 @@ fn parse_kinds(kinds: &str) -> Result<PaymentKind, ApiError> {
 /// `GET /v1/{kinds}/{id}`: the payment, or 404 if never heard of.
 ///
 /// The hot read: the token is checked by the same statement that reads the payment.
-#[utoipa::path(get, path = "/v1/{kinds}/{id}", tag = "payments", params(KindsParam, IdParam),
+#[utoipa::path(get, path = "/v1/{kinds}/{id}", tag = "{kinds}", operation_id = "get{Kind}", params(KindsParam, IdParam),
     responses((status = 200, description = "The payment", body = PaymentDocument), ErrorAnswers))]
 pub async fn show(
     State(state): State<AppState>,
@@ -108,7 +108,7 @@ async fn checked_first<T>(
 }
 
 /// `GET /v1/{kinds}/{id}/history`: every status observed, oldest first.
-#[utoipa::path(get, path = "/v1/{kinds}/{id}/history", tag = "payments", params(KindsParam, IdParam),
+#[utoipa::path(get, path = "/v1/{kinds}/{id}/history", tag = "{kinds}", operation_id = "get{Kind}History", params(KindsParam, IdParam),
     responses((status = 200, description = "Every status observed, oldest first", body = Vec<HistoryEntry>), ErrorAnswers))]
 pub async fn history(
     State(state): State<AppState>,
@@ -123,7 +123,7 @@ pub async fn history(
 
 /// `GET /v1/{kinds}/{id}/callbacks`: the callbacks received for the payment, oldest
 /// first, bodies as received: "did the platform call us?"
-#[utoipa::path(get, path = "/v1/{kinds}/{id}/callbacks", tag = "payments", params(KindsParam, IdParam),
+#[utoipa::path(get, path = "/v1/{kinds}/{id}/callbacks", tag = "{kinds}", operation_id = "list{Kind}Callbacks", params(KindsParam, IdParam),
     responses((status = 200, description = "The callbacks received, oldest first", body = Vec<CallbackRecord>), ErrorAnswers))]
 pub async fn callbacks(
     State(state): State<AppState>,
@@ -148,7 +148,7 @@ async fn ensure_known(state: &AppState, kind: PaymentKind, id: &PaymentId) -> Re
 
 /// `POST /v1/{kinds}/{id}/refresh`: schedules a sync now (starting to track an unknown
 /// id, reviving a dead sync) and answers 202 with the payment as it stands.
-#[utoipa::path(post, path = "/v1/{kinds}/{id}/refresh", tag = "payments", params(KindsParam, IdParam),
+#[utoipa::path(post, path = "/v1/{kinds}/{id}/refresh", tag = "{kinds}", operation_id = "refresh{Kind}", params(KindsParam, IdParam),
     responses((status = 202, description = "A sync is scheduled; the payment as it stands", body = PaymentDocument), ErrorAnswers))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -177,10 +177,13 @@ pub struct ListQuery {
     /// Comma-separated statuses, e.g. `SUCCESS,FAILED`; unknown values are ignored.
     status: Option<String>,
     /// Only payments changed after this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
     updated_after: Option<String>,
     /// Page size: 1–1000, default 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<String>, pattern = "^p[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 
@@ -189,11 +192,12 @@ pub struct ListQuery {
 #[serde(rename_all = "camelCase")]
 pub struct Page {
     items: Vec<PaymentDocument>,
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
 /// `GET /v1/{kinds}`: a page of payments in the order they last changed.
-#[utoipa::path(get, path = "/v1/{kinds}", tag = "payments", params(KindsParam, ListQuery),
+#[utoipa::path(get, path = "/v1/{kinds}", tag = "{kinds}", operation_id = "list{Kinds}", params(KindsParam, ListQuery),
     responses((status = 200, description = "A page of payments", body = Page), ErrorAnswers))]
 pub async fn list(
     State(state): State<AppState>,
@@ -291,15 +295,16 @@ mod tests {
     }
 
     #[test]
-    fn unknown_statuses_are_ignored_and_limit_is_capped() {
-        let filter = parse_list_query(ListQuery {
+    fn unknown_statuses_are_ignored_and_a_limit_past_the_maximum_is_refused() {
+        let query = |limit: &str| ListQuery {
             status: Some("SUCCESS,BOGUS, FAILED".into()),
             updated_after: None,
-            limit: Some("5000".into()),
+            limit: Some(limit.into()),
             cursor: None,
-        })
-        .expect("valid");
+        };
+        let filter = parse_list_query(query("1000")).expect("valid");
         assert_eq!(filter.statuses, vec!["SUCCESS", "FAILED"]);
         assert_eq!(filter.limit, crate::api::params::MAX_LIMIT);
+        assert!(parse_list_query(query("1001")).is_err());
     }
 }

@@ -18,9 +18,19 @@ use crate::store::{list_ignored, IgnoredCallback};
 #[into_params(parameter_in = Query)]
 pub struct SinceQuery {
     /// Only those at or after this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Page size: 1–1000, default 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RetryQuery {
+    /// Only syncs dead at or after this RFC 3339 time; omitted: every dead sync.
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -39,7 +49,7 @@ pub struct Retried {
 }
 
 /// `GET /v1/dead-syncs?since=<RFC 3339>&limit=`: dead syncs, oldest death first.
-#[utoipa::path(get, path = "/v1/dead-syncs", tag = "syncs", params(SinceQuery),
+#[utoipa::path(get, path = "/v1/dead-syncs", tag = "syncs", operation_id = "listDeadSyncs", params(SinceQuery),
     responses((status = 200, description = "Dead syncs, oldest death first", body = DeadPage), ErrorAnswers))]
 pub async fn list(
     State(state): State<AppState>,
@@ -53,11 +63,11 @@ pub async fn list(
 
 /// `POST /v1/dead-syncs/retry?since=<RFC 3339>`: makes every dead sync (or those dead
 /// since the time) pending again with fresh attempts; answers 202 with how many.
-#[utoipa::path(post, path = "/v1/dead-syncs/retry", tag = "syncs", params(SinceQuery),
+#[utoipa::path(post, path = "/v1/dead-syncs/retry", tag = "syncs", operation_id = "retryDeadSyncs", params(RetryQuery),
     responses((status = 202, description = "How many dead syncs are pending again", body = Retried), ErrorAnswers))]
 pub async fn retry(
     State(state): State<AppState>,
-    Query(query): Query<SinceQuery>,
+    Query(query): Query<RetryQuery>,
 ) -> Result<(StatusCode, Json<Retried>), ApiError> {
     let since = parse_time(query.since.as_deref(), "since")?;
     let retried = retry_dead_syncs(&state.pool, &state.merchant_code, since).await?;
@@ -67,7 +77,7 @@ pub async fn retry(
 
 /// `GET /v1/callbacks/ignored?since=<RFC 3339>&limit=`: callbacks that named no
 /// payment (no `idEntity`), oldest first.
-#[utoipa::path(get, path = "/v1/callbacks/ignored", tag = "callbacks", params(SinceQuery),
+#[utoipa::path(get, path = "/v1/callbacks/ignored", tag = "callbacks", operation_id = "listIgnoredCallbacks", params(SinceQuery),
     responses((status = 200, description = "Callbacks without idEntity, oldest first", body = IgnoredPage), ErrorAnswers))]
 pub async fn ignored(
     State(state): State<AppState>,

@@ -34,7 +34,7 @@ pub struct HomeQuery {
 }
 
 /// `GET /console`: the overview when signed in, otherwise the sign-in form.
-#[utoipa::path(get, path = "/console", tag = "console",
+#[utoipa::path(get, path = "/console", tag = "console", operation_id = "showConsole",
     responses((status = 200, content_type = "text/html",
         description = "The overview with a session cookie, else the sign-in form (its input is named `token`)")))]
 pub async fn home(
@@ -80,18 +80,21 @@ fn sign_in_form(state: &AppState, headers: &HeaderMap, refused: bool) -> Respons
     response
 }
 
-#[derive(Deserialize)]
+/// The sign-in form.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SignInForm {
+    /// An API token (`paymirror tokens create`).
     #[serde(default)]
     token: String,
+    /// The sign-in form's CSRF token.
     #[serde(default)]
     csrf: String,
 }
 
 /// `POST /console/sign-in`: checks the token as the API does and opens a session;
 /// a token that is not accepted is sent back to the form with a message.
-#[utoipa::path(post, path = "/console/sign-in", tag = "console",
-    request_body(content_type = "application/x-www-form-urlencoded",
+#[utoipa::path(post, path = "/console/sign-in", tag = "console", operation_id = "signInToConsole",
+    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded",
         description = "`token` (an API token) and `csrf` (the sign-in form's token)"),
     responses(
         (status = 303, description = "Signed in (session cookie set, to `/console`) or refused (to `/console?refused=1`)"),

@@ -47,7 +47,9 @@ pub struct DeadSync {
     pub kind: PaymentKind,
     pub id: String,
     pub attempts: i32,
+    #[schema(required = true)]
     pub last_error: Option<String>,
+    #[schema(required = true)]
     pub failing_since: Option<DateTime<Utc>>,
     pub dead_since: DateTime<Utc>,
 }

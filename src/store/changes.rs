@@ -53,6 +53,7 @@ pub struct Change {
     #[serde(serialize_with = "status_text")]
     #[schema(value_type = String)]
     pub status: PaymentStatus,
+    #[schema(required = true)]
     pub previous_status: Option<String>,
     pub observed_at: DateTime<Utc>,
 }

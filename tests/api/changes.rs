@@ -153,7 +153,8 @@ async fn a_follower_sees_every_transition_exactly_once_while_300_payments_sync()
         let mut p = payment(PaymentKind::Payin, &format!("F-{n}"), "1.00");
         // A third go straight to a final status; the others pass through PROCESSING.
         p.final_status = Some(if n % 2 == 0 { "SUCCESS" } else { "FAILED" }.into());
-        p.finalize_after = Duration::from_millis(if n % 3 == 0 { 0 } else { 300 });
+        // 1.5 s: long enough that a loaded machine still syncs them first as PROCESSING.
+        p.finalize_after = Duration::from_millis(if n % 3 == 0 { 0 } else { 1500 });
         sim.create_payment(p).await;
         if n % 3 != 0 {
             app.post_callback("payins", format!(r#"{{"idEntity": "F-{n}"}}"#))

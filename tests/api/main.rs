@@ -19,6 +19,7 @@ mod isolation;
 mod logs;
 mod long_poll;
 mod openapi;
+mod openapi_tools;
 mod ops;
 mod outage;
 mod platform;

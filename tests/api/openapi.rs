@@ -56,7 +56,7 @@ async fn the_document_lists_every_route_and_real_answers_conform_to_it() {
     assert!(document["openapi"]
         .as_str()
         .is_some_and(|v| v.starts_with("3.")));
-    let parameters = document["paths"]["/v1/{kinds}/{id}"]["get"]["parameters"]
+    let parameters = document["paths"]["/v1/payins/{id}"]["get"]["parameters"]
         .as_array()
         .map(|p| {
             p.iter()
@@ -64,19 +64,20 @@ async fn the_document_lists_every_route_and_real_answers_conform_to_it() {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    assert_eq!(
-        parameters,
-        ["kinds", "id"],
-        "each parameter documented once"
-    );
+    assert_eq!(parameters, ["id"], "each parameter documented once");
     for route in [
         "/callbacks/payins",
         "/callbacks/payouts",
-        "/v1/{kinds}",
-        "/v1/{kinds}/{id}",
-        "/v1/{kinds}/{id}/history",
-        "/v1/{kinds}/{id}/callbacks",
-        "/v1/{kinds}/{id}/refresh",
+        "/v1/payins",
+        "/v1/payouts",
+        "/v1/payins/{id}",
+        "/v1/payouts/{id}",
+        "/v1/payins/{id}/history",
+        "/v1/payouts/{id}/history",
+        "/v1/payins/{id}/callbacks",
+        "/v1/payouts/{id}/callbacks",
+        "/v1/payins/{id}/refresh",
+        "/v1/payouts/{id}/refresh",
         "/v1/changes",
         "/v1/dead-syncs",
         "/v1/dead-syncs/retry",
@@ -109,64 +110,64 @@ async fn the_document_lists_every_route_and_real_answers_conform_to_it() {
         (
             "get",
             "/v1/payins/DOC-1",
-            "/v1/{kinds}/{id}",
+            "/v1/payins/{id}",
             Some(&reader),
             200,
         ),
         (
             "get",
             "/v1/payins/NOPE-1",
-            "/v1/{kinds}/{id}",
+            "/v1/payins/{id}",
             Some(&reader),
             404,
         ),
         (
             "get",
             "/v1/payins/a%2Fb",
-            "/v1/{kinds}/{id}",
+            "/v1/payins/{id}",
             Some(&reader),
             400,
         ),
-        ("get", "/v1/payins/DOC-1", "/v1/{kinds}/{id}", None, 401),
+        ("get", "/v1/payins/DOC-1", "/v1/payins/{id}", None, 401),
         (
             "get",
             "/v1/payins?limit=10",
-            "/v1/{kinds}",
+            "/v1/payins",
             Some(&reader),
             200,
         ),
         (
             "get",
             "/v1/payins?cursor=nonsense",
-            "/v1/{kinds}",
+            "/v1/payins",
             Some(&reader),
             400,
         ),
         (
             "get",
             "/v1/payins/DOC-1/history",
-            "/v1/{kinds}/{id}/history",
+            "/v1/payins/{id}/history",
             Some(&reader),
             200,
         ),
         (
             "get",
             "/v1/payins/DOC-1/callbacks",
-            "/v1/{kinds}/{id}/callbacks",
+            "/v1/payins/{id}/callbacks",
             Some(&reader),
             200,
         ),
         (
             "post",
             "/v1/payins/DOC-1/refresh",
-            "/v1/{kinds}/{id}/refresh",
+            "/v1/payins/{id}/refresh",
             Some(&writer),
             202,
         ),
         (
             "post",
             "/v1/payins/DOC-1/refresh",
-            "/v1/{kinds}/{id}/refresh",
+            "/v1/payins/{id}/refresh",
             Some(&reader),
             403,
         ),
@@ -176,6 +177,20 @@ async fn the_document_lists_every_route_and_real_answers_conform_to_it() {
             "/v1/changes",
             Some(&reader),
             200,
+        ),
+        (
+            "get",
+            "/v1/payins?limit=1001",
+            "/v1/payins",
+            Some(&reader),
+            400,
+        ),
+        (
+            "get",
+            "/v1/payouts/NOPE-1",
+            "/v1/payouts/{id}",
+            Some(&reader),
+            404,
         ),
         (
             "get",
@@ -215,11 +230,76 @@ async fn the_document_lists_every_route_and_real_answers_conform_to_it() {
     let schema_check = std::panic::catch_unwind(|| {
         assert_conforms(
             &document,
-            "/v1/{kinds}/{id}",
+            "/v1/payins/{id}",
             "get",
             200,
             &json!({"kind": "payin"}),
         )
     });
     assert!(schema_check.is_err(), "an incomplete payment conformed");
+}
+
+/// Returns the schema the document gives the query parameter `name` of `GET path`.
+fn parameter<'a>(document: &'a Value, path: &str, name: &str) -> &'a Value {
+    document["paths"][path]["get"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .map(|p| &p["schema"])
+        .unwrap_or_else(|| panic!("{path} documents no parameter {name}"))
+}
+
+#[tokio::test]
+async fn operations_are_named_once_each_open_routes_say_so_and_parameters_are_typed() {
+    let app = TestApp::spawn().await;
+    let document = app.get_json("/openapi.json", None).await;
+
+    let mut ids = std::collections::HashMap::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let id = operation["operationId"].as_str().expect("an operationId");
+            if let Some(earlier) = ids.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("{id} names both {earlier} and {method} {path}");
+            }
+            let expected = if path.starts_with("/v1/") {
+                json!([{"apiToken": []}])
+            } else {
+                json!([])
+            };
+            assert_eq!(operation["security"], expected, "{method} {path}");
+        }
+    }
+    for (id, operation) in [
+        ("getPayin", "get /v1/payins/{id}"),
+        ("getPayout", "get /v1/payouts/{id}"),
+        ("listPayouts", "get /v1/payouts"),
+        ("followChanges", "get /v1/changes"),
+        ("refreshPayin", "post /v1/payins/{id}/refresh"),
+    ] {
+        assert_eq!(ids.get(id).map(String::as_str), Some(operation));
+    }
+    assert!(document["servers"][0]["url"].is_string(), "a server");
+
+    let limit = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": 1000});
+    assert_eq!(parameter(&document, "/v1/payins", "limit"), &limit);
+    assert_eq!(parameter(&document, "/v1/changes", "limit"), &limit);
+    assert_eq!(
+        parameter(&document, "/v1/changes", "wait"),
+        &json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": 30})
+    );
+    assert_eq!(
+        parameter(&document, "/v1/payins", "updatedAfter"),
+        &json!({"type": "string", "format": "date-time"})
+    );
+    assert_eq!(
+        parameter(&document, "/v1/dead-syncs", "since"),
+        &json!({"type": "string", "format": "date-time"})
+    );
+    assert_eq!(
+        parameter(&document, "/v1/changes", "after")["pattern"],
+        "^c[0-9]{1,18}$"
+    );
+    assert_eq!(
+        parameter(&document, "/v1/payins", "cursor")["pattern"],
+        "^p[0-9]{1,18}$"
+    );
 }
