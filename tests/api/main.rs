@@ -16,6 +16,7 @@ mod failures;
 mod helpers;
 mod hostile;
 mod isolation;
+mod load_balancer;
 mod logs;
 mod long_poll;
 mod openapi;
