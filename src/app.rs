@@ -23,6 +23,7 @@ use crate::callbacks;
 use crate::config::Settings;
 use crate::console::{self, ConsoleState, Tally};
 use crate::inbox::Inbox;
+use crate::migrations::migrate;
 use crate::ops::{self, metrics_handle, requests};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
 use crate::server::{self, CallbackSlots};
@@ -32,19 +33,6 @@ use crate::tokens::UsageLog;
 
 /// How often API token use (last use, count) is written.
 const TOKEN_USE_FLUSH: Duration = Duration::from_secs(2);
-
-/// Migrations, embedded in the binary.
-///
-/// A rolling deploy runs the previous release beside this one, after this one may
-/// have applied migrations the previous one does not know: those are ignored, not
-/// an error. The rule that makes this safe: a migration stays backward compatible
-/// for one release (add columns, tables and indexes; drop or rename only in the
-/// release after the last one that used them).
-pub fn migrator() -> sqlx::migrate::Migrator {
-    let mut migrator = sqlx::migrate!("./migrations");
-    migrator.set_ignore_missing(true);
-    migrator
-}
 
 /// What every handler can reach: one shared allocation, so the clone each request's
 /// extractors and middleware take is one reference count, not one per field (cloning
@@ -91,15 +79,12 @@ pub struct Application {
 
 impl Application {
     /// Validates the settings, migrates the database (safe when replicas start together:
-    /// sqlx serialises migrations with an advisory lock), binds the listener and
+    /// one migrates while the others wait, see [`migrate`]), binds the listener and
     /// starts the callback writers.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         settings.validate_for_serve()?;
+        migrate(&settings.database).await?;
         let pool = settings.database.pool()?;
-        migrator()
-            .run(&pool)
-            .await
-            .context("migrating the database")?;
         let merchant_code: Arc<str> = settings.platform.merchant_code.as_str().into();
         let max_rps = settings.platform.max_rps;
         let limiter = Arc::new(if settings.platform.shared_budget {

@@ -5,9 +5,10 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{migrator, Application};
+use crate::app::Application;
 use crate::config::{LogSettings, Settings};
 use crate::demo::{self, DemoArgs};
+use crate::migrations::migrate;
 use crate::platform::{self, WINDOW};
 use crate::queue::{self, DeadSync};
 use crate::simulator::{self, SimulatorArgs};
@@ -112,7 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve().await,
         Command::Migrate => {
             let settings = load()?;
-            migrator().run(&settings.database.pool()?).await?;
+            migrate(&settings.database).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -195,8 +196,8 @@ async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
         "invalid configuration key platform.merchant_code (PAYMIRROR__PLATFORM__MERCHANT_CODE): is not set"
     );
     let merchant = settings.platform.merchant_code.as_str();
+    migrate(&settings.database).await?;
     let pool = settings.database.pool()?;
-    migrator().run(&pool).await?;
     let since = |raw: Option<String>| {
         crate::api::parse_time(raw.as_deref(), "--since").map_err(anyhow::Error::from)
     };
@@ -225,8 +226,8 @@ async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
 
 async fn run_platform(command: PlatformCommand) -> anyhow::Result<()> {
     let settings = load()?;
+    migrate(&settings.database).await?;
     let pool = settings.database.pool()?;
-    migrator().run(&pool).await?;
     let merchant = settings.platform.merchant_code.as_str();
     match command {
         PlatformCommand::Status => match platform::budget_state(&pool, merchant, WINDOW).await? {
@@ -249,8 +250,8 @@ async fn run_platform(command: PlatformCommand) -> anyhow::Result<()> {
 
 async fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
     let settings = load()?;
+    migrate(&settings.database).await?;
     let pool = settings.database.pool()?;
-    migrator().run(&pool).await?;
     match command {
         TokensCommand::Create {
             account,

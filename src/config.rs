@@ -47,6 +47,7 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     pub statement_timeout_ms: u64,
     pub ping_after_idle_ms: u64,
+    pub migration_lock_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,6 +186,13 @@ impl Settings {
             self.console.session_hours >= 1 && self.console.page_size >= 1,
             "console.session_hours / console.page_size",
             "PAYMIRROR__CONSOLE__SESSION_HOURS / PAYMIRROR__CONSOLE__PAGE_SIZE",
+            "must be at least 1",
+        )?;
+        // Postgres reads a lock_timeout of 0 as "wait forever".
+        require(
+            self.database.migration_lock_wait_secs >= 1,
+            "database.migration_lock_wait_secs",
+            "PAYMIRROR__DATABASE__MIGRATION_LOCK_WAIT_SECS",
             "must be at least 1",
         )?;
         if self.inbox.writers == 0 || self.inbox.batch_size == 0 {

@@ -11,6 +11,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod inbox;
+pub mod migrations;
 pub mod ops;
 pub mod platform;
 pub mod queue;

@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use sqlx::PgPool;
 
 use crate::api::error_response;
-use crate::app::{migrator, AppState};
+use crate::app::AppState;
+use crate::migrations::migrator;
 use crate::queue;
 pub use metrics::{keep_up, metrics_handle};
 

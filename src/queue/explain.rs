@@ -132,7 +132,10 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         .expect("create database");
     url.set_path(&format!("/{name}"));
     let pool = PgPool::connect(url.as_str()).await.expect("pool");
-    crate::app::migrator().run(&pool).await.expect("migrate");
+    crate::migrations::migrator()
+        .run(&pool)
+        .await
+        .expect("migrate");
     fill(&pool).await;
 
     let token = Uuid::new_v4();

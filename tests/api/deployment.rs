@@ -18,6 +18,7 @@ async fn postgres_over_tls_with_sslmode_require() {
         acquire_timeout_ms: 3000,
         statement_timeout_ms: 10_000,
         ping_after_idle_ms: 500,
+        migration_lock_wait_secs: 300,
     };
     let pool = settings.pool().expect("pool");
 
