@@ -48,12 +48,26 @@ impl InboxEntry {
 /// Why a callback was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotStored {
-    /// Postgres refuses this callback's data; sending it again will not help.
-    #[error("the callback cannot be stored as received (SQLSTATE {0})")]
+    /// Postgres refuses this callback's data (the SQLSTATE, logged, never answered);
+    /// sending it again will not help.
+    #[error("{}", refusal_reason(.0))]
     Refused(String),
     /// The database failed or did not commit in time; the platform should retry.
     #[error("the callback could not be stored durably")]
     Unavailable,
+}
+
+/// Says what in the client's body the database could not hold, by its SQLSTATE,
+/// without the code itself (an internal detail, SPEC §2).
+fn refusal_reason(sqlstate: &str) -> &'static str {
+    match sqlstate {
+        "22021" | "22P05" => {
+            "the body holds text the service cannot store (an invalid or unsupported character)"
+        }
+        "22003" => "the body holds a number too large or too precise to store",
+        "54000" | "54001" => "the body is too large or too deeply nested to store",
+        _ => "the body holds a value the service cannot store",
+    }
 }
 
 type Answer = Result<(), NotStored>;

@@ -55,6 +55,13 @@ async fn a_row_postgres_refuses_is_refused_alone_and_its_batch_neighbours_commit
         matches!(hostile, Err(NotStored::Refused(ref code)) if code == "22P05"),
         "{hostile:?}"
     );
+    // The client is told what in its body could not be stored, never the SQLSTATE.
+    let told = hostile.map_err(|e| e.to_string()).expect_err("refused");
+    assert!(told.contains("character"), "{told}");
+    assert!(
+        !told.contains("SQLSTATE") && !told.contains("22P05"),
+        "{told}"
+    );
     let stored: Vec<String> = sqlx::query_scalar(
         "select payment_id from callbacks_on_record order by payment_id collate \"C\"",
     )
