@@ -8,6 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
+use futures_util::future::join_all;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -212,26 +213,21 @@ impl Application {
         ));
         let app = router(state, &settings);
         tracing::info!(addr = %listener.local_addr()?, "paymirror listening");
-        server::serve(listener, app, &settings.server, shutdown.clone()).await;
-        // The router (and with it every inbox sender) is gone: writers drain and stop.
-        let grace = Duration::from_millis(settings.server.shutdown_grace_ms);
-        let drained = tokio::time::timeout(grace, async {
-            for writer in writers {
-                let _ = writer.await;
-            }
-            if let Some(task) = worker_task {
-                let _ = task.await;
-            }
-        })
-        .await;
-        let _ = listening.await;
-        let _ = pruning.await;
-        let _ = merging.await;
-        let _ = recording.await;
-        let _ = upkeep.await;
-        let _ = minutes.await;
-        if drained.is_err() {
+        let stopping = server::serve(listener, app, &settings.server, shutdown.clone()).await;
+        // The router (and with it every inbox sender) is gone: writers drain and stop,
+        // the worker lets its fetches finish, the other tasks stop; all within what is
+        // left of the grace period.
+        let mut tasks = writers;
+        tasks.extend(worker_task);
+        tasks.extend([listening, pruning, merging, recording, upkeep, minutes]);
+        let left = settings
+            .server
+            .shutdown_grace()
+            .saturating_sub(stopping.elapsed());
+        let stopped = tokio::time::timeout(left, join_all(tasks.iter_mut())).await;
+        if stopped.is_err() {
             tracing::warn!("shutdown grace period ended with work in flight; leases will return it to the queue");
+            tasks.iter().for_each(JoinHandle::abort);
         }
         tracing::info!("paymirror stopped");
         Ok(())

@@ -35,6 +35,7 @@ pub struct ServerSettings {
     pub shutdown_grace_ms: u64,
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
+    pub body_deadline_ms: u64,
     pub max_header_bytes: usize,
     pub callback_concurrency: usize,
     pub callback_queue_ms: u64,
@@ -295,6 +296,12 @@ impl ServerSettings {
                 "must be at least 1",
             ),
             (
+                self.body_deadline_ms >= 1,
+                "server.body_deadline_ms",
+                "PAYMIRROR__SERVER__BODY_DEADLINE_MS",
+                "must be at least 1",
+            ),
+            (
                 self.max_header_bytes >= 1024,
                 "server.max_header_bytes",
                 "PAYMIRROR__SERVER__MAX_HEADER_BYTES",
@@ -318,6 +325,14 @@ impl ServerSettings {
 
     pub fn body_read_timeout(&self) -> Duration {
         Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    pub fn body_deadline(&self) -> Duration {
+        Duration::from_millis(self.body_deadline_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -21,6 +21,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
@@ -31,15 +33,18 @@ use crate::config::ServerSettings;
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves `app` on `listener` until `shutdown` fires; then stops accepting, lets every
-/// open connection finish its request in flight (idle ones close at once), and returns.
+/// open connection finish its request in flight (idle ones close at once) for up to
+/// `server.shutdown_grace_ms`, closes those still open (a client that never reads its
+/// answer cannot hold the process), and returns when shutdown began.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     settings: &ServerSettings,
     shutdown: CancellationToken,
-) {
+) -> Instant {
     let http = connection_builder(settings);
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
         let stream = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -54,14 +59,26 @@ pub async fn serve(
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = connection.await {
                 record_connection_error(&e);
             }
         });
+        while connections.try_join_next().is_some() {}
     }
+    let stopping = Instant::now();
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(settings.shutdown_grace(), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = connections.len(),
+            "closing connections whose requests did not finish within the shutdown grace"
+        );
+    }
+    connections.shutdown().await;
+    stopping
 }
 
 /// HTTP/1.1 with keep-alive, a header-read deadline and a header size limit.
@@ -108,11 +125,13 @@ pub fn answer_within(limit: Duration) -> TimeoutLayer {
     TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit)
 }
 
-/// The callback routes' slots: how many run at once, and how long one more waits.
+/// The callback routes' slots: how many run at once, how long one more waits, and
+/// how long a callback holding one may take to send its body.
 #[derive(Clone)]
 pub struct CallbackSlots {
     slots: Arc<Semaphore>,
     wait: Duration,
+    body_deadline: Duration,
 }
 
 impl CallbackSlots {
@@ -120,21 +139,31 @@ impl CallbackSlots {
         CallbackSlots {
             slots: Arc::new(Semaphore::new(settings.callback_concurrency)),
             wait: Duration::from_millis(settings.callback_queue_ms),
+            body_deadline: settings.body_deadline(),
         }
     }
 }
 
+/// When the body of a request must have arrived (read by
+/// [`RawBody`](crate::api::error::RawBody), which answers 408 past it).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub tokio::time::Instant);
+
 /// Lets a callback through once a slot is free, waiting at most the queue time (a
 /// settlement burst queues briefly rather than being refused); past that, 503 at once,
 /// so the platform retries later instead of a queue growing without bound. Runs before
-/// the body is read: a waiting callback holds no body.
+/// the body is read: a waiting callback holds no body. Slots go to waiting callbacks
+/// first come, first served, and one that holds a slot must send its whole body within
+/// `server.body_deadline_ms` ([`BodyDeadline`]).
 pub async fn limit_callbacks(
     State(slots): State<CallbackSlots>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     match tokio::time::timeout(slots.wait, slots.slots.clone().acquire_owned()).await {
         Ok(Ok(slot)) => {
+            let deadline = tokio::time::Instant::now() + slots.body_deadline;
+            request.extensions_mut().insert(BodyDeadline(deadline));
             let response = next.run(request).await;
             drop(slot);
             response

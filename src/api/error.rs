@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower_http::timeout::TimeoutError;
 
+use crate::server::BodyDeadline;
+
 /// Every error an HTTP handler can answer with.
 ///
 /// Internal errors are logged with their cause chain and answered with an opaque message.
@@ -171,17 +173,29 @@ fn reject_json(rejection: JsonRejection) -> Response {
 
 /// The request body as bytes, whose rejections answer in the pinned error body: 413 over
 /// the route's limit, 408 when the client stalls longer than `server.body_read_timeout_ms`
-/// between two pieces of the body, 400 when it breaks off.
+/// between two pieces of the body or has not sent it all by its [`BodyDeadline`], 400
+/// when it breaks off.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
-            .map_err(reject_body)
+        let deadline = req.extensions().get::<BodyDeadline>().copied();
+        let read = Bytes::from_request(req, state);
+        let read = match deadline {
+            Some(BodyDeadline(at)) => match tokio::time::timeout_at(at, read).await {
+                Ok(read) => read,
+                Err(_) => {
+                    return Err(error_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the request body did not arrive in time",
+                    ))
+                }
+            },
+            None => read.await,
+        };
+        read.map(RawBody).map_err(reject_body)
     }
 }
 

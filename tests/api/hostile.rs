@@ -3,6 +3,7 @@
 //! answered 200 after it. Bodies with NUL or numbers `numeric` cannot hold are stored
 //! in their safe form. Slow clients are in `slow`.
 
+mod deadlines;
 mod raw;
 mod slow;
 

@@ -17,24 +17,24 @@ use crate::helpers::{assert_error, eventually, test_settings, TestApp, TestDatab
 
 const TRICKLE: Duration = Duration::from_millis(50);
 
-async fn spawn(configure: impl FnOnce(&mut Settings)) -> TestApp {
+pub(super) async fn spawn(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDatabase::create().await;
     let mut settings = test_settings(&db, "http://127.0.0.1:9");
     configure(&mut settings);
     TestApp::spawn_with(db, settings).await
 }
 
-fn socket_address(app: &TestApp) -> String {
+pub(super) fn socket_address(app: &TestApp) -> String {
     app.address.trim_start_matches("http://").to_owned()
 }
 
 /// Opens a callback request announcing `length` body bytes and returns once the
 /// handler is reading the body: `expect: 100-continue` makes hyper say so.
-async fn open_callback(address: &str, length: usize) -> TcpStream {
+pub(super) async fn open_callback(address: &str, length: usize) -> TcpStream {
     let mut stream = TcpStream::connect(address).await.expect("connects");
     let head = format!(
         "POST /callbacks/payins HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
-         expect: 100-continue\r\ncontent-length: {length}\r\n\r\n"
+         connection: close\r\nexpect: 100-continue\r\ncontent-length: {length}\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.expect("head sent");
     let mut interim = Vec::new();
@@ -60,7 +60,7 @@ async fn trickle_headers(address: String) -> Duration {
     started.elapsed()
 }
 
-async fn honest_callbacks(app: &TestApp, count: usize) -> Vec<u16> {
+pub(super) async fn honest_callbacks(app: &TestApp, count: usize) -> Vec<u16> {
     let posts = (0..count)
         .map(|i| app.post_callback("payouts", format!(r#"{{"idEntity": "HONEST-{i}"}}"#)));
     join_all(posts)
@@ -150,7 +150,8 @@ async fn callbacks_beyond_the_concurrency_limit_past_the_queue_time_get_503() {
 
     for mut stream in held {
         stream.write_all(body).await.expect("the body");
-        assert_eq!(read_answer(&mut stream).await.status(), Some(200));
+        let answer = read_answer(&mut stream).await;
+        assert_eq!(answer.status(), Some(200), "{answer:?}");
     }
     assert_eq!(honest_callbacks(&app, 2).await, [200, 200]);
 }
