@@ -231,8 +231,7 @@ impl PlatformClient {
             return Ok(valid);
         }
         let value = self.request_token(reservation).await?;
-        let lifetime =
-            lifetime_from_claims(&value).unwrap_or(Duration::from_secs(self.validity_secs.into()));
+        let lifetime = lifetime_from_claims(&value, Duration::from_secs(self.validity_secs.into()));
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *cache = Some(CachedToken {
             value: value.clone(),

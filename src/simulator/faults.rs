@@ -33,6 +33,11 @@ pub struct Faults {
     /// When set, tokens expire at most this many seconds after issue, whatever
     /// `validitySecs` asked.
     pub token_lifetime_cap_secs: Option<u64>,
+    /// The platform's clock runs this many seconds off ours (negative: behind): tokens
+    /// carry `iat` and `exp` by that clock, and are checked against it. The published
+    /// spec allows it (the claims are plain numbers); clients that compare `exp` with
+    /// their own clock misjudge every token.
+    pub token_clock_skew_secs: i64,
     /// A payment answers 410 to fetches for this long after its creation.
     pub invisible_for_ms: u64,
     /// Probability that a callback is not sent at all.
@@ -99,6 +104,13 @@ impl Faults {
             }
         }
         Ok(())
+    }
+
+    /// Returns the platform's clock: ours, in seconds since the Unix epoch, plus
+    /// `token_clock_skew_secs` (never before the epoch).
+    pub fn platform_now_secs(&self) -> u64 {
+        let ours = jsonwebtoken::get_current_timestamp();
+        ours.saturating_add_signed(self.token_clock_skew_secs)
     }
 
     /// Returns the delay for one payment fetch: the latency plus its random jitter.
