@@ -1,3 +1,6 @@
+//! The platform client: one per merchant, sending every request within the shared rate
+//! limit and the outage breaker, and classifying every answer the platform can give.
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::breaker::{Admission, Breaker};
+use super::business::{printable, BusinessErrors};
 use super::document::PlatformPayment;
 use super::limiter::{RateLimiter, Reservation};
 use super::token::{lifetime_from_claims, refresh_deadline, CachedToken};
@@ -31,8 +35,8 @@ pub enum FetchError {
     Unauthorized,
     #[error("the platform refused the operation (403): {0}")]
     Forbidden(String),
-    #[error("the platform refused the merchant (406 {0})")]
-    MerchantRejected(String),
+    #[error("the platform refused the merchant's request (406 {0})")]
+    MerchantRejected(BusinessErrors),
     #[error("the platform does not know this payment (410)")]
     NotFound,
     #[error("the platform throttled us (429)")]
@@ -97,9 +101,9 @@ struct TokenAnswer {
     token: String,
 }
 
+/// The platform's `BasicError`: every error answer but 406.
 #[derive(Deserialize, Default)]
 struct ErrorAnswer {
-    code: Option<String>,
     description: Option<String>,
 }
 
@@ -361,29 +365,20 @@ async fn classify(response: Response) -> FetchError {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|secs| Duration::from_secs(secs).min(MAX_PAUSE));
-    let answer: ErrorAnswer = match read_capped(response).await {
-        Ok(body) => serde_json::from_slice(&body).unwrap_or_default(),
-        Err(_) => ErrorAnswer::default(),
+    let body = read_capped(response).await.unwrap_or_default();
+    let description = || {
+        let answer: ErrorAnswer = serde_json::from_slice(&body).unwrap_or_default();
+        printable(&answer.description.unwrap_or_default(), 200)
     };
-    let detail = printable(&answer.code.or(answer.description).unwrap_or_default());
     match status.as_u16() {
         401 => FetchError::Unauthorized,
-        403 => FetchError::Forbidden(detail),
-        406 => FetchError::MerchantRejected(detail),
+        403 => FetchError::Forbidden(description()),
+        406 => FetchError::MerchantRejected(BusinessErrors::parse(&body)),
         410 => FetchError::NotFound,
         429 => FetchError::Throttled { retry_after },
         s @ 500..=599 => FetchError::Server(s),
         s => FetchError::Unexpected(s),
     }
-}
-
-/// Returns the platform's own words fit for a log line and a database column:
-/// at most 200 characters, control characters (NUL included) replaced.
-fn printable(text: &str) -> String {
-    text.chars()
-        .take(200)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
 }
 
 /// Describes a transport failure without its URL's query or anything secret.

@@ -41,9 +41,9 @@ pub fn describe(status: StatusCode, description: &str) -> Response {
     (status, Json(json!({ "description": description }))).into_response()
 }
 
-/// Returns a 406 with the platform's coded error body.
-fn not_acceptable(body: Value) -> Response {
-    (StatusCode::NOT_ACCEPTABLE, Json(body)).into_response()
+/// Returns a 406 with the platform's business errors: an array, even of one.
+fn not_acceptable(error: Value) -> Response {
+    (StatusCode::NOT_ACCEPTABLE, Json(json!([error]))).into_response()
 }
 
 /// Returns the 406 the platform answers for a merchant it has deactivated.

@@ -9,7 +9,7 @@ use paymirror::simulator::{Faults, Simulator, SimulatorConfig};
 use paymirror::sync::JobOutcome;
 use serde_json::Value;
 
-use crate::helpers::{payment, run_once, spawn_with_simulator, TestApp};
+use crate::helpers::{payment, request_trail, run_once, spawn_with_simulator, TestApp};
 
 async fn app_with(id: &str, faults: Faults, final_status: Option<&str>) -> (TestApp, Simulator) {
     let (app, sim) = spawn_with_simulator(
@@ -206,4 +206,49 @@ async fn expire_at_is_read_from_the_payment_method_response() {
         (4..=6).contains(&after_expiry.num_seconds()),
         "{reconcile_at} vs {expire_at}"
     );
+}
+
+/// A 406 to the token request and to the fetch alike: the platform's business errors
+/// (an array) reach `lastError`, and each code is a label of the config-error counter.
+#[tokio::test]
+async fn a_406_names_the_platforms_codes_in_last_error_and_metrics() {
+    for token_first in [true, false] {
+        let faults = Faults {
+            merchant_inactive: true,
+            ..Faults::default()
+        };
+        let (app, sim) = if token_first {
+            app_with("BIZ-1", faults, None).await
+        } else {
+            let (app, sim) = app_with("BIZ-1", Faults::default(), None).await;
+            assert_eq!(run_once(&app).await, [JobOutcome::Synced]);
+            sim.set_faults(faults);
+            app.post_callback("payins", r#"{"idEntity": "BIZ-1"}"#)
+                .await;
+            (app, sim)
+        };
+
+        assert_eq!(run_once(&app).await, [JobOutcome::Paused]);
+
+        let refused = if token_first {
+            "/auth-tokens"
+        } else {
+            "/payins/BIZ-1"
+        };
+        let trail = request_trail(&sim);
+        assert_eq!(trail.last(), Some(&(refused.to_owned(), 406)), "{trail:?}");
+        let doc = document(&app, "BIZ-1").await;
+        let last_error = doc["sync"]["lastError"].as_str().unwrap_or_default();
+        assert_eq!(
+            last_error,
+            "the platform refused the merchant's request (406 MERCHANT_INACTIVE: the merchant is inactive)"
+        );
+        let metrics = app.get("/metrics", None).await.text().await.expect("text");
+        let counted = metrics.lines().any(|line| {
+            line.starts_with("paymirror_platform_config_errors_total{")
+                && line.contains(r#"code="MERCHANT_INACTIVE""#)
+                && line.contains(r#"status="406""#)
+        });
+        assert!(counted, "{metrics}");
+    }
 }

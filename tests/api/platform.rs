@@ -163,3 +163,57 @@ async fn a_skewed_platform_clock_costs_one_token_per_lifetime_not_one_per_fetch(
     assert_eq!(trail.len(), 6, "{trail:?}");
     assert!(trail.iter().all(|(_, status)| *status == 200), "{trail:?}");
 }
+
+/// Serves `router` on a fresh local port as a stand-in for answers the simulator never
+/// gives but the published document allows; returns its base URL.
+pub async fn stub_platform(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// Returns a client of the platform at `base_url`.
+fn client_of(db: &TestDatabase, base_url: &str) -> PlatformClient {
+    let settings = test_settings(db, base_url);
+    PlatformClient::new(&settings.platform, Arc::new(RateLimiter::new(10))).expect("client")
+}
+
+/// The published 406 is an array that may hold several business errors: each is kept.
+#[tokio::test]
+async fn a_406_with_several_business_errors_keeps_every_code() {
+    let errors = serde_json::json!([
+        {"code": "MERCHANT_INACTIVE", "description": "not active"},
+        {"code": "OPERATION_INVALID", "attrCode": "operations"},
+    ]);
+    let router = axum::Router::new().route(
+        "/auth-tokens",
+        axum::routing::post(move || async move {
+            (
+                axum::http::StatusCode::NOT_ACCEPTABLE,
+                axum::Json(errors.clone()),
+            )
+        }),
+    );
+    let db = TestDatabase::create().await;
+    let client = client_of(&db, &stub_platform(router).await);
+
+    let error = client
+        .fetch_payment(PaymentKind::Payin, &id("BIZ-2"))
+        .await
+        .expect_err("refused");
+
+    let paymirror::platform::FetchError::MerchantRejected(errors) = &error else {
+        panic!("not a 406: {error}");
+    };
+    assert_eq!(
+        errors.metric_labels(),
+        ["MERCHANT_INACTIVE", "OPERATION_INVALID"]
+    );
+    assert_eq!(
+        error.to_string(),
+        "the platform refused the merchant's request (406 MERCHANT_INACTIVE: not active; OPERATION_INVALID (operations))"
+    );
+}

@@ -235,13 +235,13 @@ async fn inactive_merchant_and_forbidden_operation_switches() {
     let fetched = fetch(&http, &sim, "/payins/F-4", Some(&payins), Some("2")).await;
     assert_eq!(fetched.status(), StatusCode::NOT_ACCEPTABLE);
     assert_eq!(
-        fetched.json::<Value>().await.unwrap()["code"],
+        fetched.json::<Value>().await.unwrap()[0]["code"],
         "MERCHANT_INACTIVE"
     );
     let issued = request_token(&http, &sim, &["GET /payins/.*"]).await;
     assert_eq!(issued.status(), StatusCode::NOT_ACCEPTABLE);
     assert_eq!(
-        issued.json::<Value>().await.unwrap()["code"],
+        issued.json::<Value>().await.unwrap()[0]["code"],
         "MERCHANT_INACTIVE"
     );
 
