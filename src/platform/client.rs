@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::breaker::{Admission, Breaker};
 use super::business::{printable, BusinessErrors};
-use super::document::PlatformPayment;
+use super::document::{InvalidAnswer, PlatformPayment};
 use super::limiter::{RateLimiter, Reservation};
 use super::token::{lifetime_from_claims, refresh_deadline, CachedToken};
 use crate::config::PlatformSettings;
@@ -49,6 +49,10 @@ pub enum FetchError {
     Transport(String),
     #[error("the platform's answer did not parse: {0}")]
     InvalidBody(String),
+    #[error("the platform's answer has a field paymirror cannot take: {0}")]
+    InvalidField(String),
+    #[error("the platform answered about another payment ({0})")]
+    AnotherPayment(String),
 }
 
 impl FetchError {
@@ -329,7 +333,11 @@ async fn parse_payment(
     id: &PaymentId,
 ) -> Result<PlatformPayment, FetchError> {
     let body = read_capped(response).await?;
-    PlatformPayment::parse(&body, kind, id).map_err(|e| FetchError::InvalidBody(e.to_string()))
+    PlatformPayment::parse(&body, kind, id).map_err(|e| match e {
+        InvalidAnswer::Json(_) | InvalidAnswer::NoStatus => FetchError::InvalidBody(e.to_string()),
+        InvalidAnswer::Field { .. } => FetchError::InvalidField(e.to_string()),
+        InvalidAnswer::AnotherPayment { .. } => FetchError::AnotherPayment(e.to_string()),
+    })
 }
 
 /// Reads an answer's body, refusing one over [`MAX_ANSWER_BYTES`] without reading it all.

@@ -6,6 +6,7 @@ mod budget;
 mod business;
 mod client;
 mod document;
+mod fields;
 mod limiter;
 mod token;
 

@@ -45,14 +45,6 @@ async fn hostile_answers_are_failed_attempts_with_a_visible_reason() {
     let cases = [
         (
             Faults {
-                failure_message: Some("card\u{0}declined".into()),
-                ..Faults::default()
-            },
-            Some("FAILED"),
-            "database refused",
-        ),
-        (
-            Faults {
                 body_padding_bytes: 2 * 1024 * 1024,
                 ..Faults::default()
             },
@@ -65,7 +57,7 @@ async fn hostile_answers_are_failed_attempts_with_a_visible_reason() {
                 ..Faults::default()
             },
             None,
-            "another payment",
+            "the platform answered about another payment (paymentMethodResponse.idPayin is HOST-1-OTHER)",
         ),
         (
             Faults {
@@ -96,27 +88,37 @@ async fn hostile_answers_are_failed_attempts_with_a_visible_reason() {
     }
 }
 
+/// A NUL in the failure message (any JSON string is allowed there) is stored as U+FFFD,
+/// in the extracted column and the verbatim document alike: the status is never lost.
 #[tokio::test]
-async fn an_answer_the_database_refuses_ends_dead_after_its_age_bound() {
-    let (app, _sim) = spawn_with_simulator(
-        |s| {
-            s.sync.max_retry_age_ms = 0;
-        },
-        SimulatorConfig::default(),
-        false,
-    )
-    .await;
-    sim_failed_payment(&_sim, "NUL-1").await;
-    _sim.set_faults(Faults {
-        failure_message: Some("\u{0}".into()),
+async fn a_nul_in_a_free_text_field_is_stored_in_safe_form_with_its_status() {
+    let (app, sim) = spawn_with_simulator(|_| {}, SimulatorConfig::default(), false).await;
+    sim_failed_payment(&sim, "NUL-1").await;
+    sim.set_faults(Faults {
+        failure_message: Some("card\u{0}declined\u{1}".into()),
         ..Faults::default()
     });
     app.post_callback("payins", r#"{"idEntity": "NUL-1"}"#)
         .await;
 
-    assert_eq!(run_once(&app).await, [JobOutcome::Dead]);
+    assert_eq!(run_once(&app).await, [JobOutcome::Synced]);
+
     let doc = document(&app, "NUL-1").await;
-    assert_eq!(doc["sync"]["state"], "dead");
+    assert_eq!(doc["status"], "FAILED", "{doc}");
+    assert_eq!(doc["sync"]["lastError"], Value::Null, "{doc}");
+    let safe = "card\u{FFFD}declined\u{1}";
+    assert_eq!(doc["failureReason"]["message"], safe, "{doc}");
+    assert_eq!(
+        doc["platform"]["process"]["failureReasons"]["message"],
+        safe
+    );
+    let stored: String = sqlx::query_scalar(
+        "select platform #>> '{process,failureReasons,message}' from payments where id = 'NUL-1'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("stored document");
+    assert_eq!(stored, safe);
 }
 
 async fn sim_failed_payment(sim: &Simulator, id: &str) {

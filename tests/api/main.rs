@@ -21,6 +21,7 @@ mod openapi;
 mod ops;
 mod outage;
 mod platform;
+mod published;
 mod queue;
 mod reconcile;
 mod recovery;
