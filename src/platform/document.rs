@@ -1,12 +1,13 @@
 //! A platform answer to `GET /payins|payouts/{id}`: read as callbacks are into what
-//! Postgres stores (NUL becomes U+FFFD, a number `numeric` cannot hold is kept as its
-//! text), then the fields paymirror indexes, each refused by its path and reason when
+//! Postgres stores (NUL and lone surrogates become U+FFFD, a number `numeric` cannot
+//! hold is kept as its text), then the fields paymirror indexes, each refused by its path and reason when
 //! it is not what the published document says. Unknown fields and values are kept.
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::fields::{at, flag, money, shown, text};
+use super::surrogates::mend_lone_surrogates;
 use crate::callbacks::body::parse_storable;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 
@@ -83,7 +84,7 @@ impl PlatformPayment {
     /// payment in `paymentMethodResponse`. Amounts are read from the JSON text itself,
     /// never through `f64`; unknown fields, statuses, codes and methods are kept.
     pub fn parse(body: &[u8], kind: PaymentKind, id: &PaymentId) -> Result<Self, InvalidAnswer> {
-        let raw = parse_storable(body)?;
+        let raw = parse_storable(&mend_lone_surrogates(body))?;
         let id_path = match kind {
             PaymentKind::Payin => "paymentMethodResponse.idPayin",
             PaymentKind::Payout => "paymentMethodResponse.idPayout",

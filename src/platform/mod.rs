@@ -8,6 +8,7 @@ mod client;
 mod document;
 mod fields;
 mod limiter;
+mod surrogates;
 mod token;
 
 pub use budget::{budget_state, resume, BudgetState, SharedBudget};

@@ -132,3 +132,26 @@ async fn a_failure_without_message_and_an_unknown_method_are_stored() {
     let method = &doc["platform"]["paymentMethodResponse"];
     assert_eq!(method["somethingElse"]["nested"][0], "1e200000", "{method}");
 }
+
+/// Any JSON string may fill a free-text field: a lone surrogate, which neither Rust nor
+/// Postgres text can hold, is stored as U+FFFD like NUL, and the status is kept.
+#[tokio::test]
+async fn a_lone_surrogate_in_a_message_is_stored_in_safe_form() {
+    let body = r#"{"paymentRequested": {"money": {"amount": 3, "currencyCode": "INR"}},
+        "process": {"status": "FAILED", "createdAt": "2026-11-21T10:00:00Z", "isTest": true,
+                    "failureReasons": {"failedAt": "2026-11-21T10:05:00Z", "failureReasonCode": "SYSTEM",
+                                       "message": "card\ud800 declined\u0000"}},
+        "fee": {"amount": 0.03, "currencyCode": "INR"},
+        "paymentMethodResponse": {"paymentMethodCode": "UPIQR", "idPayin": "SUR-1", "idPayment": "p3"}}"#;
+
+    let (_app, outcome, doc) = synced_against(answering(body), "SUR-1").await;
+
+    assert_eq!(outcome, JobOutcome::Synced, "{doc}");
+    assert_eq!(doc["status"], "FAILED");
+    let safe = "card\u{FFFD} declined\u{FFFD}";
+    assert_eq!(doc["failureReason"]["message"], safe);
+    assert_eq!(
+        doc["platform"]["process"]["failureReasons"]["message"],
+        safe
+    );
+}
