@@ -131,7 +131,7 @@ fn looks_numeric(text: &str) -> bool {
 fn out_of_range(text: &str) -> String {
     format!(
         "{} is beyond what an exact decimal holds (at most 28 digits after the point \
-         and a magnitude below 7.9e28); it is kept only in the verbatim document",
+         and a magnitude below 7.9e28)",
         shown(text)
     )
 }
