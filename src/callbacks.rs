@@ -4,7 +4,8 @@
 //! the platform repeats anything else, so a 503 loses nothing. Bodies are read by
 //! [`body`] into what `jsonb` can store, judged by [`numeric`]'s limits.
 
-mod body;
+// Shared with the platform client, whose answers are stored the same way.
+pub(crate) mod body;
 #[cfg(test)]
 mod fuzz;
 mod numeric;

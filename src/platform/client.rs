@@ -1,3 +1,6 @@
+//! The platform client: one per merchant, sending every request within the shared rate
+//! limit and the outage breaker, and classifying every answer the platform can give.
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +12,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::breaker::{Admission, Breaker};
-use super::document::PlatformPayment;
+use super::business::{printable, BusinessErrors};
+use super::document::{InvalidAnswer, PlatformPayment};
 use super::limiter::{RateLimiter, Reservation};
 use super::token::{lifetime_from_claims, refresh_deadline, CachedToken};
 use crate::config::PlatformSettings;
@@ -31,8 +35,8 @@ pub enum FetchError {
     Unauthorized,
     #[error("the platform refused the operation (403): {0}")]
     Forbidden(String),
-    #[error("the platform refused the merchant (406 {0})")]
-    MerchantRejected(String),
+    #[error("the platform refused the merchant's request (406 {0})")]
+    MerchantRejected(BusinessErrors),
     #[error("the platform does not know this payment (410)")]
     NotFound,
     #[error("the platform throttled us (429)")]
@@ -45,6 +49,10 @@ pub enum FetchError {
     Transport(String),
     #[error("the platform's answer did not parse: {0}")]
     InvalidBody(String),
+    #[error("the platform's answer has a field paymirror cannot take: {0}")]
+    InvalidField(String),
+    #[error("the platform answered about another payment ({0})")]
+    AnotherPayment(String),
 }
 
 impl FetchError {
@@ -97,9 +105,9 @@ struct TokenAnswer {
     token: String,
 }
 
+/// The platform's `BasicError`: every error answer but 406.
 #[derive(Deserialize, Default)]
 struct ErrorAnswer {
-    code: Option<String>,
     description: Option<String>,
 }
 
@@ -231,8 +239,7 @@ impl PlatformClient {
             return Ok(valid);
         }
         let value = self.request_token(reservation).await?;
-        let lifetime =
-            lifetime_from_claims(&value).unwrap_or(Duration::from_secs(self.validity_secs.into()));
+        let lifetime = lifetime_from_claims(&value, Duration::from_secs(self.validity_secs.into()));
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *cache = Some(CachedToken {
             value: value.clone(),
@@ -326,7 +333,11 @@ async fn parse_payment(
     id: &PaymentId,
 ) -> Result<PlatformPayment, FetchError> {
     let body = read_capped(response).await?;
-    PlatformPayment::parse(&body, kind, id).map_err(|e| FetchError::InvalidBody(e.to_string()))
+    PlatformPayment::parse(&body, kind, id).map_err(|e| match e {
+        InvalidAnswer::Json(_) | InvalidAnswer::NoStatus => FetchError::InvalidBody(e.to_string()),
+        InvalidAnswer::Field { .. } => FetchError::InvalidField(e.to_string()),
+        InvalidAnswer::AnotherPayment { .. } => FetchError::AnotherPayment(e.to_string()),
+    })
 }
 
 /// Reads an answer's body, refusing one over [`MAX_ANSWER_BYTES`] without reading it all.
@@ -362,29 +373,20 @@ async fn classify(response: Response) -> FetchError {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|secs| Duration::from_secs(secs).min(MAX_PAUSE));
-    let answer: ErrorAnswer = match read_capped(response).await {
-        Ok(body) => serde_json::from_slice(&body).unwrap_or_default(),
-        Err(_) => ErrorAnswer::default(),
+    let body = read_capped(response).await.unwrap_or_default();
+    let description = || {
+        let answer: ErrorAnswer = serde_json::from_slice(&body).unwrap_or_default();
+        printable(&answer.description.unwrap_or_default(), 200)
     };
-    let detail = printable(&answer.code.or(answer.description).unwrap_or_default());
     match status.as_u16() {
         401 => FetchError::Unauthorized,
-        403 => FetchError::Forbidden(detail),
-        406 => FetchError::MerchantRejected(detail),
+        403 => FetchError::Forbidden(description()),
+        406 => FetchError::MerchantRejected(BusinessErrors::parse(&body)),
         410 => FetchError::NotFound,
         429 => FetchError::Throttled { retry_after },
         s @ 500..=599 => FetchError::Server(s),
         s => FetchError::Unexpected(s),
     }
-}
-
-/// Returns the platform's own words fit for a log line and a database column:
-/// at most 200 characters, control characters (NUL included) replaced.
-fn printable(text: &str) -> String {
-    text.chars()
-        .take(200)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
 }
 
 /// Describes a transport failure without its URL's query or anything secret.

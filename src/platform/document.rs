@@ -1,12 +1,20 @@
+//! A platform answer to `GET /payins|payouts/{id}`: read as callbacks are into what
+//! Postgres stores (NUL and lone surrogates become U+FFFD, a number `numeric` cannot
+//! hold is kept as its text), then the fields paymirror indexes, each refused by its path and reason when
+//! it is not what the published document says. Unknown fields and values are kept.
+
 use rust_decimal::Decimal;
-use serde::Deserialize;
 use serde_json::Value;
 
+use super::fields::{at, flag, money, shown, text};
+use super::surrogates::mend_lone_surrogates;
+use crate::callbacks::body::parse_storable;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 
 /// A payment as the platform answered it: the document verbatim plus what we extract.
 #[derive(Debug, Clone)]
 pub struct PlatformPayment {
+    /// The answer as stored: verbatim but for NUL and numbers `numeric` cannot hold.
     pub raw: Value,
     pub snapshot: PaymentSnapshot,
 }
@@ -26,99 +34,96 @@ pub struct PaymentSnapshot {
     pub expire_at: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// An amount, exact, in major units.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Money {
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     pub amount: Decimal,
     pub currency_code: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// `process.failureReasons`; the published document requires the code and the time,
+/// but each is read only if present.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FailureReason {
     pub failure_reason_code: Option<String>,
     pub message: Option<String>,
     pub failed_at: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Wire {
-    payment_requested: Option<Requested>,
-    process: Process,
-    fee: Option<Money>,
-    payment_method_response: Option<MethodResponse>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Requested {
-    money: Option<Money>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Process {
-    status: String,
-    failure_reasons: Option<FailureReason>,
-    created_at: Option<String>,
-    processed_at: Option<String>,
-    is_test: Option<bool>,
-}
-
-/// The per-method object: a `oneOf` on `paymentMethodCode` whose list grows; only
-/// the fields every method shares are read.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MethodResponse {
-    payment_method_code: Option<String>,
-    id_payin: Option<String>,
-    id_payout: Option<String>,
-    expire_at: Option<String>,
-}
-
 /// Why a 200 answer is not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum InvalidAnswer {
+    /// Not JSON, or JSON no database could take as one document (a key twice).
     #[error("{0}")]
     Json(#[from] serde_json::Error),
-    #[error("the answer is about another payment than the one asked for")]
-    AnotherPayment,
+    /// No `process.status`: whatever this is, it is no payment's state.
+    #[error("process.status: missing")]
+    NoStatus,
+    /// One field is not what the published document says.
+    #[error("{path}: {reason}")]
+    Field { path: String, reason: String },
+    /// `paymentMethodResponse` names another payment than the one asked for.
+    #[error("{path} is {named}")]
+    AnotherPayment { path: &'static str, named: String },
+}
+
+impl InvalidAnswer {
+    /// Returns the refusal of the field at `path` for `reason`.
+    pub(super) fn field(path: &str, reason: String) -> Self {
+        InvalidAnswer::Field {
+            path: path.to_owned(),
+            reason,
+        }
+    }
 }
 
 impl PlatformPayment {
     /// Parses the 200 answer to `GET /{kind}s/{id}`; fails if it is not JSON, lacks
-    /// `process.status`, or its `paymentMethodResponse` names another payment.
-    /// Amounts are read from the JSON text itself, never through `f64`; unknown
-    /// fields and statuses are kept.
+    /// `process.status`, has a field we index in a form the published document does
+    /// not allow (an amount no exact decimal holds among them), or names another
+    /// payment in `paymentMethodResponse`. Amounts are read from the JSON text itself,
+    /// never through `f64`; unknown fields, statuses, codes and methods are kept.
     pub fn parse(body: &[u8], kind: PaymentKind, id: &PaymentId) -> Result<Self, InvalidAnswer> {
-        let wire: Wire = serde_json::from_slice(body)?;
-        let method = wire.payment_method_response;
-        let named = method.as_ref().and_then(|m| match kind {
-            PaymentKind::Payin => m.id_payin.as_deref(),
-            PaymentKind::Payout => m.id_payout.as_deref(),
-        });
-        if named.is_some_and(|named| named != id.as_str()) {
-            return Err(InvalidAnswer::AnotherPayment);
+        let raw = parse_storable(&mend_lone_surrogates(body))?;
+        let id_path = match kind {
+            PaymentKind::Payin => "paymentMethodResponse.idPayin",
+            PaymentKind::Payout => "paymentMethodResponse.idPayout",
+        };
+        if let Some(named) = text(&raw, id_path)? {
+            if named != id.as_str() {
+                return Err(InvalidAnswer::AnotherPayment {
+                    path: id_path,
+                    named: shown(&named),
+                });
+            }
         }
-        let raw: Value = serde_json::from_slice(body)?;
-        let (payment_method_code, expire_at) = method
-            .map(|m| (m.payment_method_code, m.expire_at))
-            .unwrap_or_default();
+        let status = text(&raw, "process.status")?.ok_or(InvalidAnswer::NoStatus)?;
         let snapshot = PaymentSnapshot {
-            status: PaymentStatus::parse(&wire.process.status),
-            amount: wire.payment_requested.and_then(|r| r.money),
-            fee: wire.fee,
-            failure: wire.process.failure_reasons,
-            payment_method_code,
-            is_test: wire.process.is_test,
-            created_at: wire.process.created_at,
-            processed_at: wire.process.processed_at,
-            expire_at,
+            status: PaymentStatus::parse(&status),
+            amount: money(&raw, "paymentRequested.money")?,
+            fee: money(&raw, "fee")?,
+            failure: failure_reason(&raw)?,
+            payment_method_code: text(&raw, "paymentMethodResponse.paymentMethodCode")?,
+            is_test: flag(&raw, "process.isTest")?,
+            created_at: text(&raw, "process.createdAt")?,
+            processed_at: text(&raw, "process.processedAt")?,
+            expire_at: text(&raw, "paymentMethodResponse.expireAt")?,
         };
         Ok(PlatformPayment { raw, snapshot })
     }
+}
+
+/// Returns `process.failureReasons` if the answer has one.
+fn failure_reason(raw: &Value) -> Result<Option<FailureReason>, InvalidAnswer> {
+    const AT: &str = "process.failureReasons";
+    if at(raw, AT).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(FailureReason {
+        failure_reason_code: text(raw, &format!("{AT}.failureReasonCode"))?,
+        message: text(raw, &format!("{AT}.message"))?,
+        failed_at: text(raw, &format!("{AT}.failedAt"))?,
+    }))
 }
 
 #[cfg(test)]
@@ -193,13 +198,96 @@ mod tests {
     #[test]
     fn an_answer_about_another_payment_is_refused() {
         let other = BODY.replace(r#""idPayin": "TST-1""#, r#""idPayin": "TST-2""#);
-        assert!(matches!(parse(&other), Err(InvalidAnswer::AnotherPayment)));
+        let refused = parse(&other).expect_err("another payment");
+        assert!(matches!(refused, InvalidAnswer::AnotherPayment { .. }));
+        assert_eq!(
+            refused.to_string(),
+            "paymentMethodResponse.idPayin is TST-2"
+        );
         // A payout id in a payin answer says nothing about the payin.
         let payout = PlatformPayment::parse(BODY.as_bytes(), PaymentKind::Payout, &id("X-1"));
         assert!(payout.is_ok());
         let wrong_payout = BODY.replace(r#""idPayin": "TST-1""#, r#""idPayout": "X-2""#);
         let refused =
             PlatformPayment::parse(wrong_payout.as_bytes(), PaymentKind::Payout, &id("X-1"));
-        assert!(matches!(refused, Err(InvalidAnswer::AnotherPayment)));
+        assert!(matches!(refused, Err(InvalidAnswer::AnotherPayment { .. })));
+    }
+
+    #[test]
+    fn nul_in_any_text_is_stored_as_the_replacement_character() {
+        let body = BODY.replace(
+            r#""failureReasonCode": "EXPIRED""#,
+            r#""failureReasonCode": "EXPIRED", "message": "card\u0000declined""#,
+        );
+        let body = body.replace(
+            r#""idPayment": "p-9""#,
+            r#""idPayment": "p-9", "note\u0000": "\u0000""#,
+        );
+        let payment = parse(&body).expect("parses");
+        let message = payment.snapshot.failure.and_then(|f| f.message);
+        assert_eq!(message.as_deref(), Some("card\u{FFFD}declined"));
+        let raw = payment.raw.to_string();
+        assert!(!raw.contains("\\u0000"), "{raw}");
+        assert_eq!(
+            payment.raw["process"]["failureReasons"]["message"],
+            "card\u{FFFD}declined"
+        );
+        assert_eq!(
+            payment.raw["paymentMethodResponse"]["note\u{FFFD}"],
+            "\u{FFFD}"
+        );
+    }
+
+    #[test]
+    fn numbers_numeric_cannot_hold_outside_amounts_are_kept_as_their_text() {
+        let body = BODY.replace(
+            r#""somethingNew": [1, 2]"#,
+            r#""somethingNew": [1e200000, 2]"#,
+        );
+        let payment = parse(&body).expect("parses");
+        assert_eq!(payment.raw["process"]["somethingNew"][0], "1e200000");
+        assert_eq!(payment.snapshot.status, PaymentStatus::Failed);
+    }
+
+    #[test]
+    fn an_amount_no_decimal_holds_is_refused_by_its_field() {
+        let body = BODY.replace("42.05", "1234567890123456789012345678901");
+        let refused = parse(&body).expect_err("beyond a decimal");
+        assert!(matches!(refused, InvalidAnswer::Field { .. }));
+        let reason = refused.to_string();
+        assert!(
+            reason.starts_with(
+                "paymentRequested.money.amount: 1234567890123456789012345678901 is beyond what an exact decimal holds"
+            ),
+            "{reason}"
+        );
+        let fee = BODY.replace("0.50", "1e200000");
+        let reason = parse(&fee).expect_err("beyond numeric").to_string();
+        assert!(
+            reason.starts_with("fee.amount: 1e200000 is beyond"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn every_answer_the_published_document_allows_is_taken() {
+        // failureReasons without message, a method code not known today, no expireAt,
+        // a status, failure code and fields that may come later.
+        let body = r#"{
+            "paymentRequested": {"money": {"amount": 5, "currencyCode": "IDR"}, "segmentCode": "S"},
+            "process": {"status": "REFUSED", "createdAt": "2026-11-21T10:00:00+07:00", "isTest": false,
+                        "processorStatus": "PROCESSED",
+                        "failureReasons": {"failedAt": "2026-11-21T10:01:00Z", "failureReasonCode": "IP_DENIED"}},
+            "fee": {"amount": 0.05, "currencyCode": "IDR"},
+            "paymentMethodResponse": {"paymentMethodCode": "TELEPORT_PAY", "idPayin": "TST-1", "idPayment": "p-1"}
+        }"#;
+        let s = parse(body).expect("parses").snapshot;
+        assert_eq!(s.status, PaymentStatus::Refused);
+        let failure = s.failure.expect("a failure");
+        assert_eq!(failure.failure_reason_code.as_deref(), Some("IP_DENIED"));
+        assert_eq!(failure.message, None);
+        assert_eq!(s.payment_method_code.as_deref(), Some("TELEPORT_PAY"));
+        assert_eq!(s.expire_at, None);
+        assert_eq!(s.amount.map(|m| m.amount.to_string()).as_deref(), Some("5"));
     }
 }

@@ -3,12 +3,16 @@
 
 mod breaker;
 mod budget;
+mod business;
 mod client;
 mod document;
+mod fields;
 mod limiter;
+mod surrogates;
 mod token;
 
 pub use budget::{budget_state, resume, BudgetState, SharedBudget};
+pub use business::{code_label, BusinessError, BusinessErrors};
 pub use client::{FetchError, PlatformClient, Slot, MAX_ANSWER_BYTES, MAX_PAUSE};
 pub use document::{FailureReason, InvalidAnswer, Money, PaymentSnapshot, PlatformPayment};
 pub use limiter::{RateLimiter, Reservation, Sent, WINDOW};

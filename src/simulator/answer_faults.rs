@@ -1,6 +1,7 @@
 //! The faults that bend a payment fetch's answer: a redirect instead of the
-//! answer, a 200 body that does not parse, and a document naming the wrong
-//! payment, carrying a chosen failure message or padded to a chosen size.
+//! answer and a 200 body that does not parse (hostile: the published document
+//! forbids both), and a document naming the wrong payment, carrying a chosen
+//! failure message or padded to a chosen size (answers the document allows).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,8 @@ use crate::domain::PaymentKind;
 
 /// What `wrong_id_rate` appends to the requested id to name another payment.
 pub const WRONG_ID_SUFFIX: &str = "-OTHER";
+/// The longest id the published document allows (`IdPayin`, `IdPayout`).
+const MAX_ID_CHARS: usize = 250;
 
 /// Returns `302 Found` to `location`, or a 500 if `location` cannot be a
 /// header value (possible only for faults set without [`Faults::validate`]).
@@ -50,7 +53,9 @@ pub fn distort(document: &mut Value, kind: PaymentKind, faults: &Faults) {
         let field = id_field(kind);
         for part in ["paymentMethodResponse", "paymentRequested"] {
             if let Some(id) = document[part][field].as_str() {
-                let other = format!("{id}{WRONG_ID_SUFFIX}");
+                // Still within the published id's 250 characters.
+                let kept = id.get(..MAX_ID_CHARS - WRONG_ID_SUFFIX.len()).unwrap_or(id);
+                let other = format!("{kept}{WRONG_ID_SUFFIX}");
                 document[part][field] = json!(other);
             }
         }
@@ -100,6 +105,20 @@ mod tests {
         assert_eq!(doc["paymentRequested"]["idPayout"], "P-1-OTHER");
         assert_eq!(doc["process"]["failureReasons"]["message"], "bad\u{0}byte");
         assert_eq!(doc["padding"], "xxxxx");
+    }
+
+    #[test]
+    fn another_payments_id_is_still_a_published_id() {
+        let long = "L".repeat(250);
+        let mut doc = json!({"paymentMethodResponse": {"idPayin": long}});
+        let faults = Faults {
+            wrong_id_rate: 1.0,
+            ..Faults::default()
+        };
+        distort(&mut doc, PaymentKind::Payin, &faults);
+        let other = doc["paymentMethodResponse"]["idPayin"].as_str().unwrap();
+        assert_eq!(other.len(), 250);
+        assert!(other.ends_with(WRONG_ID_SUFFIX) && other != long);
     }
 
     #[test]

@@ -67,6 +67,14 @@ pub struct FaultArgs {
     /// Tokens expire at most N seconds after issue, whatever validitySecs asked.
     #[arg(long, env = "SIMULATOR_TOKEN_LIFETIME_CAP_SECS")]
     pub token_lifetime_cap_secs: Option<u64>,
+    /// The platform's clock runs N seconds off ours (negative: behind) for tokens.
+    #[arg(
+        long,
+        env = "SIMULATOR_TOKEN_CLOCK_SKEW_SECS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub token_clock_skew_secs: i64,
     /// A payment answers 410 to fetches for N ms after its creation.
     #[arg(long, env = "SIMULATOR_INVISIBLE_FOR_MS", default_value_t = 0)]
     pub invisible_for_ms: u64,
@@ -121,6 +129,7 @@ impl From<&FaultArgs> for Faults {
             throttle_rate: args.throttle_rate,
             retry_after_secs: args.retry_after_secs,
             token_lifetime_cap_secs: args.token_lifetime_cap_secs,
+            token_clock_skew_secs: args.token_clock_skew_secs,
             invisible_for_ms: args.invisible_for_ms,
             drop_callback_rate: args.drop_callback_rate,
             duplicate_callback_rate: args.duplicate_callback_rate,
@@ -220,6 +229,7 @@ mod tests {
             "--throttle-rate=0.2",
             "--retry-after-secs=3",
             "--token-lifetime-cap-secs=90",
+            "--token-clock-skew-secs=-7200",
             "--invisible-for-ms=700",
             "--drop-callback-rate=0.3",
             "--duplicate-callback-rate=0.4",
@@ -243,6 +253,7 @@ mod tests {
             throttle_rate: 0.2,
             retry_after_secs: Some(3),
             token_lifetime_cap_secs: Some(90),
+            token_clock_skew_secs: -7200,
             invisible_for_ms: 700,
             drop_callback_rate: 0.3,
             duplicate_callback_rate: 0.4,

@@ -31,8 +31,14 @@ pub struct Faults {
     /// When set, every 429 carries `Retry-After: N` (the platform promises none).
     pub retry_after_secs: Option<u64>,
     /// When set, tokens expire at most this many seconds after issue, whatever
-    /// `validitySecs` asked.
+    /// `validitySecs` asked. Below 60 this is a hostile answer: the published document
+    /// issues no token shorter than its minimum `validitySecs` (60).
     pub token_lifetime_cap_secs: Option<u64>,
+    /// The platform's clock runs this many seconds off ours (negative: behind): tokens
+    /// carry `iat` and `exp` by that clock, and are checked against it. The published
+    /// spec allows it (the claims are plain numbers); clients that compare `exp` with
+    /// their own clock misjudge every token.
+    pub token_clock_skew_secs: i64,
     /// A payment answers 410 to fetches for this long after its creation.
     pub invisible_for_ms: u64,
     /// Probability that a callback is not sent at all.
@@ -45,7 +51,8 @@ pub struct Faults {
     /// so callbacks for successive changes can arrive out of order.
     pub callback_delay_jitter_ms: u64,
     /// Probability that a 200 answer to a payment fetch carries a body that
-    /// does not parse as the payment document.
+    /// does not parse as the payment document. A hostile answer: the published
+    /// document forbids it.
     pub malformed_body_rate: f64,
     /// Every fetch and token request is answered 406 `MERCHANT_INACTIVE`.
     pub merchant_inactive: bool,
@@ -58,15 +65,17 @@ pub struct Faults {
     /// much later; requests on an already-open connection are not delayed.
     pub connect_delay_ms: u64,
     /// Probability that a 200 payment answer names a different payment in its
-    /// `idPayin` / `idPayout` (the requested id with a suffix).
+    /// `idPayin` / `idPayout` (the requested id with a suffix, still a valid id).
     pub wrong_id_rate: f64,
     /// When set, the `process.failureReasons.message` of FAILED and REFUSED
-    /// payments, verbatim (any text, NUL included).
+    /// payments, verbatim (any text, NUL included: the document allows any string).
     pub failure_message: Option<String>,
     /// When above 0, every 200 payment answer gains `"padding": "xxx…"` of this
-    /// many bytes (at most [`MAX_BODY_PADDING_BYTES`]).
+    /// many bytes (at most [`MAX_BODY_PADDING_BYTES`]); the document allows fields
+    /// it does not name, though no bound on size is promised either way.
     pub body_padding_bytes: u64,
     /// When set, every payment fetch is answered `302 Found` with this `Location`.
+    /// A hostile answer: the published document has no 3xx.
     pub redirect_to: Option<String>,
 }
 
@@ -99,6 +108,13 @@ impl Faults {
             }
         }
         Ok(())
+    }
+
+    /// Returns the platform's clock: ours, in seconds since the Unix epoch, plus
+    /// `token_clock_skew_secs` (never before the epoch).
+    pub fn platform_now_secs(&self) -> u64 {
+        let ours = jsonwebtoken::get_current_timestamp();
+        ours.saturating_add_signed(self.token_clock_skew_secs)
     }
 
     /// Returns the delay for one payment fetch: the latency plus its random jitter.

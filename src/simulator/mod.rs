@@ -10,6 +10,7 @@ mod faults;
 mod gate;
 mod jwt;
 mod lifecycle;
+mod method;
 mod payment;
 mod platform_routes;
 mod server;

@@ -7,10 +7,13 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::method::method_response;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 
 /// The fee the simulator charges: 1 % of the amount.
 const FEE_RATE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+/// The smallest fee charged: 0.01.
+const MIN_FEE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 
 /// A payment as the simulated platform holds it.
 #[derive(Debug, Clone)]
@@ -83,36 +86,26 @@ impl Payment {
             },
             "process": process,
             "fee": money(fee_for(self.amount), &self.currency),
-            "paymentMethodResponse": self.method_response(),
+            "paymentMethodResponse": method_response(self),
         })
     }
 
-    /// Returns `paymentMethodResponse`: the method code, the payment's id under
-    /// `idPayin` / `idPayout`, the platform's `idPayment` and, on payins, `expireAt`.
-    fn method_response(&self) -> Value {
-        let mut response = json!({
-            "paymentMethodCode": self.payment_method_code,
-            id_field(self.kind): self.id.as_str(),
-            "idPayment": self.id_payment.to_string(),
-        });
-        if let Some(at) = self.expire_at {
-            response["expireAt"] = json!(rfc3339(at));
-        }
-        response
-    }
-
-    /// Returns `failureReasons` for FAILED and REFUSED payments, else `None`.
+    /// Returns `failureReasons` for FAILED and REFUSED payments, else `None`, with
+    /// codes from the published `FailureReasonCode` list.
     fn failure_reasons(&self) -> Option<Value> {
         let (code, message) = match self.status.as_str() {
             "FAILED" if self.expired => (
-                "PAYMENT_EXPIRED",
+                "ENTITY_EXPIRED",
                 "No money arrived before the payment expired",
             ),
             "FAILED" => (
-                "INSUFFICIENT_FUNDS",
-                "The payer's account has insufficient funds",
+                "PAYMENT_PROCESS_ERROR",
+                "The payment could not be processed",
             ),
-            "REFUSED" => ("RISK_REJECTED", "The payment was refused by risk checks"),
+            "REFUSED" => (
+                "PAYMENT_CHANNEL_AMOUNT_LIMITS",
+                "No payment channel accepts this amount",
+            ),
             _ => return None,
         };
         let failed_at = self.processed_at.unwrap_or(self.created_at);
@@ -141,17 +134,18 @@ pub fn default_method_code(kind: PaymentKind) -> &'static str {
     }
 }
 
-/// Returns the fee for `amount`: 1 %, rounded half away from zero to 2 decimals
-/// (zero in the unreachable case that the product does not fit a `Decimal`).
+/// Returns the fee for `amount`: 1 %, rounded half away from zero to 2 decimals, at
+/// least 0.01 (the published `MoneyFee` is above zero).
 pub fn fee_for(amount: Decimal) -> Decimal {
     amount
         .checked_mul(FEE_RATE)
         .unwrap_or_default()
         .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+        .max(MIN_FEE)
 }
 
 /// Returns `{"amount": <exact number>, "currencyCode"}`.
-fn money(amount: Decimal, currency: &str) -> Value {
+pub fn money(amount: Decimal, currency: &str) -> Value {
     json!({"amount": decimal_number(amount), "currencyCode": currency})
 }
 
@@ -164,19 +158,18 @@ pub fn decimal_number(amount: Decimal) -> Value {
         .unwrap_or_else(|_| Value::String(amount.to_string()))
 }
 
-/// Returns the processor's own wording for a status (free text on the platform).
+/// Returns `processorStatus`: `ACCEPTED` while the processor works on the payment,
+/// `PROCESSED` once it is final (the published `ProcessorStatus` values).
 fn processor_status(status: &str) -> &'static str {
-    match status {
-        "PROCESSING" => "PENDING_AT_PROCESSOR",
-        "SUCCESS" => "SETTLED",
-        "FAILED" => "DECLINED",
-        "REFUSED" => "BLOCKED",
-        _ => "UNKNOWN",
+    if PaymentStatus::parse(status).is_final() {
+        "PROCESSED"
+    } else {
+        "ACCEPTED"
     }
 }
 
 /// Returns `at` as RFC 3339 with millisecond precision and a `Z` suffix.
-fn rfc3339(at: DateTime<Utc>) -> String {
+pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -235,10 +228,10 @@ mod tests {
         let mut p = payment("1");
         p.expire(Utc::now());
         let reasons = &p.document()["process"]["failureReasons"];
-        assert_eq!(reasons["failureReasonCode"], "PAYMENT_EXPIRED");
+        assert_eq!(reasons["failureReasonCode"], "ENTITY_EXPIRED");
         p.apply_status("FAILED", Utc::now());
         let reasons = &p.document()["process"]["failureReasons"];
-        assert_eq!(reasons["failureReasonCode"], "INSUFFICIENT_FUNDS");
+        assert_eq!(reasons["failureReasonCode"], "PAYMENT_PROCESS_ERROR");
     }
 
     #[test]
@@ -249,7 +242,7 @@ mod tests {
         assert!(doc["process"]["processedAt"].is_string());
         assert_eq!(
             doc["process"]["failureReasons"]["failureReasonCode"],
-            "INSUFFICIENT_FUNDS"
+            "PAYMENT_PROCESS_ERROR"
         );
         p.apply_status("ON_HOLD", Utc::now());
         assert!(p.document()["process"].get("processedAt").is_none());

@@ -41,9 +41,9 @@ pub fn describe(status: StatusCode, description: &str) -> Response {
     (status, Json(json!({ "description": description }))).into_response()
 }
 
-/// Returns a 406 with the platform's coded error body.
-fn not_acceptable(body: Value) -> Response {
-    (StatusCode::NOT_ACCEPTABLE, Json(body)).into_response()
+/// Returns a 406 with the platform's business errors: an array, even of one.
+fn not_acceptable(error: Value) -> Response {
+    (StatusCode::NOT_ACCEPTABLE, Json(json!([error]))).into_response()
 }
 
 /// Returns the 406 the platform answers for a merchant it has deactivated.
@@ -66,7 +66,8 @@ struct TokenRequest {
 /// for a bad body, validity, merchant, inactive merchant, secret or operation.
 ///
 /// With `token_lifetime_cap_secs` the token's `exp` may come sooner than
-/// `validitySecs` asked: clients must read `exp`, not trust their request.
+/// `validitySecs` asked: clients must read `exp`, not trust their request; with
+/// `token_clock_skew_secs` its `iat` and `exp` follow a clock off ours.
 async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let Ok(request) = serde_json::from_slice::<TokenRequest>(&body) else {
         return describe(
@@ -104,7 +105,7 @@ async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
     let lifetime = faults
         .token_lifetime_cap_secs
         .map_or(validity, |cap| validity.min(cap));
-    let now = jsonwebtoken::get_current_timestamp();
+    let now = faults.platform_now_secs();
     match shared
         .keys()
         .issue(&request.merchant_code, request.operations, now, lifetime)
@@ -191,7 +192,10 @@ fn answer_fetch(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     let operation = format!("GET {}", uri.path());
-    match shared.keys().authorize(authorization, &operation) {
+    match shared
+        .keys()
+        .authorize(authorization, &operation, faults.platform_now_secs())
+    {
         Ok(_) => {}
         Err(TokenError::Invalid) => {
             return describe(

@@ -116,14 +116,15 @@ impl SyncWorker {
             }
             Err(e @ (FetchError::Forbidden(_) | FetchError::MerchantRejected(_))) => {
                 let pause = Duration::from_millis(self.settings.config_error_pause_ms);
-                let status = if matches!(e, FetchError::Forbidden(_)) {
-                    "403"
-                } else {
-                    "406"
+                let (status, codes) = match &e {
+                    FetchError::MerchantRejected(errors) => ("406", errors.metric_labels()),
+                    _ => ("403", vec!["none"]),
                 };
-                metrics::counter!("paymirror_platform_config_errors_total", "status" => status)
-                    .increment(1);
-                tracing::error!(error = %e, pause_secs = pause.as_secs(), "the platform refuses our credentials or merchant: a configuration problem; pausing all fetches");
+                for code in &codes {
+                    metrics::counter!("paymirror_platform_config_errors_total", "status" => status, "code" => code.to_string())
+                        .increment(1);
+                }
+                tracing::error!(error = %e, status, codes = ?codes, pause_secs = pause.as_secs(), "the platform refuses our credentials or merchant: a configuration problem; pausing all fetches");
                 self.pause_and_requeue(job, pause, &e.to_string()).await
             }
             Err(FetchError::NotFound) => {

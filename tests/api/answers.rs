@@ -9,7 +9,7 @@ use paymirror::simulator::{Faults, Simulator, SimulatorConfig};
 use paymirror::sync::JobOutcome;
 use serde_json::Value;
 
-use crate::helpers::{payment, run_once, spawn_with_simulator, TestApp};
+use crate::helpers::{payment, request_trail, run_once, spawn_with_simulator, TestApp};
 
 async fn app_with(id: &str, faults: Faults, final_status: Option<&str>) -> (TestApp, Simulator) {
     let (app, sim) = spawn_with_simulator(
@@ -45,14 +45,6 @@ async fn hostile_answers_are_failed_attempts_with_a_visible_reason() {
     let cases = [
         (
             Faults {
-                failure_message: Some("card\u{0}declined".into()),
-                ..Faults::default()
-            },
-            Some("FAILED"),
-            "database refused",
-        ),
-        (
-            Faults {
                 body_padding_bytes: 2 * 1024 * 1024,
                 ..Faults::default()
             },
@@ -65,7 +57,7 @@ async fn hostile_answers_are_failed_attempts_with_a_visible_reason() {
                 ..Faults::default()
             },
             None,
-            "another payment",
+            "the platform answered about another payment (paymentMethodResponse.idPayin is HOST-1-OTHER)",
         ),
         (
             Faults {
@@ -96,27 +88,37 @@ async fn hostile_answers_are_failed_attempts_with_a_visible_reason() {
     }
 }
 
+/// A NUL in the failure message (any JSON string is allowed there) is stored as U+FFFD,
+/// in the extracted column and the verbatim document alike: the status is never lost.
 #[tokio::test]
-async fn an_answer_the_database_refuses_ends_dead_after_its_age_bound() {
-    let (app, _sim) = spawn_with_simulator(
-        |s| {
-            s.sync.max_retry_age_ms = 0;
-        },
-        SimulatorConfig::default(),
-        false,
-    )
-    .await;
-    sim_failed_payment(&_sim, "NUL-1").await;
-    _sim.set_faults(Faults {
-        failure_message: Some("\u{0}".into()),
+async fn a_nul_in_a_free_text_field_is_stored_in_safe_form_with_its_status() {
+    let (app, sim) = spawn_with_simulator(|_| {}, SimulatorConfig::default(), false).await;
+    sim_failed_payment(&sim, "NUL-1").await;
+    sim.set_faults(Faults {
+        failure_message: Some("card\u{0}declined\u{1}".into()),
         ..Faults::default()
     });
     app.post_callback("payins", r#"{"idEntity": "NUL-1"}"#)
         .await;
 
-    assert_eq!(run_once(&app).await, [JobOutcome::Dead]);
+    assert_eq!(run_once(&app).await, [JobOutcome::Synced]);
+
     let doc = document(&app, "NUL-1").await;
-    assert_eq!(doc["sync"]["state"], "dead");
+    assert_eq!(doc["status"], "FAILED", "{doc}");
+    assert_eq!(doc["sync"]["lastError"], Value::Null, "{doc}");
+    let safe = "card\u{FFFD}declined\u{1}";
+    assert_eq!(doc["failureReason"]["message"], safe, "{doc}");
+    assert_eq!(
+        doc["platform"]["process"]["failureReasons"]["message"],
+        safe
+    );
+    let stored: String = sqlx::query_scalar(
+        "select platform #>> '{process,failureReasons,message}' from payments where id = 'NUL-1'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("stored document");
+    assert_eq!(stored, safe);
 }
 
 async fn sim_failed_payment(sim: &Simulator, id: &str) {
@@ -206,4 +208,49 @@ async fn expire_at_is_read_from_the_payment_method_response() {
         (4..=6).contains(&after_expiry.num_seconds()),
         "{reconcile_at} vs {expire_at}"
     );
+}
+
+/// A 406 to the token request and to the fetch alike: the platform's business errors
+/// (an array) reach `lastError`, and each code is a label of the config-error counter.
+#[tokio::test]
+async fn a_406_names_the_platforms_codes_in_last_error_and_metrics() {
+    for token_first in [true, false] {
+        let faults = Faults {
+            merchant_inactive: true,
+            ..Faults::default()
+        };
+        let (app, sim) = if token_first {
+            app_with("BIZ-1", faults, None).await
+        } else {
+            let (app, sim) = app_with("BIZ-1", Faults::default(), None).await;
+            assert_eq!(run_once(&app).await, [JobOutcome::Synced]);
+            sim.set_faults(faults);
+            app.post_callback("payins", r#"{"idEntity": "BIZ-1"}"#)
+                .await;
+            (app, sim)
+        };
+
+        assert_eq!(run_once(&app).await, [JobOutcome::Paused]);
+
+        let refused = if token_first {
+            "/auth-tokens"
+        } else {
+            "/payins/BIZ-1"
+        };
+        let trail = request_trail(&sim);
+        assert_eq!(trail.last(), Some(&(refused.to_owned(), 406)), "{trail:?}");
+        let doc = document(&app, "BIZ-1").await;
+        let last_error = doc["sync"]["lastError"].as_str().unwrap_or_default();
+        assert_eq!(
+            last_error,
+            "the platform refused the merchant's request (406 MERCHANT_INACTIVE: the merchant is inactive)"
+        );
+        let metrics = app.get("/metrics", None).await.text().await.expect("text");
+        let counted = metrics.lines().any(|line| {
+            line.starts_with("paymirror_platform_config_errors_total{")
+                && line.contains(r#"code="MERCHANT_INACTIVE""#)
+                && line.contains(r#"status="406""#)
+        });
+        assert!(counted, "{metrics}");
+    }
 }

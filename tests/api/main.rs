@@ -25,6 +25,7 @@ mod openapi_tools;
 mod ops;
 mod outage;
 mod platform;
+mod published;
 mod queue;
 mod reconcile;
 mod recovery;

@@ -134,3 +134,32 @@ async fn slow_connection_set_up_never_makes_the_platform_see_more_than_max_rps()
     assert!(stats.peak_requests_per_second <= 10, "{stats:?}");
     assert!(results.iter().all(Result::is_ok));
 }
+
+/// The platform's clock two hours behind ours: every token's `exp` is long past by our
+/// clock, yet each lives its `validitySecs` on the platform. One token serves every fetch.
+#[tokio::test]
+async fn a_skewed_platform_clock_costs_one_token_per_lifetime_not_one_per_fetch() {
+    let (sim, client, _db) = simulator_and_client().await;
+    sim.set_faults(paymirror::simulator::Faults {
+        token_clock_skew_secs: -7200,
+        ..Default::default()
+    });
+    sim.create_payment(payment(PaymentKind::Payin, "SKEW-1", "1.00"))
+        .await;
+
+    for _ in 0..5 {
+        client
+            .fetch_payment(PaymentKind::Payin, &id("SKEW-1"))
+            .await
+            .expect("fetch");
+    }
+
+    let trail = request_trail(&sim);
+    let tokens = trail
+        .iter()
+        .filter(|(path, _)| path == "/auth-tokens")
+        .count();
+    assert_eq!(tokens, 1, "{trail:?}");
+    assert_eq!(trail.len(), 6, "{trail:?}");
+    assert!(trail.iter().all(|(_, status)| *status == 200), "{trail:?}");
+}

@@ -94,7 +94,7 @@ async fn a_failed_payout_carries_its_failure_reason() {
     assert_eq!(doc["kind"], "payout");
     assert_eq!(doc["amount"], "1000.10");
     assert_eq!(doc["final"], true);
-    assert_eq!(doc["failureReason"]["code"], "INSUFFICIENT_FUNDS");
+    assert_eq!(doc["failureReason"]["code"], "PAYMENT_PROCESS_ERROR");
     assert!(doc["failureReason"]["failedAt"].is_string());
     assert!(requests_for(&sim, "/payouts/PO-9") >= 2);
     assert_eq!(requests_for(&sim, "/payins/PO-9"), 0);

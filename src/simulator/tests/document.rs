@@ -108,7 +108,7 @@ async fn a_payin_fails_when_it_expires_unless_it_was_final_first() {
     let payins = token(&http, &sim, &["GET /payins/.*"]).await;
     let doc = document(&http, &sim, "/payins/EXP-1", &payins).await;
     let reasons = &doc["process"]["failureReasons"];
-    assert_eq!(reasons["failureReasonCode"], "PAYMENT_EXPIRED");
+    assert_eq!(reasons["failureReasonCode"], "ENTITY_EXPIRED");
     let expire_at = time(&doc["paymentMethodResponse"]["expireAt"]);
     // Wall-clock times at millisecond precision: allow a little slack.
     let slack = chrono::TimeDelta::milliseconds(5);

@@ -6,6 +6,8 @@ mod callbacks;
 mod document;
 mod faults;
 mod platform;
+mod schema;
+mod spec;
 
 use std::str::FromStr;
 use std::time::Duration;
