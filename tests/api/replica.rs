@@ -8,8 +8,6 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::eventually;
-
 /// A free port on 127.0.0.1 (bound and released: the replica binds it next).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -106,11 +104,16 @@ impl Replica {
         }
     }
 
-    /// Waits until the logs contain `text`.
+    /// Waits until the logs contain `text`, failing the test with the logs after `timeout`.
     pub async fn wait_for_log(&self, text: &str, timeout: Duration) {
-        eventually(timeout, || async {
-            self.logs().contains(text).then_some(())
-        })
-        .await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.logs().contains(text) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no `{text}` within {timeout:?} in:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
