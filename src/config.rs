@@ -396,6 +396,13 @@ impl DatabaseSettings {
     }
 }
 
+impl ReconcileSettings {
+    /// How long after paymirror first saw a payment it stops chasing it.
+    pub fn max_age(&self) -> Duration {
+        Duration::from_secs(self.max_age_hours.saturating_mul(3600))
+    }
+}
+
 impl SyncSettings {
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)

@@ -21,6 +21,27 @@ pub(crate) const CLAIM: &str = "with next as (
          where j.merchant_code = next.merchant_code and j.kind = next.kind and j.payment_id = next.payment_id
          returning j.merchant_code, j.kind, j.payment_id, j.claim_token, j.attempts, j.priority";
 
+/// [`CLAIM`] taking the newest due job of the most urgent priority first.
+pub(crate) const CLAIM_NEWEST: &str = "with urgent as (
+           select priority from sync_jobs
+           where merchant_code = $1 and state = 'pending' and run_at <= now()
+           order by priority, run_at
+           limit 1
+         ), next as (
+           select merchant_code, kind, payment_id from sync_jobs
+           where merchant_code = $1 and state = 'pending' and run_at <= now()
+             and priority = (select priority from urgent)
+           order by run_at desc
+           limit $2
+           for update skip locked
+         )
+         update sync_jobs j set
+           state = 'running', claim_token = gen_random_uuid(),
+           lease_until = now() + make_interval(secs => $3), rerun_priority = null, updated_at = now()
+         from next
+         where j.merchant_code = next.merchant_code and j.kind = next.kind and j.payment_id = next.payment_id
+         returning j.merchant_code, j.kind, j.payment_id, j.claim_token, j.attempts, j.priority";
+
 pub(crate) const EXTEND_LEASE: &str =
     "update sync_jobs set lease_until = now() + make_interval(secs => $5)
          where merchant_code = $1 and kind = $2 and payment_id = $3 and claim_token = $4";
@@ -60,7 +81,18 @@ struct ClaimedRow {
     priority: i16,
 }
 
-/// Leases up to `limit` due jobs, most urgent first, and returns them.
+/// Which due job of the most urgent priority a claim takes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The one due longest: nothing waits without end.
+    Oldest,
+    /// The one due last: a callback that just came is not queued behind a flood of
+    /// others (forged ones among them, which only a fetch can tell).
+    Newest,
+}
+
+/// Leases up to `limit` due jobs, most urgent first, and returns them; within the
+/// most urgent priority, the oldest due first.
 ///
 /// `for update skip locked` lets replicas claim concurrently without waiting on each
 /// other; once committed, `state = 'running'` keeps every other claimer away until
@@ -72,7 +104,22 @@ pub async fn claim_due_jobs(
     limit: i64,
     lease: Duration,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
-    let rows: Vec<ClaimedRow> = sqlx::query_as(CLAIM)
+    claim_picking(pool, merchant_code, limit, lease, Pick::Oldest).await
+}
+
+/// [`claim_due_jobs`], taking within the most urgent priority the jobs `pick` says.
+pub async fn claim_picking(
+    pool: &PgPool,
+    merchant_code: &str,
+    limit: i64,
+    lease: Duration,
+    pick: Pick,
+) -> anyhow::Result<Vec<ClaimedJob>> {
+    let statement = match pick {
+        Pick::Oldest => CLAIM,
+        Pick::Newest => CLAIM_NEWEST,
+    };
+    let rows: Vec<ClaimedRow> = sqlx::query_as(statement)
         .bind(merchant_code)
         .bind(limit)
         .bind(lease.as_secs_f64())

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -26,11 +28,13 @@ pub(crate) const RETRY_DEAD: &str = r#"with dead as (
                where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#;
 
 pub(crate) const PROMOTE: &str = r#"with due as (
-                 select merchant_code, kind, payment_id from sync_jobs
-                 where merchant_code = $1 and state in ('idle', 'dead') and reconcile_at <= now()
-                 order by kind, payment_id collate "C"
+                 select j.merchant_code, j.kind, j.payment_id from sync_jobs j
+                 join payments p on p.merchant_code = j.merchant_code and p.kind = j.kind and p.id = j.payment_id
+                 where j.merchant_code = $1 and j.state in ('idle', 'dead') and j.reconcile_at <= now()
+                   and p.first_seen_at > now() - make_interval(secs => $4)
+                 order by j.kind, j.payment_id collate "C"
                  limit $3
-                 for update skip locked
+                 for update of j skip locked
                )
                update sync_jobs j set
                  state = 'pending', priority = $2, run_at = now(), reconcile_at = null,
@@ -39,6 +43,22 @@ pub(crate) const PROMOTE: &str = r#"with due as (
                  updated_at = now()
                from due d
                where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#;
+
+/// Reconciliations due for payments first seen longer ago than `$2` seconds: dropped
+/// (no payment is chased past `reconcile.max_age_hours`, whatever its state, even one a
+/// release before this one scheduled).
+pub(crate) const FORGET_OLD: &str = r#"with old as (
+                 select j.merchant_code, j.kind, j.payment_id from sync_jobs j
+                 join payments p on p.merchant_code = j.merchant_code and p.kind = j.kind and p.id = j.payment_id
+                 where j.merchant_code = $1 and j.state in ('idle', 'dead') and j.reconcile_at <= now()
+                   and p.first_seen_at <= now() - make_interval(secs => $2)
+                 order by j.kind, j.payment_id collate "C"
+                 limit $3
+                 for update of j skip locked
+               )
+               update sync_jobs j set reconcile_at = null, updated_at = now()
+               from old o
+               where j.merchant_code = o.merchant_code and j.kind = o.kind and j.payment_id = o.payment_id"#;
 
 /// A sync that gave up, as operators see it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -93,13 +113,29 @@ pub async fn retry_dead_syncs(
 
 /// Makes idle or dead payments whose reconciliation is due pending at reconciliation
 /// priority (due now, fresh attempts), in bounded batches; returns how many.
-/// Callbacks and refreshes still go first.
-pub async fn promote_due_reconciliations(pool: &PgPool, merchant_code: &str) -> sqlx::Result<u64> {
+/// Callbacks and refreshes still go first. A payment first seen more than `max_age`
+/// ago is not reconciled: its due reconciliation is dropped.
+pub async fn promote_due_reconciliations(
+    pool: &PgPool,
+    merchant_code: &str,
+    max_age: Duration,
+) -> sqlx::Result<u64> {
+    in_batches(|| async {
+        let done = sqlx::query(FORGET_OLD)
+            .bind(merchant_code)
+            .bind(max_age.as_secs_f64())
+            .bind(BATCH)
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected())
+    })
+    .await?;
     in_batches(|| async {
         let done = sqlx::query(PROMOTE)
             .bind(merchant_code)
             .bind(Priority::Reconcile.as_i16())
             .bind(BATCH)
+            .bind(max_age.as_secs_f64())
             .execute(pool)
             .await?;
         Ok(done.rows_affected())

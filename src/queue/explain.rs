@@ -147,6 +147,11 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
             vec![Arg::Text("M1"), Arg::Int8(1), Arg::Float(10.0)],
         ),
         (
+            "claim the newest",
+            claim::CLAIM_NEWEST,
+            vec![Arg::Text("M1"), Arg::Int8(1), Arg::Float(10.0)],
+        ),
+        (
             "extend lease",
             claim::EXTEND_LEASE,
             vec![
@@ -182,6 +187,8 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
                 Arg::Float(300000.0),
                 Arg::Float(86400.0),
                 Arg::Float(3600.0),
+                Arg::Int2(2),
+                Arg::Float(259200.0),
             ],
         ),
         (
@@ -245,7 +252,17 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         (
             "reconcile",
             dead::PROMOTE,
-            vec![Arg::Text("M1"), Arg::Int2(2), Arg::Int8(500)],
+            vec![
+                Arg::Text("M1"),
+                Arg::Int2(2),
+                Arg::Int8(500),
+                Arg::Float(259200.0),
+            ],
+        ),
+        (
+            "forget old reconciliations",
+            dead::FORGET_OLD,
+            vec![Arg::Text("M1"), Arg::Float(259200.0), Arg::Int8(500)],
         ),
         ("queue depth", depth::DEPTH, vec![Arg::Text("M1")]),
         ("oldest due", depth::OLDEST_DUE, vec![Arg::Text("M1")]),

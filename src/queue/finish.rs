@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::batch::{in_batches, BATCH};
-use super::{ClaimedJob, JobState};
+use super::{ClaimedJob, JobState, Priority};
 
 pub(crate) const FINISH: &str = "update sync_jobs set
            state = case when rerun_priority is null then 'idle' else 'pending' end,
@@ -16,6 +16,7 @@ pub(crate) const FINISH: &str = "update sync_jobs set
 
 pub(crate) const FAIL: &str = "with cur as (
            select j.merchant_code, j.kind, j.payment_id, coalesce(p.final, false) as final,
+                  coalesce(p.first_seen_at, now()) as first_seen_at,
                   j.rerun_priority is null
                     and coalesce(j.failing_since, now()) <= now() - make_interval(secs => $8) as dies
            from sync_jobs j
@@ -28,11 +29,16 @@ pub(crate) const FAIL: &str = "with cur as (
            last_error = $5,
            failing_since = coalesce(j.failing_since, now()),
            state = case when cur.dies then 'dead' else 'pending' end,
-           priority = least(j.priority, j.rerun_priority),
+           priority = case when $10::smallint is null then least(j.priority, j.rerun_priority)
+             else coalesce(j.rerun_priority, $10::smallint) end,
            run_at = now() + make_interval(secs =>
              ($6 + random() * least($7, $6 * power(2, least(j.attempts, 30)))) / 1000.0),
-           reconcile_at = case when cur.dies and not cur.final
-             then now() + make_interval(secs => $9) else j.reconcile_at end,
+           reconcile_at = case
+             when not cur.dies then j.reconcile_at
+             when not cur.final and $9::float8 is not null
+                  and now() + make_interval(secs => $9) <= cur.first_seen_at + make_interval(secs => $11)
+               then now() + make_interval(secs => $9)
+           end,
            claim_token = null, lease_until = null, rerun_priority = null, updated_at = now()
          from cur
          where j.merchant_code = cur.merchant_code and j.kind = cur.kind and j.payment_id = cur.payment_id
@@ -58,13 +64,18 @@ pub(crate) const RESUME: &str = r#"with waiting as (
 /// How failed fetches are retried: capped exponential backoff with full jitter,
 /// bounded by age, not by a count: `dead` once the sync has been failing for
 /// `max_age`. A dead sync of a payment that is not final is reconciled again
-/// `dead_reconcile_after` later.
+/// `dead_reconcile_after` later, unless that is `None` (the platform does not know the
+/// payment) or falls past `reconcile_max_age` after paymirror first saw the payment.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     pub max_age: Duration,
-    pub dead_reconcile_after: Duration,
+    pub dead_reconcile_after: Option<Duration>,
+    pub reconcile_max_age: Duration,
+    /// The priority retries run at; `None`: the job's own. A rerun asked for while the
+    /// fetch was in flight keeps its own priority either way.
+    pub retry_priority: Option<Priority>,
 }
 
 /// Marks a successful sync done, in the caller's transaction, with the time of the
@@ -105,7 +116,9 @@ pub async fn fail_job(
         .bind(policy.backoff_base.as_millis() as f64)
         .bind(policy.backoff_cap.as_millis() as f64)
         .bind(policy.max_age.as_secs_f64())
-        .bind(policy.dead_reconcile_after.as_secs_f64())
+        .bind(policy.dead_reconcile_after.map(|d| d.as_secs_f64()))
+        .bind(policy.retry_priority.map(Priority::as_i16))
+        .bind(policy.reconcile_max_age.as_secs_f64())
         .fetch_optional(conn)
         .await
 }

@@ -14,7 +14,9 @@ mod enqueue;
 mod finish;
 mod state;
 
-pub use claim::{claim_due_jobs, extend_lease, reap_expired_leases, ClaimedJob};
+pub use claim::{
+    claim_due_jobs, claim_picking, extend_lease, reap_expired_leases, ClaimedJob, Pick,
+};
 pub use dead::{list_dead_syncs, promote_due_reconciliations, retry_dead_syncs, DeadSync};
 pub use depth::{queue_depth, QueueDepth};
 pub use enqueue::{distinct_payments, enqueue_ctes, enqueue_syncs};

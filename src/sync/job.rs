@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::SyncWorker;
 use crate::db::refused_data;
 use crate::platform::{FetchError, PlatformPayment, Slot};
-use crate::queue::{self, ClaimedJob, JobState, RetryPolicy};
+use crate::queue::{self, ClaimedJob, JobState, Priority, RetryPolicy};
 use crate::reconcile::next_reconcile_at;
 use crate::store::{publish_changes, upsert_payment};
 
@@ -128,9 +128,14 @@ impl SyncWorker {
                 self.pause_and_requeue(job, pause, &e.to_string()).await
             }
             Err(FetchError::NotFound) => {
-                // A fresh payment may not be visible to the platform yet: retried for minutes.
+                // A fresh payment may not be visible to the platform yet: retried for
+                // minutes, but behind every callback and refresh (anyone can send a
+                // callback for an id the platform never knew), and never reconciled once
+                // dead: only a new callback, a refresh or an operator revives it.
                 let policy = RetryPolicy {
                     max_age: Duration::from_millis(self.settings.not_found_max_age_ms),
+                    dead_reconcile_after: None,
+                    retry_priority: Some(Priority::Reconcile),
                     ..self.policy.clone()
                 };
                 self.record_failure(

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ReconcileSettings, SyncSettings};
 use crate::console::Tally;
 use crate::platform::PlatformClient;
-use crate::queue::{self, RetryPolicy};
+use crate::queue::{self, Pick, RetryPolicy};
 
 pub use job::JobOutcome;
 
@@ -43,7 +43,9 @@ impl SyncWorker {
             backoff_base: Duration::from_millis(settings.backoff_base_ms),
             backoff_cap: Duration::from_millis(settings.backoff_cap_ms),
             max_age: Duration::from_millis(settings.max_retry_age_ms),
-            dead_reconcile_after: Duration::from_secs(reconcile.interval_secs),
+            dead_reconcile_after: Some(Duration::from_secs(reconcile.interval_secs)),
+            reconcile_max_age: reconcile.max_age(),
+            retry_priority: None,
         };
         SyncWorker {
             pool,
@@ -69,6 +71,10 @@ impl SyncWorker {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut in_flight = JoinSet::new();
         let mut next_reap = tokio::time::Instant::now();
+        // Claims alternate between the oldest and the newest due job of the most urgent
+        // priority: a callback that just came is fetched within two claims however many
+        // wait (a flood of forged ids among them), and none waits without end.
+        let mut pick = Pick::Newest;
         loop {
             // Also under a constant backlog: a crashed replica's jobs must come back,
             // and payments waiting for a missed callback must be chased.
@@ -88,7 +94,11 @@ impl SyncWorker {
                 _ = cancel.cancelled() => break,
             };
             let lease = self.settings.lease();
-            match queue::claim_due_jobs(&self.pool, &self.merchant_code, 1, lease).await {
+            pick = match pick {
+                Pick::Oldest => Pick::Newest,
+                Pick::Newest => Pick::Oldest,
+            };
+            match queue::claim_picking(&self.pool, &self.merchant_code, 1, lease, pick).await {
                 Ok(mut jobs) if !jobs.is_empty() => {
                     let worker = self.clone();
                     let job = jobs.remove(0);
@@ -157,7 +167,8 @@ impl SyncWorker {
 
     /// Queues the reconciliation fetches that are due; returns how many.
     pub async fn promote_due_reconciliations(&self) -> u64 {
-        match queue::promote_due_reconciliations(&self.pool, &self.merchant_code).await {
+        let max_age = self.reconcile.max_age();
+        match queue::promote_due_reconciliations(&self.pool, &self.merchant_code, max_age).await {
             Ok(n) => {
                 if n > 0 {
                     tracing::info!(payments = n, "reconciling payments not final yet");

@@ -13,6 +13,7 @@ mod dead_syncs;
 mod demo;
 mod deployment;
 mod failures;
+mod forged;
 mod helpers;
 mod hostile;
 mod isolation;

@@ -17,7 +17,9 @@ async fn fail_for_good(app: &TestApp, reconcile_after: Duration) -> Option<queue
         backoff_base: Duration::from_millis(1),
         backoff_cap: Duration::from_millis(1),
         max_age: Duration::ZERO,
-        dead_reconcile_after: reconcile_after,
+        dead_reconcile_after: Some(reconcile_after),
+        reconcile_max_age: Duration::from_secs(72 * 3600),
+        retry_priority: None,
     };
     let mut conn = app.pool.acquire().await.expect("connection");
     queue::fail_job(&mut conn, &job, "boom", &policy)
@@ -206,9 +208,10 @@ async fn a_dead_sync_of_a_payment_not_final_is_reconciled_again() {
     let state = fail_for_good(&app, Duration::ZERO).await;
     assert_eq!(state, Some(queue::JobState::Dead));
 
-    let promoted = queue::promote_due_reconciliations(&app.pool, "M1")
-        .await
-        .expect("promote");
+    let promoted =
+        queue::promote_due_reconciliations(&app.pool, "M1", Duration::from_secs(72 * 3600))
+            .await
+            .expect("promote");
 
     assert_eq!(promoted, 1);
     let (state, attempts): (String, i32) =
@@ -230,9 +233,10 @@ async fn a_dead_sync_of_a_final_payment_is_left_alone() {
         .expect("final");
     fail_for_good(&app, Duration::ZERO).await;
 
-    let promoted = queue::promote_due_reconciliations(&app.pool, "M1")
-        .await
-        .expect("promote");
+    let promoted =
+        queue::promote_due_reconciliations(&app.pool, "M1", Duration::from_secs(72 * 3600))
+            .await
+            .expect("promote");
 
     assert_eq!(promoted, 0);
 }
