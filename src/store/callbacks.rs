@@ -1,12 +1,14 @@
 //! The callbacks on record (written by the inbox): what the platform sent for a
 //! payment, the callbacks that named none, and their retention.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
-use sqlx::PgPool;
+use serde_json::value::RawValue;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{PaymentId, PaymentKind};
@@ -15,7 +17,8 @@ use crate::domain::{PaymentId, PaymentKind};
 const PRUNE_BATCH: i64 = 1000;
 
 /// A callback as received (`body` in its stored form: NUL made U+FFFD, numbers
-/// `numeric` cannot hold made strings).
+/// `numeric` cannot hold made strings), kept as JSON text: a page of large bodies is
+/// copied once from the row to the answer, never parsed into a tree.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackRecord {
@@ -23,7 +26,8 @@ pub struct CallbackRecord {
     /// `accepted` (a sync was scheduled) or `ignored` (no `idEntity`).
     pub outcome: String,
     #[schema(value_type = Object)]
-    pub body: Value,
+    #[sqlx(json)]
+    pub body: Box<RawValue>,
 }
 
 /// A callback that named no payment.
@@ -33,71 +37,281 @@ pub struct IgnoredCallback {
     pub received_at: DateTime<Utc>,
     pub kind: PaymentKind,
     #[schema(value_type = Object)]
-    pub body: Value,
+    #[sqlx(json)]
+    pub body: Box<RawValue>,
 }
 
-/// A payment's callbacks, oldest first: batches found through their GIN index (the
-/// index narrows to batches naming the id; the kind is checked per element), and rows
-/// of the older one-row-per-callback table.
-pub(crate) const LIST_FOR_PAYMENT: &str = "select received_at, outcome, body from (
-       select b.created_at as received_at, t.outcome, t.body, b.id, t.n
-         from callback_batches b,
-              unnest(b.kinds, b.payment_ids, b.outcomes, b.bodies) with ordinality
-                as t(kind, payment_id, outcome, body, n)
-        where b.merchant_code = $1 and b.payment_ids @> array[$3::text]
-          and t.kind = $2 and t.payment_id = $3
-       union all
-       select created_at, outcome, body, id, 0
-         from callbacks
-        where merchant_code = $1 and kind = $2 and payment_id = $3
-     ) r
-     order by received_at, id, n";
+/// Where a callback stands among those on record, the order of every page: by time
+/// received, then the older one-row-per-callback table before the batches, then by
+/// row, then by element of a batch's arrays. Two positions never tie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+pub struct CallbackPosition {
+    received_at: DateTime<Utc>,
+    /// 0: a row of `callbacks`; 1: an element of a `callback_batches` row; -1 only in
+    /// [`CallbackPosition::before_time`], before both.
+    source: i16,
+    row_id: i64,
+    /// The element's place in the batch's arrays, from 1; 0 in `callbacks`.
+    element: i64,
+}
 
-/// Callbacks without `idEntity` received at or after `$2`, oldest first, at most `$3`.
-pub(crate) const LIST_IGNORED: &str = "select received_at, kind, body from (
-       select b.created_at as received_at, t.kind, t.body, b.id, t.n
-         from callback_batches b,
-              unnest(b.kinds, b.outcomes, b.bodies) with ordinality as t(kind, outcome, body, n)
+/// Latest time a cursor may name: the end of year 9999, in microseconds.
+const LAST_MICROS: i64 = 253_402_300_799_999_999;
+
+impl CallbackPosition {
+    /// Returns the position just before every callback received at or after `time`.
+    pub fn before_time(time: DateTime<Utc>) -> CallbackPosition {
+        CallbackPosition {
+            received_at: time,
+            source: -1,
+            row_id: 0,
+            element: 0,
+        }
+    }
+
+    /// Returns the position as an opaque cursor: `cb<micros>.<source>.<row>.<element>`.
+    pub fn cursor(&self) -> String {
+        format!(
+            "cb{}.{}.{}.{}",
+            self.received_at.timestamp_micros(),
+            self.source,
+            self.row_id,
+            self.element
+        )
+    }
+
+    /// Returns the position a cursor from [`CallbackPosition::cursor`] names, or `None`
+    /// for any text that is not one (whatever its origin: it is request input).
+    pub fn from_cursor(cursor: &str) -> Option<CallbackPosition> {
+        let number = |text: &str| {
+            text.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| text.parse::<i64>().ok())
+                .flatten()
+        };
+        let fields: Vec<i64> = cursor
+            .strip_prefix("cb")?
+            .split('.')
+            .map(number)
+            .collect::<Option<_>>()?;
+        let [micros, source, row_id, element] = fields[..] else {
+            return None;
+        };
+        let element_fits = match source {
+            0 => element == 0,
+            1 => element >= 1,
+            _ => false,
+        };
+        if micros > LAST_MICROS || row_id < 1 || !element_fits {
+            return None;
+        }
+        Some(CallbackPosition {
+            received_at: DateTime::from_timestamp_micros(micros)?,
+            source: i16::try_from(source).ok()?,
+            row_id,
+            element,
+        })
+    }
+}
+
+/// Which way a page goes from its starting position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Towards {
+    /// Oldest first, the callbacks after the position.
+    Newer,
+    /// Newest first, the callbacks before the position.
+    Older,
+}
+
+/// A page of callbacks, and the position the next page starts from if there is one.
+#[derive(Debug)]
+pub struct CallbackPage<T> {
+    pub items: Vec<T>,
+    pub next: Option<CallbackPosition>,
+}
+
+/// A row of a page statement: the item, its position, and whether more follow the page.
+struct Paged<T> {
+    position: CallbackPosition,
+    item: T,
+    more: bool,
+}
+
+impl<'r, T: FromRow<'r, PgRow>> FromRow<'r, PgRow> for Paged<T> {
+    fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
+        Ok(Paged {
+            position: CallbackPosition::from_row(row)?,
+            item: T::from_row(row)?,
+            more: row.try_get("more")?,
+        })
+    }
+}
+
+/// Returns the page of `rows`: the next one starts after the last row if more follow.
+fn into_page<T>(rows: Vec<Paged<T>>) -> CallbackPage<T> {
+    let next = rows
+        .last()
+        .filter(|last| last.more)
+        .map(|last| last.position);
+    CallbackPage {
+        items: rows.into_iter().map(|row| row.item).collect(),
+        next,
+    }
+}
+
+/// The comparison, range bound and order of a page towards newer or older callbacks.
+fn direction(towards: Towards) -> (&'static str, &'static str, &'static str) {
+    match towards {
+        Towards::Newer => (">", "-infinity", "asc"),
+        Towards::Older => ("<", "infinity", "desc"),
+    }
+}
+
+/// A page of a payment's callbacks from the position `($4, $5, $6, $7)` (`$4` null:
+/// from the first, or the last), at most `$8`. The keys come first: the batches naming
+/// the id through their GIN index (the kind is checked per element, reading the small
+/// arrays only) and rows of the older table; then, for the page's keys alone, each
+/// batch's element (`bodies[n]`) or row. `more` says whether a key follows the page.
+fn payment_page_statement(towards: Towards) -> String {
+    let (after, unbounded, order) = direction(towards);
+    let from = format!("(coalesce($4::timestamptz, '{unbounded}'), $5::int2, $6::int8, $7::int8)");
+    let order_by = format!("received_at {order}, source {order}, row_id {order}, element {order}");
+    format!(
+        "with keys as (
+           select b.created_at as received_at, 1::int2 as source, b.id as row_id, e.n as element
+             from callback_batches b,
+                  unnest(b.kinds, b.payment_ids) with ordinality as e(kind, payment_id, n)
+            where b.merchant_code = $1 and b.payment_ids @> array[$3::text]
+              and e.kind = $2 and e.payment_id = $3
+              and (b.created_at, 1::int2, b.id, e.n) {after} {from}
+           union all
+           select created_at, 0::int2, id, 0::int8
+             from callbacks
+            where merchant_code = $1 and kind = $2 and payment_id = $3
+              and (created_at, 0::int2, id, 0::int8) {after} {from}
+            order by {order_by}
+            limit $8 + 1
+         ), page as (
+           select * from keys order by {order_by} limit $8
+         )
+         select p.received_at, p.source, p.row_id, p.element,
+                coalesce(b.outcomes[p.element], c.outcome) as outcome,
+                coalesce(b.bodies[p.element], c.body) as body,
+                (select count(*) from keys) > $8 as more
+           from page p
+           left join callback_batches b on p.source = 1 and b.id = p.row_id
+           left join callbacks c on p.source = 0 and c.id = p.row_id
+          order by {order_by}"
+    )
+}
+
+/// A payment's callbacks after a position, oldest first ([`payment_page_statement`]).
+pub(crate) static LIST_NEWER_FOR_PAYMENT: LazyLock<String> =
+    LazyLock::new(|| payment_page_statement(Towards::Newer));
+
+/// A payment's callbacks before a position, newest first ([`payment_page_statement`]).
+pub(crate) static LIST_OLDER_FOR_PAYMENT: LazyLock<String> =
+    LazyLock::new(|| payment_page_statement(Towards::Older));
+
+/// Callbacks without `idEntity` after the position `($2, $3, $4, $5)` (`$2` null: from
+/// the first), oldest first, at most `$6`. The batches come in order from their partial
+/// index on time, `$6 + 2` at most (one may be the position's own, with nothing left
+/// after it; every other holds at least one): the limit is applied in the index. Then
+/// their small arrays give the keys, and the page's keys alone their bodies.
+pub(crate) const LIST_IGNORED: &str = "with batches as (
+       select b.id, b.created_at, b.kinds, b.outcomes
+         from callback_batches b
         where b.merchant_code = $1 and 'ignored' = any (b.outcomes)
-          and ($2::timestamptz is null or b.created_at >= $2)
-          and t.outcome = 'ignored'
+          and (b.created_at, b.id) >= (coalesce($2::timestamptz, '-infinity'),
+                                       case when $3::int2 = 1 then $4::int8 else 0 end)
+        order by b.created_at, b.id
+        limit $6 + 2
+     ), keys as (
+       select b.created_at as received_at, 1::int2 as source, b.id as row_id, e.n as element, e.kind
+         from batches b,
+              unnest(b.kinds, b.outcomes) with ordinality as e(kind, outcome, n)
+        where e.outcome = 'ignored'
+          and (b.created_at, 1::int2, b.id, e.n)
+              > (coalesce($2::timestamptz, '-infinity'), $3::int2, $4::int8, $5::int8)
        union all
-       select created_at, kind, body, id, 0
-         from callbacks
-        where merchant_code = $1 and outcome = 'ignored'
-          and ($2::timestamptz is null or created_at >= $2)
-     ) r
-     order by received_at, id, n
-     limit $3";
+       (select created_at, 0::int2, id, 0::int8, kind
+          from callbacks
+         where merchant_code = $1 and outcome = 'ignored'
+           and (created_at, 0::int2, id, 0::int8)
+               > (coalesce($2::timestamptz, '-infinity'), $3::int2, $4::int8, $5::int8)
+         order by created_at, id
+         limit $6 + 1)
+        order by received_at, source, row_id, element
+        limit $6 + 1
+     ), page as (
+       select * from keys order by received_at, source, row_id, element limit $6
+     )
+     select p.received_at, p.source, p.row_id, p.element, p.kind,
+            coalesce(b.bodies[p.element], c.body) as body,
+            (select count(*) from keys) > $6 as more
+       from page p
+       left join callback_batches b on p.source = 1 and b.id = p.row_id
+       left join callbacks c on p.source = 0 and c.id = p.row_id
+      order by p.received_at, p.source, p.row_id, p.element";
 
-/// Returns the callbacks received for the payment, oldest first.
+/// Returns the bind values of a page's starting position: its time (`None`: unbounded),
+/// source, row and element.
+fn start(from: Option<CallbackPosition>) -> (Option<DateTime<Utc>>, i16, i64, i64) {
+    match from {
+        Some(p) => (Some(p.received_at), p.source, p.row_id, p.element),
+        None => (None, 0, 0, 0),
+    }
+}
+
+/// Returns up to `limit` of the payment's callbacks after `from` (oldest first) or
+/// before it (newest first), and where the next page starts.
 pub async fn list_callbacks(
     pool: &PgPool,
     merchant_code: &str,
     kind: PaymentKind,
     id: &PaymentId,
-) -> sqlx::Result<Vec<CallbackRecord>> {
-    sqlx::query_as(LIST_FOR_PAYMENT)
+    from: Option<CallbackPosition>,
+    towards: Towards,
+    limit: i64,
+) -> sqlx::Result<CallbackPage<CallbackRecord>> {
+    let statement = match towards {
+        Towards::Newer => &LIST_NEWER_FOR_PAYMENT,
+        Towards::Older => &LIST_OLDER_FOR_PAYMENT,
+    };
+    let (time, source, row_id, element) = start(from);
+    let rows = sqlx::query_as(statement)
         .bind(merchant_code)
         .bind(kind.as_str())
         .bind(id.as_str())
+        .bind(time)
+        .bind(source)
+        .bind(row_id)
+        .bind(element)
+        .bind(limit)
         .fetch_all(pool)
-        .await
+        .await?;
+    Ok(into_page(rows))
 }
 
-/// Returns up to `limit` callbacks without `idEntity`, received at or after `since`, oldest first.
+/// Returns up to `limit` callbacks without `idEntity` after `from`, oldest first, and
+/// where the next page starts.
 pub async fn list_ignored(
     pool: &PgPool,
     merchant_code: &str,
-    since: Option<DateTime<Utc>>,
+    from: Option<CallbackPosition>,
     limit: i64,
-) -> sqlx::Result<Vec<IgnoredCallback>> {
-    sqlx::query_as(LIST_IGNORED)
+) -> sqlx::Result<CallbackPage<IgnoredCallback>> {
+    let (time, source, row_id, element) = start(from);
+    let rows = sqlx::query_as(LIST_IGNORED)
         .bind(merchant_code)
-        .bind(since)
+        .bind(time)
+        .bind(source)
+        .bind(row_id)
+        .bind(element)
         .bind(limit)
         .fetch_all(pool)
-        .await
+        .await?;
+    Ok(into_page(rows))
 }
 
 /// Deletes callbacks older than `retention`, a thousand rows (batches, or callbacks of
@@ -192,5 +406,88 @@ where
             () = tokio::time::sleep(every) => {}
             () = cancel.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_anything_else_is_refused() {
+        let at = DateTime::from_timestamp_micros(1_764_000_000_123_456).expect("a time");
+        for position in [
+            CallbackPosition {
+                received_at: at,
+                source: 1,
+                row_id: 42,
+                element: 3,
+            },
+            CallbackPosition {
+                received_at: at,
+                source: 0,
+                row_id: 7,
+                element: 0,
+            },
+        ] {
+            assert_eq!(
+                CallbackPosition::from_cursor(&position.cursor()),
+                Some(position)
+            );
+        }
+        for bad in [
+            "",
+            "cb",
+            "p12",
+            "cb1764000000123456.1.42",
+            "cb1764000000123456.1.42.3.4",
+            "cb1764000000123456.2.42.3",
+            "cb1764000000123456.-1.0.0",
+            "cb1764000000123456.0.7.1",
+            "cb1764000000123456.1.42.0",
+            "cb1764000000123456.1.0.3",
+            "cb-1.1.42.3",
+            "cb+1.1.42.3",
+            "cb1.1. 42.3",
+            "cb99999999999999999999.1.42.3",
+            "cb253402300800000000.1.42.3",
+            "cb1764000000123456.1.9223372036854775808.3",
+            "cb1764000000123456.1.42.3\n",
+        ] {
+            assert_eq!(CallbackPosition::from_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn positions_order_by_time_then_table_then_row_then_element() {
+        let at = DateTime::from_timestamp_micros(1_764_000_000_000_000).expect("a time");
+        let position = |source, row_id, element| CallbackPosition {
+            received_at: at,
+            source,
+            row_id,
+            element,
+        };
+        let later = CallbackPosition {
+            received_at: at + chrono::Duration::microseconds(1),
+            ..position(0, 1, 0)
+        };
+        let mut positions = vec![
+            later,
+            position(1, 2, 1),
+            position(1, 1, 2),
+            position(0, 9, 0),
+            CallbackPosition::before_time(at),
+        ];
+        positions.sort();
+        assert_eq!(
+            positions,
+            [
+                CallbackPosition::before_time(at),
+                position(0, 9, 0),
+                position(1, 1, 2),
+                position(1, 2, 1),
+                later
+            ]
+        );
     }
 }

@@ -10,7 +10,7 @@ mod payments;
 pub use browse::{latest_changes, search_payments, Search};
 pub use callbacks::{
     list_callbacks, list_ignored, merge_pending, merge_pending_periodically, prune_callbacks,
-    prune_periodically, CallbackRecord, IgnoredCallback,
+    prune_periodically, CallbackPage, CallbackPosition, CallbackRecord, IgnoredCallback, Towards,
 };
 pub use changes::{list_changes, publish_changes, Change, ChangeSignal, CHANGES_CHANNEL};
 pub use history::{list_history, HistoryEntry};
@@ -20,7 +20,7 @@ pub use payments::{
 };
 
 #[cfg(test)]
-pub(crate) use callbacks::{LIST_FOR_PAYMENT, LIST_IGNORED};
+pub(crate) use callbacks::{LIST_IGNORED, LIST_NEWER_FOR_PAYMENT, LIST_OLDER_FOR_PAYMENT};
 #[cfg(test)]
 pub(crate) use changes::LIST_CHANGES;
 #[cfg(test)]

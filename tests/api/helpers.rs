@@ -353,6 +353,16 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Returns the page a `Link: <…>; rel="next"` header names, resolved against `page`
+/// (the URL that answered), or `None` without one.
+pub fn next_page(page: &Url, answer: &Response) -> Option<Url> {
+    let link = answer.headers().get(reqwest::header::LINK)?.to_str().ok()?;
+    let (target, params) = link.split_once(';')?;
+    assert_eq!(params.trim(), r#"rel="next""#, "{link}");
+    let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+    Some(page.join(target).expect("a URL the client can follow"))
+}
+
 /// Claims every due job once and processes each: one pass of the worker, whatever
 /// the outcome, for tests that look at each attempt.
 pub async fn run_once(app: &TestApp) -> Vec<paymirror::sync::JobOutcome> {

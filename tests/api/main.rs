@@ -3,6 +3,7 @@
 
 mod answers;
 mod budget;
+mod callback_pages;
 mod callbacks;
 mod changes;
 mod cli;
