@@ -18,6 +18,7 @@ mod helpers;
 mod hostile;
 mod isolation;
 mod logs;
+mod memory;
 mod openapi;
 mod ops;
 mod outage;
