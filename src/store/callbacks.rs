@@ -264,7 +264,8 @@ fn start(from: Option<CallbackPosition>) -> (Option<DateTime<Utc>>, i16, i64, i6
 }
 
 /// Returns up to `limit` of the payment's callbacks after `from` (oldest first) or
-/// before it (newest first), and where the next page starts.
+/// before it (newest first), at most about [`PAGE_BYTES`] of bodies, and where the next
+/// page starts.
 pub async fn list_callbacks(
     pool: &PgPool,
     merchant_code: &str,
@@ -278,40 +279,97 @@ pub async fn list_callbacks(
         Towards::Newer => &LIST_NEWER_FOR_PAYMENT,
         Towards::Older => &LIST_OLDER_FOR_PAYMENT,
     };
-    let (time, source, row_id, element) = start(from);
-    let rows = sqlx::query_as(statement)
-        .bind(merchant_code)
-        .bind(kind.as_str())
-        .bind(id.as_str())
-        .bind(time)
-        .bind(source)
-        .bind(row_id)
-        .bind(element)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    Ok(into_page(rows))
+    fill_page(
+        from,
+        limit,
+        |c: &CallbackRecord| &c.body,
+        |from, limit| {
+            let (time, source, row_id, element) = start(from);
+            sqlx::query_as(statement)
+                .bind(merchant_code)
+                .bind(kind.as_str())
+                .bind(id.as_str())
+                .bind(time)
+                .bind(source)
+                .bind(row_id)
+                .bind(element)
+                .bind(limit)
+                .fetch_all(pool)
+        },
+    )
+    .await
 }
 
-/// Returns up to `limit` callbacks without `idEntity` after `from`, oldest first, and
-/// where the next page starts.
+/// Returns up to `limit` callbacks without `idEntity` after `from`, oldest first, at
+/// most about [`PAGE_BYTES`] of bodies, and where the next page starts.
 pub async fn list_ignored(
     pool: &PgPool,
     merchant_code: &str,
     from: Option<CallbackPosition>,
     limit: i64,
 ) -> sqlx::Result<CallbackPage<IgnoredCallback>> {
-    let (time, source, row_id, element) = start(from);
-    let rows = sqlx::query_as(LIST_IGNORED)
-        .bind(merchant_code)
-        .bind(time)
-        .bind(source)
-        .bind(row_id)
-        .bind(element)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    Ok(into_page(rows))
+    fill_page(
+        from,
+        limit,
+        |c: &IgnoredCallback| &c.body,
+        |from, limit| {
+            let (time, source, row_id, element) = start(from);
+            sqlx::query_as(LIST_IGNORED)
+                .bind(merchant_code)
+                .bind(time)
+                .bind(source)
+                .bind(row_id)
+                .bind(element)
+                .bind(limit)
+                .fetch_all(pool)
+        },
+    )
+    .await
+}
+
+/// Most bytes of bodies a page holds: one of large callbacks ends early, with a next
+/// page, rather than holding up to 1000 of them (64 MiB) in memory twice (rows, then
+/// the answer) for each reader.
+const PAGE_BYTES: usize = 8 << 20;
+
+/// The largest body a callback may have (`callbacks::MAX_BODY_BYTES`). Stored, its
+/// text may run a little past it (`jsonb` writes a space after each `,` and `:`), so
+/// [`PAGE_BYTES`] is a bound give or take that.
+const LARGEST_BODY: usize = 64 * 1024;
+
+/// Returns a page of up to `limit` items from `from` holding at most about
+/// [`PAGE_BYTES`] of bodies (`body` of each), read by `read(from, n)` as a page
+/// statement's rows: as many at a time as would fit in what is left of the bound were
+/// every body the largest a callback may have (128 at first: one statement for a page
+/// of the default 100), so no body is read that the page does not return.
+async fn fill_page<T, R, F>(
+    mut from: Option<CallbackPosition>,
+    limit: i64,
+    body: fn(&T) -> &RawValue,
+    mut read: R,
+) -> sqlx::Result<CallbackPage<T>>
+where
+    R: FnMut(Option<CallbackPosition>, i64) -> F,
+    F: std::future::Future<Output = sqlx::Result<Vec<Paged<T>>>>,
+{
+    let mut items = Vec::new();
+    let mut bytes = 0;
+    loop {
+        let room = limit - items.len() as i64;
+        let fits = (PAGE_BYTES.saturating_sub(bytes) / LARGEST_BODY).max(1) as i64;
+        let part = into_page(read(from, room.min(fits)).await?);
+        bytes += part
+            .items
+            .iter()
+            .map(|i| body(i).get().len())
+            .sum::<usize>();
+        items.extend(part.items);
+        let full = items.len() as i64 >= limit || bytes + LARGEST_BODY > PAGE_BYTES;
+        match part.next {
+            Some(next) if !full => from = Some(next),
+            next => return Ok(CallbackPage { items, next }),
+        }
+    }
 }
 
 /// Deletes callbacks older than `retention`, a thousand rows (batches, or callbacks of
@@ -456,6 +514,11 @@ mod tests {
         ] {
             assert_eq!(CallbackPosition::from_cursor(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_page_is_bounded_by_the_largest_body_a_callback_may_have() {
+        assert_eq!(LARGEST_BODY, crate::callbacks::MAX_BODY_BYTES);
     }
 
     #[test]

@@ -25,11 +25,14 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .expect("a VmHWM line")
 }
 
-/// Reads every page of the payment's callbacks; returns each callback's `n`, in order.
-async fn read_every_page(http: &reqwest::Client, first: Url, token: &str) -> Vec<u64> {
+/// Reads every page of the payment's callbacks; returns each callback's `n`, in order,
+/// and how many pages held them.
+async fn read_every_page(http: &reqwest::Client, first: Url, token: &str) -> (Vec<u64>, usize) {
     let mut seen = Vec::new();
+    let mut pages = 0;
     let mut page = Some(first);
     while let Some(url) = page {
+        pages += 1;
         let answer = http
             .get(url.clone())
             .bearer_auth(token)
@@ -47,7 +50,7 @@ async fn read_every_page(http: &reqwest::Client, first: Url, token: &str) -> Vec
         let items: Vec<Value> = answer.json().await.expect("a JSON array");
         seen.extend(items.iter().filter_map(|c| c["body"]["n"].as_u64()));
     }
-    seen
+    (seen, pages)
 }
 
 /// A padding of `len` characters that Postgres cannot compress to nothing.
@@ -91,19 +94,26 @@ async fn eight_clients_reading_600_callbacks_of_60_kib_keep_the_process_under_25
         .expect("token");
     let after_ingest = peak_rss_kib(pid);
 
-    let first = Url::parse(&format!("{base}/v1/payins/MEM-1/callbacks")).expect("URL");
-    let readers = (0..READERS).map(|_| read_every_page(&http, first.clone(), &token));
+    // Half the clients take the default page, half the largest one a client may ask for.
+    let queries = ["", "?limit=1000"];
+    let readers = (0..READERS).map(|n| {
+        let first = format!("{base}/v1/payins/MEM-1/callbacks{}", queries[n % 2]);
+        read_every_page(&http, Url::parse(&first).expect("URL"), &token)
+    });
     let read = join_all(readers).await;
 
     let peak = peak_rss_kib(pid);
     println!(
         "paymirror peak RSS (VmHWM): {} MiB after ingest, {} MiB after {READERS} readers \
-         of {CALLBACKS} callbacks of {} KiB",
+         (half with limit=1000) of {CALLBACKS} callbacks of {} KiB",
         after_ingest / 1024,
         peak / 1024,
         PAD_BYTES / 1024
     );
-    for seen in read {
+    for (n, (seen, pages)) in read.into_iter().enumerate() {
+        // 600 of 60 KiB are some 36 MiB: pages of 1000 end early, past 8 MiB of bodies.
+        let least = if n % 2 == 0 { 6 } else { 5 };
+        assert!(pages >= least, "{pages} pages for reader {n}");
         let mut each = seen.clone();
         each.sort_unstable();
         assert_eq!(each, (0..CALLBACKS as u64).collect::<Vec<_>>(), "each once");
