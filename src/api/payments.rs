@@ -128,8 +128,10 @@ pub async fn history(
 #[into_params(parameter_in = Query)]
 pub struct CallbacksQuery {
     /// Page size: 1–1000, default 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// Where the page starts: the `cursor` in the previous page's `Link: <…>; rel="next"`.
+    #[param(value_type = Option<String>, pattern = r"^cb[0-9]{1,17}\.[01]\.[0-9]{1,18}\.[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 
@@ -333,6 +335,22 @@ mod tests {
         for bad in ["", "abc", "12", "p", "p-1", "px", "1763700000123456.TST"] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_documented_cursor_pattern_is_the_one_parsed() {
+        use utoipa::IntoParams;
+        let parameters =
+            serde_json::to_value(CallbacksQuery::into_params(|| None)).unwrap_or_default();
+        let cursor = parameters
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == "cursor");
+        assert_eq!(
+            cursor.map(|p| &p["schema"]["pattern"]),
+            Some(&serde_json::json!(store::CURSOR_PATTERN))
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ErrorAnswers;
 use super::error::Query;
-use super::params::{parse_callback_cursor, parse_limit, parse_time};
+use super::params::{parse_callback_cursor, parse_limit, parse_limit_strictly, parse_time};
 use super::ApiError;
 use crate::app::AppState;
 use crate::queue::{list_dead_syncs, retry_dead_syncs, DeadSync};
@@ -32,10 +32,13 @@ pub struct DeadPage {
 #[into_params(parameter_in = Query)]
 pub struct IgnoredQuery {
     /// Only those at or after this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Page size: 1–1000, default 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<String>, pattern = r"^cb[0-9]{1,17}\.[01]\.[0-9]{1,18}\.[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 
@@ -88,7 +91,7 @@ pub async fn ignored(
     Query(query): Query<IgnoredQuery>,
 ) -> Result<Json<IgnoredPage>, ApiError> {
     let since = parse_time(query.since.as_deref(), "since")?;
-    let limit = parse_limit(query.limit.as_deref())?;
+    let limit = parse_limit_strictly(query.limit.as_deref())?;
     let cursor = parse_callback_cursor(query.cursor.as_deref())?;
     // Both given: the page starts at the later of the two.
     let from = cursor.max(since.map(CallbackPosition::before_time));

@@ -11,6 +11,7 @@ pub use browse::{latest_changes, search_payments, Search};
 pub use callbacks::{
     list_callbacks, list_ignored, merge_pending, merge_pending_periodically, prune_callbacks,
     prune_periodically, CallbackPage, CallbackPosition, CallbackRecord, IgnoredCallback, Towards,
+    CURSOR_PATTERN,
 };
 pub use changes::{list_changes, publish_changes, Change, ChangeSignal, CHANGES_CHANNEL};
 pub use history::{list_history, HistoryEntry};
