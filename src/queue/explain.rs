@@ -378,9 +378,13 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         }
         let mut limited = Vec::new();
         limited_index_scans(&plan, &mut limited);
-        let by_time = "callback_batches_ignored_by_time".to_owned();
-        if *name == "ignored callbacks" && !limited.contains(&by_time) {
-            offenders.push(format!("{name}: batches not limited in {by_time}"));
+        for by_time in [
+            "callback_batches_ignored_by_time",
+            "callbacks_ignored_by_time",
+        ] {
+            if *name == "ignored callbacks" && !limited.iter().any(|index| index == by_time) {
+                offenders.push(format!("{name}: not limited in {by_time}"));
+            }
         }
     }
     // Scheduling a sync finds each job by its key. When the statistics say few jobs

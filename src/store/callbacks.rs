@@ -214,8 +214,11 @@ pub(crate) static LIST_OLDER_FOR_PAYMENT: LazyLock<String> =
 /// Callbacks without `idEntity` after the position `($2, $3, $4, $5)` (`$2` null: from
 /// the first), oldest first, at most `$6`. The batches come in order from their partial
 /// index on time, `$6 + 2` at most (one may be the position's own, with nothing left
-/// after it; every other holds at least one): the limit is applied in the index. Then
-/// their small arrays give the keys, and the page's keys alone their bodies.
+/// after it; every other holds at least one), and the older table's rows from theirs,
+/// `$6 + 1` at most (after a row of the older table at the same time, those with a
+/// larger id; after a batch's, none at that time; after a time, all at it): the limits
+/// are applied in the indexes. Then the batches' small arrays give the keys, and the
+/// page's keys alone their bodies.
 pub(crate) const LIST_IGNORED: &str = "with batches as (
        select b.id, b.created_at, b.kinds, b.outcomes
          from callback_batches b
@@ -235,8 +238,9 @@ pub(crate) const LIST_IGNORED: &str = "with batches as (
        (select created_at, 0::int2, id, 0::int8, kind
           from callbacks
          where merchant_code = $1 and outcome = 'ignored'
-           and (created_at, 0::int2, id, 0::int8)
-               > (coalesce($2::timestamptz, '-infinity'), $3::int2, $4::int8, $5::int8)
+           and (created_at, id) > (coalesce($2::timestamptz, '-infinity'),
+                                   case $3::int2 when 0 then $4::int8
+                                                 when 1 then 9223372036854775807 else -1 end)
          order by created_at, id
          limit $6 + 1)
         order by received_at, source, row_id, element

@@ -21,7 +21,8 @@ async fn app_with_callbacks_in_both_tables() -> (TestApp, String) {
              ('M1', 'payout', null, 'ignored', '{"i": 4}', now() - interval '3 minutes'),
              ('M1', 'payin', 'MIX-1', 'accepted', '{"n": 5}', now() - interval '3 minutes'),
              ('M2', 'payin', 'MIX-1', 'accepted', '{"n": 0}', now() - interval '3 minutes'),
-             ('M2', 'payin', null, 'ignored', '{"i": 0}', now() - interval '3 minutes')"#,
+             ('M2', 'payin', null, 'ignored', '{"i": 0}', now() - interval '3 minutes'),
+             ('M1', 'payin', null, 'ignored', '{"i": 6}', now() - interval '2 minutes')"#,
         // Received at the same time as two rows above: a batch comes after them.
         r#"insert into callback_batches (merchant_code, kinds, payment_ids, outcomes, bodies, created_at) values
              ('M1', '{payin, payin, payout, payin, payin, payin}', '{MIX-1, MIX-2, MIX-1, NULL, MIX-1, NULL}',
@@ -92,6 +93,7 @@ async fn a_payments_callbacks_come_page_by_page_each_once_oldest_first_while_mor
         let (callbacks, after) = page(&app, &url, &token).await;
         assert!(!callbacks.is_empty() && callbacks.len() <= 2, "{url}");
         seen.extend(numbers(&callbacks, "n"));
+        assert!(seen.len() <= 9, "more than there are: {seen:?}");
         next = after;
         pages += 1;
     }
@@ -129,6 +131,7 @@ async fn a_page_of_one_steps_through_a_batch_element_by_element() {
         let (callbacks, next) = page(&app, &this, &token).await;
         assert_eq!(callbacks.len(), 1, "{this}");
         seen.extend(numbers(&callbacks, "n"));
+        assert!(seen.len() <= 6, "more than there are: {seen:?}");
         url = next;
     }
 
@@ -146,14 +149,28 @@ async fn ignored_callbacks_come_page_by_page_with_a_next_cursor() {
         let items = answer["items"].as_array().cloned().unwrap_or_default();
         assert!(!items.is_empty() && items.len() <= 2, "{answer}");
         seen.extend(numbers(&items, "i"));
+        assert!(seen.len() <= 6, "more than there are: {seen:?}");
         pages += 1;
         match answer["nextCursor"].as_str() {
             Some(cursor) => path = format!("/v1/callbacks/ignored?limit=2&cursor={cursor}"),
             None => break,
         }
     }
-    assert_eq!(seen, [1, 2, 3, 4, 5]);
+    assert_eq!(seen, [1, 2, 3, 4, 5, 6]);
     assert_eq!(pages, 3);
+    // One at a time: a cursor at each, of either table, at a time another shares.
+    let (mut one_by_one, mut path) = (Vec::new(), Some("limit=1".to_owned()));
+    while let Some(query) = path {
+        let answer = app
+            .get_json(&format!("/v1/callbacks/ignored?{query}"), Some(&token))
+            .await;
+        one_by_one.extend(numbers(answer["items"].as_array().expect("items"), "i"));
+        assert!(one_by_one.len() <= 6, "more than there are: {one_by_one:?}");
+        path = answer["nextCursor"]
+            .as_str()
+            .map(|c| format!("limit=1&cursor={c}"));
+    }
+    assert_eq!(one_by_one, [1, 2, 3, 4, 5, 6]);
 
     let whole = app.get_json("/v1/callbacks/ignored", Some(&token)).await;
     assert_eq!(whole["nextCursor"], Value::Null);
@@ -167,7 +184,11 @@ async fn ignored_callbacks_come_page_by_page_with_a_next_cursor() {
         )
         .await;
     let later = later["items"].as_array().cloned().unwrap_or_default();
-    assert_eq!(numbers(&later, "i"), [4, 5], "at or after the time given");
+    assert_eq!(
+        numbers(&later, "i"),
+        [4, 5, 6],
+        "at or after the time given"
+    );
     // Both: the page starts at the later of the two.
     let first = app
         .get_json("/v1/callbacks/ignored?limit=1", Some(&token))
@@ -180,7 +201,7 @@ async fn ignored_callbacks_come_page_by_page_with_a_next_cursor() {
         )
         .await;
     let both = both["items"].as_array().cloned().unwrap_or_default();
-    assert_eq!(numbers(&both, "i"), [4, 5]);
+    assert_eq!(numbers(&both, "i"), [4, 5, 6]);
 }
 
 #[tokio::test]

@@ -49,6 +49,7 @@ async fn read_every_page(http: &reqwest::Client, first: Url, token: &str) -> (Ve
         page = next_page(&url, &answer);
         let items: Vec<Value> = answer.json().await.expect("a JSON array");
         seen.extend(items.iter().filter_map(|c| c["body"]["n"].as_u64()));
+        assert!(seen.len() <= CALLBACKS, "more callbacks than there are");
     }
     (seen, pages)
 }
