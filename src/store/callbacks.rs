@@ -1,20 +1,16 @@
-//! The callbacks on record (written by the inbox): what the platform sent for a
-//! payment, the callbacks that named none, and their retention.
+//! The callbacks on record (written by the inbox), page by page: what the platform
+//! sent for a payment, and the callbacks that named none.
 
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Row};
-use tokio_util::sync::CancellationToken;
 
+use super::callback_position::{CallbackPosition, Towards};
 use crate::domain::{PaymentId, PaymentKind};
-
-/// How many old callbacks one pruning statement deletes: short, never blocking ingest.
-const PRUNE_BATCH: i64 = 1000;
 
 /// A callback as received (`body` in its stored form: NUL made U+FFFD, numbers
 /// `numeric` cannot hold made strings), kept as JSON text: a page of large bodies is
@@ -39,86 +35,6 @@ pub struct IgnoredCallback {
     #[schema(value_type = Object)]
     #[sqlx(json)]
     pub body: Box<RawValue>,
-}
-
-/// Where a callback stands among those on record, the order of every page: by time
-/// received, then the older one-row-per-callback table before the batches, then by
-/// row, then by element of a batch's arrays. Two positions never tie.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
-pub struct CallbackPosition {
-    received_at: DateTime<Utc>,
-    /// 0: a row of `callbacks`; 1: an element of a `callback_batches` row; -1 only in
-    /// [`CallbackPosition::before_time`], before both.
-    source: i16,
-    row_id: i64,
-    /// The element's place in the batch's arrays, from 1; 0 in `callbacks`.
-    element: i64,
-}
-
-/// The text of a cursor: [`CallbackPosition::cursor`] writes it, and any text of
-/// this shape names a position a page may start from (the OpenAPI document's pattern).
-pub const CURSOR_PATTERN: &str = r"^cb[0-9]{1,17}\.[01]\.[0-9]{1,18}\.[0-9]{1,18}$";
-
-impl CallbackPosition {
-    /// Returns the position just before every callback received at or after `time`.
-    pub fn before_time(time: DateTime<Utc>) -> CallbackPosition {
-        CallbackPosition {
-            received_at: time,
-            source: -1,
-            row_id: 0,
-            element: 0,
-        }
-    }
-
-    /// Returns the position as an opaque cursor: `cb<micros>.<source>.<row>.<element>`.
-    pub fn cursor(&self) -> String {
-        format!(
-            "cb{}.{}.{}.{}",
-            self.received_at.timestamp_micros(),
-            self.source,
-            self.row_id,
-            self.element
-        )
-    }
-
-    /// Returns the position a cursor names, or `None` for any text not of the shape
-    /// [`CURSOR_PATTERN`] describes (whatever its origin: it is request input). Any
-    /// position of that shape is a place a page may start from; the counts of digits
-    /// keep each number within what Postgres and `i64` hold (17 for the time: year 5138).
-    pub fn from_cursor(cursor: &str) -> Option<CallbackPosition> {
-        let number = |text: &str, digits: usize| {
-            (text.len() <= digits && text.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| text.parse::<i64>().ok())
-                .flatten()
-        };
-        let mut fields = cursor.strip_prefix("cb")?.split('.');
-        let micros = number(fields.next()?, 17)?;
-        let source = match fields.next()? {
-            "0" => 0,
-            "1" => 1,
-            _ => return None,
-        };
-        let row_id = number(fields.next()?, 18)?;
-        let element = number(fields.next()?, 18)?;
-        if fields.next().is_some() {
-            return None;
-        }
-        Some(CallbackPosition {
-            received_at: DateTime::from_timestamp_micros(micros)?,
-            source,
-            row_id,
-            element,
-        })
-    }
-}
-
-/// Which way a page goes from its starting position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Towards {
-    /// Oldest first, the callbacks after the position.
-    Newer,
-    /// Newest first, the callbacks before the position.
-    Older,
 }
 
 /// A page of callbacks, and the position the next page starts from if there is one.
@@ -374,188 +290,12 @@ where
     }
 }
 
-/// Deletes callbacks older than `retention`, a thousand rows (batches, or callbacks of
-/// the older table) at a time, oldest first; returns how many callbacks. Each statement
-/// looks only at the oldest rows (ids grow with time), skips rows another pruner holds,
-/// and never waits on ingest.
-pub async fn prune_callbacks(pool: &PgPool, retention: Duration) -> sqlx::Result<u64> {
-    let mut total = 0;
-    // Each table with what one of its rows holds, in callbacks.
-    for (table, callbacks) in [
-        ("callback_batches", "cardinality(kinds)"),
-        ("callbacks", "1"),
-    ] {
-        let statement = prune_statement(table, callbacks);
-        loop {
-            let (rows, callbacks): (i64, i64) = sqlx::query_as(&statement)
-                .bind(retention.as_secs_f64())
-                .bind(PRUNE_BATCH)
-                .fetch_one(pool)
-                .await?;
-            total += u64::try_from(callbacks).unwrap_or(0);
-            if rows < PRUNE_BATCH {
-                break;
-            }
-        }
-    }
-    Ok(total)
-}
-
-/// Deletes up to `$2` rows of `table` older than `$1` seconds; returns the rows and the
-/// callbacks they held (`callbacks`: how many one row holds).
-fn prune_statement(table: &str, callbacks: &str) -> String {
-    format!(
-        "with gone as (
-           delete from {table} where id in (
-             select id from (
-               select id, created_at from {table} order by id limit $2 for update skip locked
-             ) oldest
-             where created_at < now() - make_interval(secs => $1)
-           )
-           returning {callbacks} as callbacks
-         )
-         select count(*), coalesce(sum(callbacks), 0)::bigint from gone"
-    )
-}
-
-/// Merges the pending list of the batches' GIN index into the index proper (what
-/// ingest would otherwise do inline when the list grows past its limit, holding up a
-/// batch for tens of milliseconds); returns the index pages merged.
-pub async fn merge_pending(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("select gin_clean_pending_list('callback_batches_by_payment')")
-        .fetch_one(pool)
-        .await
-}
-
-/// Merges the batches' pending index entries every `every` until `cancel` fires.
-pub async fn merge_pending_periodically(pool: PgPool, every: Duration, cancel: CancellationToken) {
-    repeat(every, cancel, || async {
-        if let Err(e) = merge_pending(&pool).await {
-            tracing::warn!(error = %e, "could not merge the callbacks' pending index entries");
-        }
-    })
-    .await;
-}
-
-/// Prunes callbacks older than `retention` every `every` until `cancel` fires.
-pub async fn prune_periodically(
-    pool: PgPool,
-    retention: Duration,
-    every: Duration,
-    cancel: CancellationToken,
-) {
-    repeat(every, cancel, || async {
-        match prune_callbacks(&pool, retention).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(callbacks = n, "pruned callbacks past their retention"),
-            Err(e) => tracing::warn!(error = %e, "could not prune old callbacks"),
-        }
-    })
-    .await;
-}
-
-/// Runs `work` now and then every `every` after it finished, until `cancel` fires.
-async fn repeat<F, Fut>(every: Duration, cancel: CancellationToken, mut work: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    loop {
-        work().await;
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = cancel.cancelled() => return,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_anything_else_is_refused() {
-        let at = DateTime::from_timestamp_micros(1_764_000_000_123_456).expect("a time");
-        for position in [
-            CallbackPosition {
-                received_at: at,
-                source: 1,
-                row_id: 42,
-                element: 3,
-            },
-            CallbackPosition {
-                received_at: at,
-                source: 0,
-                row_id: 7,
-                element: 0,
-            },
-        ] {
-            assert_eq!(
-                CallbackPosition::from_cursor(&position.cursor()),
-                Some(position)
-            );
-        }
-        let pattern = regex::Regex::new(CURSOR_PATTERN).expect("a pattern");
-        for fine in ["cb0.0.0.0", "cb99999999999999999.1.999999999999999999.7"] {
-            assert!(pattern.is_match(fine) && CallbackPosition::from_cursor(fine).is_some());
-        }
-        for bad in [
-            "",
-            "cb",
-            "p12",
-            "cb1764000000123456.1.42",
-            "cb1764000000123456.1.42.3.4",
-            "cb1764000000123456.2.42.3",
-            "cb1764000000123456.-1.0.0",
-            "cb1764000000123456.01.42.3",
-            "cb-1.1.42.3",
-            "cb+1.1.42.3",
-            "cb1.1. 42.3",
-            "cb1.1..3",
-            "cb999999999999999999.1.42.3",
-            "cb1764000000123456.1.9223372036854775807.3",
-            "cb1764000000123456.1.42.3\n",
-        ] {
-            assert!(!pattern.is_match(bad), "{bad}");
-            assert_eq!(CallbackPosition::from_cursor(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn a_page_is_bounded_by_the_largest_body_a_callback_may_have() {
         assert_eq!(LARGEST_BODY, crate::callbacks::MAX_BODY_BYTES);
-    }
-
-    #[test]
-    fn positions_order_by_time_then_table_then_row_then_element() {
-        let at = DateTime::from_timestamp_micros(1_764_000_000_000_000).expect("a time");
-        let position = |source, row_id, element| CallbackPosition {
-            received_at: at,
-            source,
-            row_id,
-            element,
-        };
-        let later = CallbackPosition {
-            received_at: at + chrono::Duration::microseconds(1),
-            ..position(0, 1, 0)
-        };
-        let mut positions = vec![
-            later,
-            position(1, 2, 1),
-            position(1, 1, 2),
-            position(0, 9, 0),
-            CallbackPosition::before_time(at),
-        ];
-        positions.sort();
-        assert_eq!(
-            positions,
-            [
-                CallbackPosition::before_time(at),
-                position(0, 9, 0),
-                position(1, 1, 2),
-                position(1, 2, 1),
-                later
-            ]
-        );
     }
 }
