@@ -1,5 +1,5 @@
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use super::body::{SizedJson, DOCUMENT_BYTES};
 use super::error::ErrorAnswers;
 use super::error::{Path, Query};
-use super::params::{parse_limit, parse_time};
+use super::params::{next_page_link, parse_callback_cursor, parse_limit, parse_time};
 use super::{auth, ApiError, PaymentDocument};
 use crate::app::AppState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::queue::{enqueue_syncs, Priority};
-use crate::store::{self, CallbackRecord, HistoryEntry, ListFilter};
+use crate::store::{self, CallbackRecord, HistoryEntry, ListFilter, Towards};
 use crate::tokens::{Permission, Presented};
 
 /// The `{kinds}` path segment.
@@ -121,19 +121,64 @@ pub async fn history(
     ))
 }
 
-/// `GET /v1/{kinds}/{id}/callbacks`: the callbacks received for the payment, oldest
-/// first, bodies as received: "did the platform call us?"
-#[utoipa::path(get, path = "/v1/{kinds}/{id}/callbacks", tag = "{kinds}", operation_id = "list{Kind}Callbacks", params(KindsParam, IdParam),
+/// `?limit=&cursor=` of a payment's callbacks.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbacksQuery {
+    /// Page size: 1–1000, default 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// Where the page starts: the `cursor` in the previous page's `Link: <…>; rel="next"`.
+    #[param(value_type = Option<String>, pattern = r"^cb[0-9]{1,17}\.[01]\.[0-9]{1,18}\.[0-9]{1,18}$")]
+    cursor: Option<String>,
+}
+
+/// Bytes to reserve per callback of a page beyond its body (time, outcome, punctuation).
+const CALLBACK_BYTES: usize = 96;
+
+/// `GET /v1/{kinds}/{id}/callbacks`: a page of the callbacks received for the payment,
+/// oldest first, bodies as received: "did the platform call us?" The next page, if
+/// any, is named by a `Link: <…>; rel="next"` header.
+#[utoipa::path(get, path = "/v1/{kinds}/{id}/callbacks", tag = "{kinds}", operation_id = "list{Kind}Callbacks", params(KindsParam, IdParam, CallbacksQuery),
     responses((status = 200, description = "The callbacks received, oldest first", body = Vec<CallbackRecord>), ErrorAnswers))]
 pub async fn callbacks(
     State(state): State<AppState>,
     Path((kinds, id)): Path<(String, String)>,
-) -> Result<Json<Vec<CallbackRecord>>, ApiError> {
+    Query(query): Query<CallbacksQuery>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
     let (kind, id) = parse_target(&kinds, &id)?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let from = parse_callback_cursor(query.cursor.as_deref())?;
     ensure_known(&state, kind, &id).await?;
-    Ok(Json(
-        store::list_callbacks(&state.pool, &state.merchant_code, kind, &id).await?,
-    ))
+    let page = store::list_callbacks(
+        &state.pool,
+        &state.merchant_code,
+        kind,
+        &id,
+        from,
+        Towards::Newer,
+        limit,
+    )
+    .await?;
+    let link = page
+        .next
+        .map(|next| {
+            let path = format!("/v1/{}/{id}/callbacks", kind.plural());
+            next_page_link(&path, raw_query.as_deref(), &next.cursor())
+        })
+        .transpose()?;
+    let bytes = page
+        .items
+        .iter()
+        .map(|c| c.body.get().len() + CALLBACK_BYTES)
+        .sum::<usize>()
+        + 2;
+    let mut answer = SizedJson(page.items, bytes).into_response();
+    if let Some(link) = link {
+        answer.headers_mut().insert(header::LINK, link);
+    }
+    Ok(answer)
 }
 
 /// Answers 404 unless paymirror has heard of the payment.
@@ -292,6 +337,22 @@ mod tests {
         for bad in ["", "abc", "12", "p", "p-1", "px", "1763700000123456.TST"] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_documented_cursor_pattern_is_the_one_parsed() {
+        use utoipa::IntoParams;
+        let parameters =
+            serde_json::to_value(CallbacksQuery::into_params(|| None)).unwrap_or_default();
+        let cursor = parameters
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == "cursor");
+        assert_eq!(
+            cursor.map(|p| &p["schema"]["pattern"]),
+            Some(&serde_json::json!(store::CURSOR_PATTERN))
+        );
     }
 
     #[test]

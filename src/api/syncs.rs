@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ErrorAnswers;
 use super::error::Query;
-use super::params::{parse_limit, parse_time};
+use super::params::{parse_callback_cursor, parse_limit, parse_time};
 use super::ApiError;
 use crate::app::AppState;
 use crate::queue::{list_dead_syncs, retry_dead_syncs, DeadSync};
-use crate::store::{list_ignored, IgnoredCallback};
+use crate::store::{list_ignored, CallbackPosition, IgnoredCallback};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -38,9 +38,26 @@ pub struct DeadPage {
     items: Vec<DeadSync>,
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IgnoredQuery {
+    /// Only those at or after this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// Page size: 1–1000, default 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    #[param(value_type = Option<String>, pattern = r"^cb[0-9]{1,17}\.[01]\.[0-9]{1,18}\.[0-9]{1,18}$")]
+    cursor: Option<String>,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct IgnoredPage {
     items: Vec<IgnoredCallback>,
+    /// Where the next page starts (`?cursor=`), or null on the last page.
+    next_cursor: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -75,16 +92,22 @@ pub async fn retry(
     Ok((StatusCode::ACCEPTED, Json(Retried { retried })))
 }
 
-/// `GET /v1/callbacks/ignored?since=<RFC 3339>&limit=`: callbacks that named no
-/// payment (no `idEntity`), oldest first.
-#[utoipa::path(get, path = "/v1/callbacks/ignored", tag = "callbacks", operation_id = "listIgnoredCallbacks", params(SinceQuery),
+/// `GET /v1/callbacks/ignored?since=<RFC 3339>&limit=&cursor=`: a page of the
+/// callbacks that named no payment (no `idEntity`), oldest first.
+#[utoipa::path(get, path = "/v1/callbacks/ignored", tag = "callbacks", operation_id = "listIgnoredCallbacks", params(IgnoredQuery),
     responses((status = 200, description = "Callbacks without idEntity, oldest first", body = IgnoredPage), ErrorAnswers))]
 pub async fn ignored(
     State(state): State<AppState>,
-    Query(query): Query<SinceQuery>,
+    Query(query): Query<IgnoredQuery>,
 ) -> Result<Json<IgnoredPage>, ApiError> {
     let since = parse_time(query.since.as_deref(), "since")?;
     let limit = parse_limit(query.limit.as_deref())?;
-    let items = list_ignored(&state.pool, &state.merchant_code, since, limit).await?;
-    Ok(Json(IgnoredPage { items }))
+    let cursor = parse_callback_cursor(query.cursor.as_deref())?;
+    // Both given: the page starts at the later of the two.
+    let from = cursor.max(since.map(CallbackPosition::before_time));
+    let page = list_ignored(&state.pool, &state.merchant_code, from, limit).await?;
+    Ok(Json(IgnoredPage {
+        items: page.items,
+        next_cursor: page.next.map(|next| next.cursor()),
+    }))
 }

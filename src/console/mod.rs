@@ -81,6 +81,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/payments", get(payments::list))
         .route("/console/payments/{kind}/{id}", get(payments::show))
         .route(
+            "/console/payments/{kind}/{id}/callbacks",
+            get(payments::callbacks),
+        )
+        .route(
             "/console/payments/{kind}/{id}/refresh",
             post(payments::refresh),
         )

@@ -1,21 +1,23 @@
 //! One payment's page: its sync state with the last error and the "refresh now"
-//! action, its status history as a timeline, the callbacks received verbatim, and
-//! its document. Documents and callbacks are hostile input: all of it is escaped.
+//! action, its status history as a timeline, the latest callbacks received verbatim
+//! (older ones a page away), and its document. Documents and callbacks are hostile
+//! input: all of it is escaped.
 
 use maud::{html, Markup};
+use serde_json::value::RawValue;
 
 use super::layout::{csrf_field, status, when};
 use super::payments::{payment_href, pretty_document};
 use super::session::Session;
 use crate::queue::JobState;
-use crate::store::{CallbackRecord, HistoryEntry, PaymentRow};
+use crate::store::{CallbackPage, CallbackRecord, HistoryEntry, PaymentRow};
 
 /// Returns the body of a payment's page.
 pub fn render(
     session: &Session,
     row: PaymentRow,
     history: &[HistoryEntry],
-    callbacks: &[CallbackRecord],
+    callbacks: &CallbackPage<CallbackRecord>,
     refreshed: bool,
 ) -> Markup {
     let href = payment_href(row.kind, &row.id);
@@ -55,21 +57,53 @@ pub fn render(
                 }
             }
         }
-        section.panel #callbacks {
-            h2 { "Callbacks received (" (callbacks.len()) ")" }
-            @if callbacks.is_empty() {
-                p.muted { "None on record (they are kept for inbox.retention_days)." }
-            }
-            @for callback in callbacks {
-                div.callback {
-                    p { (when(callback.received_at)) " · " span.muted { (callback.outcome) } }
-                    pre { (serde_json::to_string_pretty(&callback.body).unwrap_or_default()) }
-                }
-            }
-        }
+        (callbacks_panel(&href, &latest_heading(callbacks), callbacks))
         section.panel {
             h2 { "Document (as GET /v1/" (row.kind.plural()) "/" (row.id) " serves it)" }
             pre #document { (pretty_document(row)) }
         }
     }
+}
+
+/// The heading over the latest callbacks: all of them, or the latest of more.
+fn latest_heading(callbacks: &CallbackPage<CallbackRecord>) -> String {
+    match callbacks.next {
+        None => format!("Callbacks received ({})", callbacks.items.len()),
+        Some(_) => format!("The latest {} callbacks received", callbacks.items.len()),
+    }
+}
+
+/// Returns a panel of the payment (at `href`)'s callbacks, newest first, with a link
+/// to the page of older ones when there are more.
+pub fn callbacks_panel(
+    href: &str,
+    heading: &str,
+    callbacks: &CallbackPage<CallbackRecord>,
+) -> Markup {
+    html! {
+        section.panel #callbacks {
+            h2 { (heading) }
+            @if callbacks.items.is_empty() {
+                p.muted { "None on record (they are kept for inbox.retention_days)." }
+            }
+            @for callback in &callbacks.items {
+                div.callback {
+                    p { (when(callback.received_at)) " · " span.muted { (callback.outcome) } }
+                    pre { (pretty_body(&callback.body)) }
+                }
+            }
+            @if let Some(older) = callbacks.next {
+                p.pager {
+                    a #older-callbacks href={ (href) "/callbacks?before=" (older.cursor()) } { "Older callbacks →" }
+                }
+            }
+        }
+    }
+}
+
+/// Returns a callback's body pretty-printed (as stored, should it not parse).
+fn pretty_body(body: &RawValue) -> String {
+    serde_json::from_str::<serde_json::Value>(body.get())
+        .and_then(|value| serde_json::to_string_pretty(&value))
+        .unwrap_or_else(|_| body.get().to_owned())
 }

@@ -1,6 +1,6 @@
 //! Payments: search by id, filter by kind, status and sync state, page through them;
-//! one payment's document, status timeline, callbacks and sync state, and its
-//! "refresh now" action.
+//! one payment's document, status timeline, latest callbacks and sync state, its
+//! older callbacks page by page, and its "refresh now" action.
 
 use std::str::FromStr;
 
@@ -19,7 +19,10 @@ use crate::api::PaymentDocument;
 use crate::app::AppState;
 use crate::domain::{PaymentId, PaymentKind};
 use crate::queue::{enqueue_syncs, JobState, Priority};
-use crate::store::{self, PaymentRow, Search};
+use crate::store::{self, CallbackPosition, PaymentRow, Search, Towards};
+
+/// Callbacks a payment's page shows, the latest; older ones are a page away.
+const LATEST_CALLBACKS: i64 = 20;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
@@ -191,11 +194,18 @@ pub async fn show(
 ) -> Result<Response, ConsoleError> {
     let (kind, id) = parse_target(&kind, &id)?;
     let merchant = &state.merchant_code;
-    let row = store::find_payment(&state.pool, merchant, kind, &id)
-        .await?
-        .ok_or_else(|| ConsoleError::NotFound(format!("no {kind} with id {id} is known")))?;
+    let row = find_known(&state, kind, &id).await?;
     let history = store::list_history(&state.pool, merchant, kind, &id).await?;
-    let callbacks = store::list_callbacks(&state.pool, merchant, kind, &id).await?;
+    let callbacks = store::list_callbacks(
+        &state.pool,
+        merchant,
+        kind,
+        &id,
+        None,
+        Towards::Older,
+        LATEST_CALLBACKS,
+    )
+    .await?;
     let body = payment_page::render(
         &session,
         row,
@@ -204,6 +214,61 @@ pub async fn show(
         query.refreshed.is_some(),
     );
     Ok(page(&format!("{kind} {id}"), Nav::Payments, &session, body).into_response())
+}
+
+/// Returns the payment, or a 404 if paymirror never heard of it.
+async fn find_known(
+    state: &AppState,
+    kind: PaymentKind,
+    id: &PaymentId,
+) -> Result<PaymentRow, ConsoleError> {
+    store::find_payment(&state.pool, &state.merchant_code, kind, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(format!("no {kind} with id {id} is known")))
+}
+
+#[derive(Deserialize)]
+pub struct CallbacksQuery {
+    #[serde(default)]
+    before: String,
+}
+
+/// `GET /console/payments/{kind}/{id}/callbacks?before=<cursor>`: a page of the
+/// payment's callbacks received before the position the previous page linked to (or
+/// the latest, without one), newest first, linking to the next older page.
+pub async fn callbacks(
+    State(state): State<AppState>,
+    session: Session,
+    Path((kind, id)): Path<(String, String)>,
+    Query(query): Query<CallbacksQuery>,
+) -> Result<Response, ConsoleError> {
+    let (kind, id) = parse_target(&kind, &id)?;
+    let before = Some(query.before.trim())
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            CallbackPosition::from_cursor(b)
+                .ok_or_else(|| bad_request("before: not a page this console linked to"))
+        })
+        .transpose()?;
+    find_known(&state, kind, &id).await?;
+    let limit = i64::from(state.console.settings.page_size);
+    let callbacks = store::list_callbacks(
+        &state.pool,
+        &state.merchant_code,
+        kind,
+        &id,
+        before,
+        Towards::Older,
+        limit,
+    )
+    .await?;
+    let href = payment_href(kind, id.as_str());
+    let body = html! {
+        p { a #back href=(href) { "← " (kind) " " (id) } }
+        (payment_page::callbacks_panel(&href, "Older callbacks received", &callbacks))
+    };
+    let title = format!("Callbacks of {kind} {id}");
+    Ok(page(&title, Nav::Payments, &session, body).into_response())
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,8 @@
 //! Every hot statement of the queue, the list API and the change feed uses an index
 //! at 1,000,000 jobs (and payments, and changes): `EXPLAIN` of the very SQL the code
 //! runs, against a database filled to size, as the generic plan every session uses.
+//! And a page of callbacks reads the bodies it returns, no others: the blocks its
+//! execution touches, by `EXPLAIN (ANALYZE, BUFFERS)`.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -8,6 +10,7 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{claim, dead, depth, enqueue, finish};
+use crate::domain::{PaymentId, PaymentKind};
 
 enum Arg {
     Text(&'static str),
@@ -52,6 +55,19 @@ fn index_scans(plan: &Value, found: &mut Vec<String>) {
     }
 }
 
+/// Returns the indexes a JSON plan scans right under a `Limit`: in the index's order,
+/// stopping at the limit (no sort of every matching row first).
+fn limited_index_scans(plan: &Value, found: &mut Vec<String>) {
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        if plan["Node Type"] == "Limit" {
+            if let Some(index) = child["Index Name"].as_str() {
+                found.push(index.to_owned());
+            }
+        }
+        limited_index_scans(child, found);
+    }
+}
+
 /// Returns the scans of whole tables in a JSON plan.
 fn seq_scans(plan: &Value, found: &mut Vec<String>) {
     if plan["Node Type"] == "Seq Scan" {
@@ -59,6 +75,42 @@ fn seq_scans(plan: &Value, found: &mut Vec<String>) {
     }
     for child in plan["Plans"].as_array().into_iter().flatten() {
         seq_scans(child, found);
+    }
+}
+
+/// A migrated database of its own, dropped by [`Scratch::drop`].
+struct Scratch {
+    admin: PgConnection,
+    pool: PgPool,
+    name: String,
+}
+
+impl Scratch {
+    async fn create() -> Scratch {
+        let server = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut url = reqwest::Url::parse(&server).expect("DATABASE_URL is a URL");
+        url.set_path("/postgres");
+        let name = format!("paymirror_explain_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(url.as_str()).await.expect("Postgres");
+        sqlx::query(&format!(r#"create database "{name}""#))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        url.set_path(&format!("/{name}"));
+        let pool = PgPool::connect(url.as_str()).await.expect("pool");
+        crate::migrations::migrator()
+            .run(&pool)
+            .await
+            .expect("migrate");
+        Scratch { admin, pool, name }
+    }
+
+    async fn drop(mut self) {
+        self.pool.close().await;
+        let _ = sqlx::query(&format!(r#"drop database "{}" with (force)"#, self.name))
+            .execute(&mut self.admin)
+            .await;
     }
 }
 
@@ -101,13 +153,24 @@ async fn fill(pool: &PgPool) {
 
 /// Prepares `sql` as `statement` and returns the generic plan of its execution with `args`.
 async fn generic_plan(conn: &mut PgConnection, statement: &str, sql: &str, args: &[Arg]) -> Value {
+    explain(conn, statement, sql, args, "format json").await
+}
+
+/// Prepares `sql` as `statement` and returns `EXPLAIN (options)` of its execution with `args`.
+async fn explain(
+    conn: &mut PgConnection,
+    statement: &str,
+    sql: &str,
+    args: &[Arg],
+    options: &str,
+) -> Value {
     sqlx::raw_sql(&format!("prepare {statement} as {sql}"))
         .execute(&mut *conn)
         .await
         .unwrap_or_else(|e| panic!("prepare {statement}: {e}"));
     let literals: Vec<String> = args.iter().map(literal).collect();
     let explain = format!(
-        "explain (format json) execute {statement}({})",
+        "explain ({options}) execute {statement}({})",
         literals.join(", ")
     );
     let row = sqlx::query(&explain)
@@ -120,22 +183,8 @@ async fn generic_plan(conn: &mut PgConnection, statement: &str, sql: &str, args:
 
 #[tokio::test]
 async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
-    let server = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut url = reqwest::Url::parse(&server).expect("DATABASE_URL is a URL");
-    url.set_path("/postgres");
-    let name = format!("paymirror_explain_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(url.as_str()).await.expect("Postgres");
-    sqlx::query(&format!(r#"create database "{name}""#))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    url.set_path(&format!("/{name}"));
-    let pool = PgPool::connect(url.as_str()).await.expect("pool");
-    crate::migrations::migrator()
-        .run(&pool)
-        .await
-        .expect("migrate");
+    let scratch = Scratch::create().await;
+    let pool = scratch.pool.clone();
     fill(&pool).await;
 
     let token = Uuid::new_v4();
@@ -280,9 +329,32 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
             ],
         ),
         (
-            "callbacks of a payment",
-            crate::store::LIST_FOR_PAYMENT,
-            vec![Arg::Text("M1"), kind(), id()],
+            "callbacks of a payment, a page on",
+            &crate::store::LIST_NEWER_FOR_PAYMENT,
+            vec![
+                Arg::Text("M1"),
+                kind(),
+                id(),
+                Arg::Time(Some(Utc::now() - chrono::Duration::hours(1))),
+                Arg::Int2(1),
+                Arg::Int8(50_000),
+                Arg::Int8(3),
+                Arg::Int8(100),
+            ],
+        ),
+        (
+            "latest callbacks of a payment",
+            &crate::store::LIST_OLDER_FOR_PAYMENT,
+            vec![
+                Arg::Text("M1"),
+                kind(),
+                id(),
+                Arg::Time(None),
+                Arg::Int2(0),
+                Arg::Int8(0),
+                Arg::Int8(0),
+                Arg::Int8(20),
+            ],
         ),
         (
             "payment by id, token checked",
@@ -292,7 +364,14 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         (
             "ignored callbacks",
             crate::store::LIST_IGNORED,
-            vec![Arg::Text("M1"), Arg::Time(None), Arg::Int8(100)],
+            vec![
+                Arg::Text("M1"),
+                Arg::Time(Some(Utc::now() - chrono::Duration::hours(1))),
+                Arg::Int2(1),
+                Arg::Int8(50_000),
+                Arg::Int8(3),
+                Arg::Int8(100),
+            ],
         ),
         (
             "change feed",
@@ -317,6 +396,16 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         if !scans.is_empty() {
             offenders.push(format!("{name}: seq scan of {scans:?}"));
         }
+        let mut limited = Vec::new();
+        limited_index_scans(&plan, &mut limited);
+        for by_time in [
+            "callback_batches_ignored_by_time",
+            "callbacks_ignored_by_time",
+        ] {
+            if *name == "ignored callbacks" && !limited.iter().any(|index| index == by_time) {
+                offenders.push(format!("{name}: not limited in {by_time}"));
+            }
+        }
     }
     // Scheduling a sync finds each job by its key. When the statistics say few jobs
     // are pending (a quiet queue: the usual state), walking the pending jobs' index
@@ -338,9 +427,110 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         }
     }
     drop(conn);
-    pool.close().await;
-    let _ = sqlx::query(&format!(r#"drop database "{name}" with (force)"#))
-        .execute(&mut admin)
-        .await;
+    scratch.drop().await;
     assert!(offenders.is_empty(), "{offenders:#?}");
+}
+
+/// Returns the shared blocks (found in memory or read) that executing `sql` with `args`
+/// touched: every relation's, their TOAST included.
+async fn blocks_touched(conn: &mut PgConnection, statement: &str, sql: &str, args: &[Arg]) -> i64 {
+    let plan = explain(conn, statement, sql, args, "analyze, buffers, format json").await;
+    let blocks = |kind: &str| plan[kind].as_i64().expect("a buffer count");
+    blocks("Shared Hit Blocks") + blocks("Shared Read Blocks")
+}
+
+#[tokio::test]
+async fn a_page_of_callbacks_reads_the_bodies_it_returns_and_no_others() {
+    let scratch = Scratch::create().await;
+    // 40 batches, each with a payment's callback and one without idEntity, both with
+    // 60 KiB of padding: the bodies are stored out of line (TOAST).
+    sqlx::query(
+        "insert into callback_batches (merchant_code, kinds, payment_ids, outcomes, bodies, created_at)
+         select 'M1', '{payin, payin}', array['P-1', null], '{accepted, ignored}',
+                array[jsonb_build_object('n', g, 'pad', pad), jsonb_build_object('i', g, 'pad', pad)],
+                now() - make_interval(secs => 40 - g)
+         from generate_series(1, 40) g,
+              lateral (select string_agg(md5(g || '.' || k), '') as pad
+                       from generate_series(1, 1900) k) p",
+    )
+    .execute(&scratch.pool)
+    .await
+    .expect("batches");
+    let toast: i64 = sqlx::query_scalar(
+        "select pg_relation_size(reltoastrelid) / current_setting('block_size')::int8
+         from pg_class where relname = 'callback_batches'",
+    )
+    .fetch_one(&scratch.pool)
+    .await
+    .expect("TOAST size");
+    let id = PaymentId::parse("P-1").expect("an id");
+    let first = crate::store::list_callbacks(
+        &scratch.pool,
+        "M1",
+        PaymentKind::Payin,
+        &id,
+        None,
+        crate::store::Towards::Newer,
+        1,
+    )
+    .await
+    .expect("a page");
+    assert!(first.items[0].body.get().len() > 60_000 && first.next.is_some());
+    let page = |limit| {
+        let from = [Arg::Time(None), Arg::Int2(0), Arg::Int8(0), Arg::Int8(0)];
+        let head = [Arg::Text("M1"), Arg::Text("payin"), Arg::Text("P-1")];
+        head.into_iter()
+            .chain(from)
+            .chain([Arg::Int8(limit)])
+            .collect::<Vec<_>>()
+    };
+    let ignored = vec![
+        Arg::Text("M1"),
+        Arg::Time(None),
+        Arg::Int2(0),
+        Arg::Int8(0),
+        Arg::Int8(0),
+        Arg::Int8(1),
+    ];
+    let mut conn = scratch.pool.acquire().await.expect("a connection");
+
+    let one = blocks_touched(
+        &mut conn,
+        "page_of_one",
+        &crate::store::LIST_NEWER_FOR_PAYMENT,
+        &page(1),
+    )
+    .await;
+    let all = blocks_touched(
+        &mut conn,
+        "page_of_all",
+        &crate::store::LIST_NEWER_FOR_PAYMENT,
+        &page(40),
+    )
+    .await;
+    let one_ignored = blocks_touched(
+        &mut conn,
+        "ignored_page",
+        crate::store::LIST_IGNORED,
+        &ignored,
+    )
+    .await;
+
+    eprintln!(
+        "TOAST {toast} blocks; a page of 1: {one}, of 40: {all}, of 1 ignored: {one_ignored}"
+    );
+    assert!(
+        all >= toast / 2,
+        "the measure counts the bodies read: {all} of {toast}"
+    );
+    assert!(
+        one < toast / 8,
+        "a page of one read {one} blocks of {toast}"
+    );
+    assert!(
+        one_ignored < toast / 8,
+        "a page of one read {one_ignored} blocks of {toast}"
+    );
+    drop(conn);
+    scratch.drop().await;
 }

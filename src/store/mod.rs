@@ -2,16 +2,19 @@
 //! and the queries the API serves.
 
 mod browse;
+mod callback_position;
+mod callback_upkeep;
 mod callbacks;
 mod changes;
 mod history;
 mod payments;
 
 pub use browse::{latest_changes, search_payments, Search};
-pub use callbacks::{
-    list_callbacks, list_ignored, merge_pending, merge_pending_periodically, prune_callbacks,
-    prune_periodically, CallbackRecord, IgnoredCallback,
+pub use callback_position::{CallbackPosition, Towards, CURSOR_PATTERN};
+pub use callback_upkeep::{
+    merge_pending, merge_pending_periodically, prune_callbacks, prune_periodically,
 };
+pub use callbacks::{list_callbacks, list_ignored, CallbackPage, CallbackRecord, IgnoredCallback};
 pub use changes::{list_changes, publish_changes, Change, ChangeSignal, CHANGES_CHANNEL};
 pub use history::{list_history, HistoryEntry};
 pub use payments::{
@@ -20,7 +23,7 @@ pub use payments::{
 };
 
 #[cfg(test)]
-pub(crate) use callbacks::{LIST_FOR_PAYMENT, LIST_IGNORED};
+pub(crate) use callbacks::{LIST_IGNORED, LIST_NEWER_FOR_PAYMENT, LIST_OLDER_FOR_PAYMENT};
 #[cfg(test)]
 pub(crate) use changes::LIST_CHANGES;
 #[cfg(test)]

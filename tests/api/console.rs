@@ -6,7 +6,9 @@ use std::time::Duration;
 use paymirror::tokens::Permission;
 use reqwest::header::LOCATION;
 
-use crate::console_support::{console_app, csrf_of, set_cookies, sync_state, Operator, CSP};
+use crate::console_support::{
+    console_app, csrf_of, more_callbacks, set_cookies, sync_state, Operator, CSP,
+};
 use crate::helpers::assert_error;
 
 #[tokio::test]
@@ -199,6 +201,11 @@ async fn hostile_content_is_escaped_and_bad_input_is_a_clear_4xx() {
         ("/console/payments?q=%3Cb%3E", 400),
         ("/console/payments?before=yesterday", 400),
         ("/console/changes/stream?after=-1", 400),
+        (
+            "/console/payments/payout/SEEN-1/callbacks?before=cb1.2.3.4",
+            400,
+        ),
+        ("/console/payments/payout/NEVER-SEEN/callbacks", 404),
     ] {
         let message = assert_error(operator.get(path).await, status).await;
         assert!(!message.to_lowercase().contains("sql"), "{path}: {message}");
@@ -209,6 +216,46 @@ async fn hostile_content_is_escaped_and_bad_input_is_a_clear_4xx() {
     assert!(found.contains("/console/payments/payout/SEEN-1"), "{found}");
     let none = operator.page("/console/payments?status=FAILED").await;
     assert!(none.contains("No payment matches."));
+}
+
+/// Returns the address the page's "Older callbacks" link leads to, if it has one.
+fn older_link(page: &str) -> Option<String> {
+    let after = page.split(r#"id="older-callbacks" href=""#).nth(1)?;
+    after
+        .split('"')
+        .next()
+        .map(|href| href.replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn a_payments_page_shows_its_latest_callbacks_and_older_ones_are_a_page_away() {
+    let (app, _sim) = console_app(&[]).await;
+    more_callbacks(&app, 21).await;
+    let mut operator = Operator::new(&app);
+    operator.sign_in(&app.token("ops", &[]).await).await;
+
+    let latest = operator.page("/console/payments/payout/SEEN-1").await;
+
+    assert!(
+        latest.contains("The latest 20 callbacks received"),
+        "{latest}"
+    );
+    assert_eq!(latest.matches(r#"<div class="callback">"#).count(), 20);
+    let position = |page: &str, n: usize| page.find(&format!("&quot;n&quot;: {n}\n"));
+    assert!(position(&latest, 21) < position(&latest, 2), "newest first");
+    assert!(position(&latest, 1).is_none() && !latest.contains("alert("));
+    let older = older_link(&latest).expect("a link to older callbacks");
+    assert!(older.starts_with("/console/payments/payout/SEEN-1/callbacks?before="));
+    let rest = operator.page(&older).await;
+    assert_eq!(
+        rest.matches(r#"<div class="callback">"#).count(),
+        3,
+        "{rest}"
+    );
+    assert!(position(&rest, 1).is_some());
+    assert!(rest.contains("&lt;script&gt;alert('x')&lt;/script&gt;"));
+    assert_eq!(older_link(&rest), None, "the oldest page links no further");
+    assert!(rest.contains(r#"href="/console/payments/payout/SEEN-1""#));
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::tokens::Permission;
 use serde_json::json;
 
-use crate::console_support::{console_app, sync_state};
+use crate::console_support::{console_app, more_callbacks, sync_state};
 use crate::helpers::{eventually, TestApp};
 use crate::webdriver::{Browser, WAIT};
 
@@ -169,6 +169,35 @@ async fn a_writer_finds_a_payment_by_id_and_retries_a_dead_sync() {
         .find_all("#dead-syncs tr[data-id=DEAD-2]")
         .await
         .is_empty());
+}
+
+#[tokio::test]
+async fn a_payments_older_callbacks_are_a_click_away() {
+    let (app, _sim) = console_app(&[]).await;
+    more_callbacks(&app, 21).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &app, &app.token("reader", &[]).await).await;
+
+    browser
+        .goto(&format!("{}/console/payments/payout/SEEN-1", app.address))
+        .await;
+    let latest = browser.text_of("#callbacks").await;
+    assert!(
+        latest.contains("The latest 20 callbacks received"),
+        "{latest}"
+    );
+    assert!(!latest.contains("alert("), "the oldest is not among them");
+    browser.click(&browser.find("#older-callbacks").await).await;
+    browser.wait_for_url("/callbacks?before=").await;
+
+    let older = browser.text_of("#callbacks").await;
+    assert!(older.contains("Older callbacks received"), "{older}");
+    assert_eq!(browser.find_all("#callbacks div.callback").await.len(), 3);
+    assert!(
+        older.contains(r#""note": "<script>alert('x')</script>""#),
+        "verbatim, as text: {older}"
+    );
+    assert!(browser.find_all("#older-callbacks").await.is_empty());
 }
 
 #[tokio::test]

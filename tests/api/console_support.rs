@@ -54,6 +54,14 @@ pub async fn console_app_with(
     (app, sim)
 }
 
+/// Posts `count` more callbacks for the payout `SEEN-1`, numbered from 1 in `n`.
+pub async fn more_callbacks(app: &TestApp, count: usize) {
+    for n in 1..=count {
+        let body = format!(r#"{{"idEntity": "SEEN-1", "n": {n}}}"#);
+        assert_eq!(app.post_callback("payouts", body).await.status(), 200);
+    }
+}
+
 /// Returns the sync state of a payout.
 pub async fn sync_state(app: &TestApp, id: &str) -> String {
     sqlx::query_scalar("select state from sync_jobs where payment_id = $1")

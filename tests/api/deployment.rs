@@ -1,13 +1,10 @@
 //! Real deployments: Postgres over TLS, an older replica beside a newer migration,
 //! and `paymirror serve` started outside the repository.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use paymirror::app::Application;
 use paymirror::config::DatabaseSettings;
 
-use crate::helpers::{eventually, test_settings, TestApp, TestDatabase};
+use crate::helpers::{free_port, serve_command, test_settings, wait_ready, TestApp, TestDatabase};
 
 #[tokio::test]
 async fn postgres_over_tls_with_sslmode_require() {
@@ -57,35 +54,17 @@ async fn serve_starts_from_a_directory_without_configuration_files() {
     let db = TestDatabase::create().await;
     let empty = std::env::temp_dir().join(format!("paymirror-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&empty).expect("an empty directory");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_paymirror"))
-        .arg("serve")
+    let port = free_port();
+    let mut serve = serve_command(&db, port, "http://127.0.0.1:9")
         .current_dir(&empty)
         .env_remove("PAYMIRROR_CONFIG_DIR")
-        .env("DATABASE_URL", db.url.as_str())
-        .env("PAYMIRROR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("PAYMIRROR__PLATFORM__BASE_URL", "http://127.0.0.1:9")
+        // Values that read as numbers stay strings.
         .env("PAYMIRROR__PLATFORM__MERCHANT_CODE", "0042")
         .env("PAYMIRROR__PLATFORM__SECRET", "0123456")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("paymirror serve starts");
 
-    let http = reqwest::Client::new();
-    eventually(Duration::from_secs(30), || async {
-        let ready = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .ok()?;
-        ready.status().is_success().then_some(())
-    })
-    .await;
+    wait_ready(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}")).await;
 
     assert!(serve.try_wait().expect("status").is_none(), "serve exited");
     let _ = serve.start_kill();

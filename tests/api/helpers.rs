@@ -317,6 +317,52 @@ where
     }
 }
 
+/// `paymirror serve` as its own process against `db`, listening on `port`, with the
+/// platform at `platform`; the caller adds its own settings and spawns it (killed on drop).
+pub fn serve_command(db: &TestDatabase, port: u16, platform: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_paymirror"));
+    command
+        .arg("serve")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DATABASE_URL", db.url.as_str())
+        .env("PAYMIRROR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("PAYMIRROR__PLATFORM__BASE_URL", platform)
+        .env("PAYMIRROR__PLATFORM__MERCHANT_CODE", "M1")
+        .env("PAYMIRROR__PLATFORM__SECRET", "sim-secret")
+        .env("PAYMIRROR__LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Waits until the server at `base` answers `/readyz` with 200.
+pub async fn wait_ready(http: &reqwest::Client, base: &str) {
+    eventually(Duration::from_secs(30), || async {
+        let ready = http.get(format!("{base}/readyz")).send().await.ok()?;
+        ready.status().is_success().then_some(())
+    })
+    .await;
+}
+
+/// Returns a TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Returns the page a `Link: <…>; rel="next"` header names, resolved against `page`
+/// (the URL that answered), or `None` without one.
+pub fn next_page(page: &Url, answer: &Response) -> Option<Url> {
+    let link = answer.headers().get(reqwest::header::LINK)?.to_str().ok()?;
+    let (target, params) = link.split_once(';')?;
+    assert_eq!(params.trim(), r#"rel="next""#, "{link}");
+    let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+    Some(page.join(target).expect("a URL the client can follow"))
+}
+
 /// Claims every due job once and processes each: one pass of the worker, whatever
 /// the outcome, for tests that look at each attempt.
 pub async fn run_once(app: &TestApp) -> Vec<paymirror::sync::JobOutcome> {

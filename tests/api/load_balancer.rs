@@ -9,15 +9,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::helpers::{eventually, TestApp};
-
-/// A free port on 127.0.0.1 (bound and released: HAProxy binds it next).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::helpers::{eventually, free_port, TestApp};
 
 /// HAProxy running the project's configuration in front of `app`.
 struct LoadBalancer {

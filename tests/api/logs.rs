@@ -6,7 +6,7 @@ use paymirror::simulator::{Simulator, SimulatorConfig};
 use sqlx::PgPool;
 use tokio::process::Child;
 
-use crate::helpers::{eventually, payment, TestDatabase};
+use crate::helpers::{eventually, free_port, payment, serve_command, wait_ready, TestDatabase};
 
 const SECRET: &str = "s3cr3t-never-LOG-me-0123456789";
 
@@ -201,21 +201,15 @@ async fn the_merchant_secret_and_tokens_never_reach_the_logs() {
 async fn serve(db: &TestDatabase, platform_url: &str, env: &[(&str, &str)]) -> (Server, String) {
     let port = free_port();
     let address = format!("http://127.0.0.1:{port}");
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_paymirror"));
+    let mut command = serve_command(db, port, platform_url);
     command
-        .arg("serve")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DATABASE_URL", db.url.as_str())
-        .env("PAYMIRROR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("PAYMIRROR__PLATFORM__BASE_URL", platform_url)
-        .env("PAYMIRROR__PLATFORM__MERCHANT_CODE", "M1")
         .env("PAYMIRROR__PLATFORM__SECRET", SECRET)
+        .env_remove("PAYMIRROR__LOG__LEVEL")
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
         .env_remove("PAYMIRROR__LOG__FORMAT")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     for (key, value) in env {
         command.env(key, value);
     }
@@ -223,12 +217,7 @@ async fn serve(db: &TestDatabase, platform_url: &str, env: &[(&str, &str)]) -> (
     // Read the pipes while the process runs: a full pipe would block its logging.
     let stdout = tokio::spawn(drain(child.stdout.take()));
     let stderr = tokio::spawn(drain(child.stderr.take()));
-    let http = reqwest::Client::new();
-    eventually(Duration::from_secs(30), || async {
-        let ready = http.get(format!("{address}/readyz")).send().await.ok()?;
-        (ready.status() == 200).then_some(())
-    })
-    .await;
+    wait_ready(&reqwest::Client::new(), &address).await;
     (
         Server {
             child,
@@ -264,11 +253,4 @@ async fn stop(mut server: Server) -> String {
         server.stdout.await.expect("stdout"),
         server.stderr.await.expect("stderr")
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }

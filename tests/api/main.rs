@@ -3,6 +3,7 @@
 
 mod answers;
 mod budget;
+mod callback_pages;
 mod callbacks;
 mod changes;
 mod cli;
@@ -20,6 +21,7 @@ mod isolation;
 mod load_balancer;
 mod logs;
 mod long_poll;
+mod memory;
 mod migrations;
 mod openapi;
 mod openapi_tools;

@@ -25,7 +25,7 @@ async fn a_replica_waits_for_a_migration_held_for_14_s_then_serves() {
     let db = TestDatabase::create().await;
     let mut holder = hold_migration_lock(&db).await;
     // The default statement_timeout (10 s) is shorter than the wait.
-    let mut replica = Replica::start(db.url.as_str(), &[]);
+    let mut replica = Replica::start(&db, &[]);
 
     replica
         .wait_for_log(
@@ -49,7 +49,7 @@ async fn a_replica_waits_no_longer_than_migration_lock_wait_secs() {
     let db = TestDatabase::create().await;
     let _holder = hold_migration_lock(&db).await;
     let mut replica = Replica::start(
-        db.url.as_str(),
+        &db,
         &[("PAYMIRROR__DATABASE__MIGRATION_LOCK_WAIT_SECS", "1")],
     );
 
@@ -71,9 +71,7 @@ async fn a_replica_waits_no_longer_than_migration_lock_wait_secs() {
 #[tokio::test]
 async fn five_replicas_started_at_once_on_an_empty_database_all_become_ready() {
     let db = TestDatabase::create().await;
-    let mut replicas: Vec<Replica> = (0..5)
-        .map(|_| Replica::start(db.url.as_str(), &[]))
-        .collect();
+    let mut replicas: Vec<Replica> = (0..5).map(|_| Replica::start(&db, &[])).collect();
 
     for replica in &mut replicas {
         replica.wait_ready(Duration::from_secs(60)).await;

@@ -3,7 +3,6 @@
 //! killed with SIGKILL mid-stream.
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,9 +11,11 @@ use paymirror::domain::PaymentKind;
 use paymirror::queue::{claim_due_jobs, reap_expired_leases};
 use paymirror::simulator::{Simulator, SimulatorConfig};
 use paymirror::sync::JobOutcome;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::helpers::{eventually, payment, spawn_with_simulator, TestDatabase};
+use crate::helpers::{
+    eventually, free_port, payment, serve_command, spawn_with_simulator, wait_ready, TestDatabase,
+};
 
 #[tokio::test]
 async fn a_live_holder_keeps_its_lease_through_a_fetch_longer_than_the_lease() {
@@ -52,36 +53,10 @@ async fn a_live_holder_keeps_its_lease_through_a_fetch_longer_than_the_lease() {
 }
 
 /// A `paymirror serve` process against the test database and simulator.
-async fn serve(db: &TestDatabase, port: u16, sim: &Simulator) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_paymirror"))
-        .arg("serve")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DATABASE_URL", db.url.as_str())
-        .env("PAYMIRROR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("PAYMIRROR__PLATFORM__BASE_URL", sim.base_url())
-        .env("PAYMIRROR__PLATFORM__MERCHANT_CODE", "M1")
-        .env("PAYMIRROR__PLATFORM__SECRET", "sim-secret")
-        .env("PAYMIRROR__LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
+fn serve(db: &TestDatabase, port: u16, sim: &Simulator) -> Child {
+    serve_command(db, port, &sim.base_url())
         .spawn()
         .expect("paymirror serve starts")
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    eventually(Duration::from_secs(30), || async {
-        let ready = http.get(format!("{base}/readyz")).send().await.ok()?;
-        ready.status().is_success().then_some(())
-    })
-    .await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[tokio::test]
@@ -103,7 +78,7 @@ async fn every_acknowledged_callback_is_stored_soon_after_a_sigkill_and_restart(
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut first = serve(&db, port, &sim).await;
+    let mut first = serve(&db, port, &sim);
     wait_ready(&http, &base).await;
 
     // A stream of callbacks, one every 40 ms, straight through the kill.
@@ -151,7 +126,7 @@ async fn every_acknowledged_callback_is_stored_soon_after_a_sigkill_and_restart(
         "the kill came after the stream ended"
     );
 
-    let _second = serve(&db, port, &sim).await;
+    let _second = serve(&db, port, &sim);
     let restarted = Instant::now();
     let pool = sqlx::PgPool::connect(db.url.as_str()).await.expect("pool");
     eventually(Duration::from_secs(30), || async {

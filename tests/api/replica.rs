@@ -6,15 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-/// A free port on 127.0.0.1 (bound and released: the replica binds it next).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::helpers::{free_port, serve_command, TestDatabase};
 
 /// One `paymirror serve` process, killed when dropped, with what it logged.
 pub struct Replica {
@@ -24,19 +18,13 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// Starts `paymirror serve` on `database_url` and a free port, with the project's
-    /// configuration, no platform behind it and `env` on top.
-    pub fn start(database_url: &str, env: &[(&str, &str)]) -> Replica {
+    /// Starts `paymirror serve` on `db` and a free port, with the project's
+    /// configuration, `info` logs, no platform behind it and `env` on top.
+    pub fn start(db: &TestDatabase, env: &[(&str, &str)]) -> Replica {
         let port = free_port();
-        let mut process = Command::new(env!("CARGO_BIN_EXE_paymirror"))
-            .arg("serve")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+        let mut process = serve_command(db, port, "http://127.0.0.1:9")
             .env_remove("PAYMIRROR_CONFIG_DIR")
-            .env("DATABASE_URL", database_url)
-            .env("PAYMIRROR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("PAYMIRROR__PLATFORM__BASE_URL", "http://127.0.0.1:9")
-            .env("PAYMIRROR__PLATFORM__MERCHANT_CODE", "M1")
-            .env("PAYMIRROR__PLATFORM__SECRET", "sim-secret")
+            .env("PAYMIRROR__LOG__LEVEL", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

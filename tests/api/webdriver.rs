@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::helpers::eventually;
+use crate::helpers::{eventually, free_port};
 
 /// The W3C element reference key.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -29,13 +29,6 @@ pub struct Browser {
 /// A found element.
 #[derive(Debug, Clone)]
 pub struct Element(String);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
 
 fn chromium_binary() -> String {
     if let Ok(path) = std::env::var("PAYMIRROR_CHROMIUM") {

@@ -67,10 +67,7 @@ async fn honest_callbacks_get_200_beside_1024_trickling_bodies() {
 async fn sigterm_beside_a_client_that_never_reads_exits_0_within_the_grace() {
     let db = TestDatabase::create().await;
     let grace = Duration::from_secs(2);
-    let mut replica = Replica::start(
-        db.url.as_str(),
-        &[("PAYMIRROR__SERVER__SHUTDOWN_GRACE_MS", "2000")],
-    );
+    let mut replica = Replica::start(&db, &[("PAYMIRROR__SERVER__SHUTDOWN_GRACE_MS", "2000")]);
     replica.wait_ready(Duration::from_secs(30)).await;
 
     // Pipelined requests for a 40 KiB document, whose answers are never read (and a
