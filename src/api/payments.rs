@@ -140,7 +140,8 @@ const CALLBACK_BYTES: usize = 96;
 /// oldest first, bodies as received: "did the platform call us?" The next page, if
 /// any, is named by a `Link: <…>; rel="next"` header.
 #[utoipa::path(get, path = "/v1/{kinds}/{id}/callbacks", tag = "{kinds}", operation_id = "list{Kind}Callbacks", params(KindsParam, IdParam, CallbacksQuery),
-    responses((status = 200, description = "The callbacks received, oldest first", body = Vec<CallbackRecord>), ErrorAnswers))]
+    responses((status = 200, description = "The callbacks received, oldest first", body = Vec<CallbackRecord>,
+        headers(("Link" = String, description = "The next page, `<…>; rel=\"next\"`; absent on the last page"))), ErrorAnswers))]
 pub async fn callbacks(
     State(state): State<AppState>,
     Path((kinds, id)): Path<(String, String)>,
