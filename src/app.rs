@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use futures_util::future::join_all;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -19,55 +18,25 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::api::{self, error_response, render_foreign_errors};
-use crate::callbacks;
+use crate::callbacks::admission::{self, CallbackSlots};
 use crate::config::Settings;
-use crate::console::{self, ConsoleState, Tally};
+use crate::http::server::{self, answer_within};
+use crate::http::{
+    error_response, probes, render_foreign_errors, requests, AppParts, AppState, ConsoleState,
+};
 use crate::inbox::Inbox;
 use crate::migrations::migrate;
-use crate::ops::{self, metrics_handle, requests};
+use crate::ops::{metrics_handle, Tally};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
-use crate::server::{self, CallbackSlots};
 use crate::store::{merge_pending_periodically, prune_periodically, ChangeSignal};
 use crate::sync::SyncWorker;
 use crate::tokens::UsageLog;
+use crate::{api, callbacks, console, openapi};
 
 /// How often API token use (last use, count) is written.
 const TOKEN_USE_FLUSH: Duration = Duration::from_secs(2);
-
-/// What every handler can reach: one shared allocation, so the clone each request's
-/// extractors and middleware take is one reference count, not one per field (cloning
-/// and dropping the fields was the process's hottest code under callback load).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-/// The fields of [`AppState`], reached through it.
-pub struct Shared {
-    pub pool: PgPool,
-    pub merchant_code: Arc<str>,
-    pub inbox: Inbox,
-    pub metrics: PrometheusHandle,
-    /// Wakes `GET /v1/changes` requests waiting for a change.
-    pub changes: ChangeSignal,
-    /// API token use, written every few seconds rather than on each request.
-    pub token_use: UsageLog,
-    /// The operator console's settings, counts and view of the platform client.
-    pub console: ConsoleState,
-}
-
-impl AppState {
-    pub fn new(shared: Shared) -> AppState {
-        AppState(Arc::new(shared))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
+/// How often expired and revoked console sessions are deleted.
+const SESSION_PRUNING: Duration = Duration::from_secs(60);
 
 /// A built, not yet running, paymirror: bound listener, migrated database, writers started.
 pub struct Application {
@@ -127,7 +96,7 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
-        let state = AppState::new(Shared {
+        let state = AppState::new(AppParts {
             pool,
             merchant_code,
             inbox,
@@ -203,12 +172,17 @@ impl Application {
             TOKEN_USE_FLUSH,
             shutdown.clone(),
         ));
-        let minutes = tokio::spawn(console::keep_minutes(
+        let minutes = tokio::spawn(crate::ops::keep_minutes(
             state.pool.clone(),
             state.merchant_code.clone(),
             state.console.tally.clone(),
             state.console.stats_flush(),
             state.console.stats_retention(),
+            shutdown.clone(),
+        ));
+        let sessions = tokio::spawn(console::keep_sessions(
+            state.pool.clone(),
+            SESSION_PRUNING,
             shutdown.clone(),
         ));
         let app = router(state, &settings);
@@ -219,7 +193,9 @@ impl Application {
         // left of the grace period.
         let mut tasks = writers;
         tasks.extend(worker_task);
-        tasks.extend([listening, pruning, merging, recording, upkeep, minutes]);
+        tasks.extend([
+            listening, pruning, merging, recording, upkeep, minutes, sessions,
+        ]);
         let left = settings
             .server
             .shutdown_grace()
@@ -250,24 +226,24 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             CallbackSlots::new(&settings.server),
-            server::limit_callbacks,
+            admission::limit_callbacks,
         ));
     // The API bounds its own routes: a long poll may hold its request longer.
     let answered = Router::new()
         .merge(callbacks)
         .merge(console::router())
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::render_metrics))
-        .route("/openapi.json", get(api::openapi_json))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::render_metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such route") })
-        .layer(server::answer_within(settings.server.request_timeout()));
+        .layer(answer_within(settings.server.request_timeout()));
+    let (v1, v1_documented) =
+        api::router(state.clone(), settings.server.request_timeout()).split_for_parts();
+    openapi::publish(&openapi::document(v1_documented));
     Router::new()
         .merge(answered)
-        .merge(api::router(
-            state.clone(),
-            settings.server.request_timeout(),
-        ))
+        .merge(v1)
         .layer(RequestBodyTimeoutLayer::new(
             settings.server.body_read_timeout(),
         ))

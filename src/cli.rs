@@ -199,7 +199,7 @@ async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
     migrate(&settings.database).await?;
     let pool = settings.database.pool()?;
     let since = |raw: Option<String>| {
-        crate::api::parse_time(raw.as_deref(), "--since").map_err(anyhow::Error::from)
+        crate::http::params::parse_time(raw.as_deref(), "--since").map_err(anyhow::Error::from)
     };
     match command {
         SyncsCommand::Dead {

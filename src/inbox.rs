@@ -21,9 +21,9 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::config::InboxSettings;
-use crate::console::Tally;
 use crate::db::refused_data;
 use crate::domain::{PaymentId, PaymentKind};
+use crate::ops::Tally;
 use crate::queue::{distinct_payments, enqueue_ctes, Priority, NOTIFY_CHANNEL};
 
 /// A callback as received: its payment (none if the body had no `idEntity`) and body.

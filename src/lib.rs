@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod background;
 pub mod callbacks;
 pub mod cli;
 pub mod config;
@@ -10,14 +11,16 @@ pub mod console;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod http;
 pub mod inbox;
 pub mod migrations;
+pub mod openapi;
 pub mod ops;
 pub mod platform;
 pub mod queue;
 pub mod reconcile;
-pub mod server;
 pub mod simulator;
+pub mod storable;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

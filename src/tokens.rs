@@ -1,14 +1,13 @@
 //! API tokens for `/v1` (SPEC §3): 30 random characters, stored as SHA-256 hashes,
 //! only the newest token of an account active, revocation final.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use chrono::{DateTime, Utc};
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+
+use crate::background::{every, Merge, Pending};
 
 pub const TOKEN_LEN: usize = 30;
 
@@ -201,72 +200,66 @@ pub async fn identify(
 }
 
 /// Uses of one token not yet written: how many, and the last.
-type Uses = (i64, DateTime<Utc>);
+#[derive(Debug, Clone, Copy, Default)]
+struct Uses {
+    count: i64,
+    last: DateTime<Utc>,
+}
+
+impl Merge for Uses {
+    fn merge(&mut self, other: Uses) {
+        self.count += other.count;
+        self.last = self.last.max(other.last);
+    }
+}
 
 /// Token use not yet written, per token hash.
 #[derive(Clone, Default)]
 pub struct UsageLog {
-    pending: Arc<Mutex<HashMap<String, Uses>>>,
+    pending: Pending<String, Uses>,
 }
 
 impl UsageLog {
     fn record(&self, token_hash: String) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = pending.entry(token_hash).or_insert((0, Utc::now()));
-        entry.0 += 1;
-        entry.1 = Utc::now();
+        self.pending.update(token_hash, |uses| {
+            uses.count += 1;
+            uses.last = Utc::now();
+        });
     }
 
     /// Adds the uses recorded so far to the tokens' rows, in one statement; returns
     /// how many tokens were touched. Uses that cannot be written are kept for the next flush.
     pub async fn flush(&self, pool: &PgPool) -> sqlx::Result<usize> {
-        let taken: Vec<(String, Uses)> = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            pending.drain().collect()
-        };
-        if taken.is_empty() {
-            return Ok(0);
-        }
-        let hashes: Vec<&str> = taken.iter().map(|(h, _)| h.as_str()).collect();
-        let counts: Vec<i64> = taken.iter().map(|(_, (n, _))| *n).collect();
-        let lasts: Vec<DateTime<Utc>> = taken.iter().map(|(_, (_, t))| *t).collect();
-        let written = sqlx::query(
-            "update api_tokens t set use_count = t.use_count + u.n,
-               last_used_at = greatest(t.last_used_at, u.last), updated_at = now()
-             from unnest($1::text[], $2::int8[], $3::timestamptz[]) as u(h, n, last)
-             where t.token_hash = u.h",
-        )
-        .bind(&hashes)
-        .bind(&counts)
-        .bind(&lasts)
-        .execute(pool)
-        .await;
-        if let Err(e) = written {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            for (hash, (n, last)) in taken {
-                let entry = pending.entry(hash).or_insert((0, last));
-                entry.0 += n;
-                entry.1 = entry.1.max(last);
-            }
-            return Err(e);
-        }
-        Ok(taken.len())
+        self.pending
+            .flush(async |taken| {
+                let hashes: Vec<&str> = taken.iter().map(|(h, _)| h.as_str()).collect();
+                let counts: Vec<i64> = taken.iter().map(|(_, u)| u.count).collect();
+                let lasts: Vec<DateTime<Utc>> = taken.iter().map(|(_, u)| u.last).collect();
+                sqlx::query(
+                    "update api_tokens t set use_count = t.use_count + u.n,
+                       last_used_at = greatest(t.last_used_at, u.last), updated_at = now()
+                     from unnest($1::text[], $2::int8[], $3::timestamptz[]) as u(h, n, last)
+                     where t.token_hash = u.h",
+                )
+                .bind(&hashes)
+                .bind(&counts)
+                .bind(&lasts)
+                .execute(pool)
+                .await
+                .map(|_| ())
+            })
+            .await
     }
 
-    /// Flushes every `every` until `cancel` fires, then once more.
-    pub async fn run(self, pool: PgPool, every: std::time::Duration, cancel: CancellationToken) {
-        loop {
-            let stop = tokio::select! {
-                () = tokio::time::sleep(every) => false,
-                () = cancel.cancelled() => true,
-            };
+    /// Flushes every `interval` until `cancel` fires, then once more.
+    pub async fn run(self, pool: PgPool, interval: std::time::Duration, cancel: CancellationToken) {
+        let flush = || async {
             if let Err(e) = self.flush(&pool).await {
                 tracing::warn!(error = %e, "could not record API token use; keeping it for the next try");
             }
-            if stop {
-                return;
-            }
-        }
+        };
+        every(interval, &cancel, flush).await;
+        flush().await;
     }
 }
 

@@ -8,8 +8,8 @@ use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::ApiError;
-use crate::app::AppState;
+use crate::http::ApiError;
+use crate::http::AppState;
 use crate::tokens::{authenticate, Permission, Presented};
 
 /// Returns the permission a request with this method needs: `read` (or `write`)

@@ -7,11 +7,11 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::error::ErrorAnswers;
-use super::error::Query;
-use super::params::parse_limit;
-use super::ApiError;
-use crate::app::AppState;
+use crate::http::error::ErrorAnswers;
+use crate::http::error::Query;
+use crate::http::params::parse_limit;
+use crate::http::ApiError;
+use crate::http::AppState;
 use crate::store::{self, Change};
 
 /// The longest a request may wait for a change, in seconds.

@@ -1,36 +1,27 @@
-//! The internal REST API under `/v1`, its bearer-token auth, and the error body of every route.
+//! The internal REST API under `/v1`: payments, their history and callbacks, the change
+//! feed, dead syncs and ignored callbacks, each behind its bearer-token check ([`auth`]).
 
 mod auth;
-mod body;
 mod changes;
-mod document;
-pub mod error;
-mod openapi;
-mod params;
 mod payments;
 mod syncs;
 
 use std::time::Duration;
 
-use axum::{middleware, Router};
-use utoipa::OpenApi;
+use axum::middleware;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::server::answer_within;
-pub use document::PaymentDocument;
-pub use error::{error_response, render_foreign_errors, ApiError};
-pub use openapi::openapi_json;
-pub use params::parse_time;
+use crate::http::server::answer_within;
+use crate::http::AppState;
 
 /// `/v1/...`, every route behind a token check, each registered with its OpenAPI
-/// documentation; the whole document is kept for `GET /openapi.json`.
+/// documentation (the root assembles the whole document from it).
 ///
 /// Each request is answered within `request_timeout` (408), but `GET /v1/changes`,
 /// which may first hold the request for the `wait` it asked for (up to
 /// [`changes::MAX_WAIT`]): its limit is that much longer, so no long poll is cut short.
-pub fn router(state: AppState, request_timeout: Duration) -> Router<AppState> {
+pub fn router(state: AppState, request_timeout: Duration) -> OpenApiRouter<AppState> {
     // The hot reads check their token in the statement that reads the payments.
     let checked_by_handler = OpenApiRouter::new()
         .routes(routes!(payments::list))
@@ -43,7 +34,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router<AppState> {
             auth::require_token,
         ))
         .layer(answer_within(request_timeout + changes::MAX_WAIT));
-    let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    OpenApiRouter::new()
         .routes(routes!(syncs::ignored))
         .routes(routes!(syncs::list))
         .routes(routes!(syncs::retry))
@@ -54,8 +45,4 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router<AppState> {
         .merge(checked_by_handler)
         .layer(answer_within(request_timeout))
         .merge(long_polls)
-        .split_for_parts();
-    openapi::complete(&mut document);
-    openapi::publish(&document);
-    router
 }

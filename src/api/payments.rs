@@ -4,13 +4,14 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-use super::body::{SizedJson, DOCUMENT_BYTES};
-use super::error::ErrorAnswers;
-use super::error::{Path, Query};
-use super::params::{next_page_link, parse_callback_cursor, parse_limit, parse_time};
-use super::{auth, ApiError, PaymentDocument};
-use crate::app::AppState;
+use super::auth;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
+use crate::http::body::{SizedJson, DOCUMENT_BYTES};
+use crate::http::error::ErrorAnswers;
+use crate::http::error::{Path, Query};
+use crate::http::params::{next_page_link, parse_callback_cursor, parse_limit, parse_time};
+use crate::http::AppState;
+use crate::http::{ApiError, PaymentDocument};
 use crate::queue::{enqueue_syncs, Priority};
 use crate::store::{self, CallbackRecord, HistoryEntry, ListFilter, Towards};
 use crate::tokens::{Permission, Presented};
@@ -366,7 +367,7 @@ mod tests {
         };
         let filter = parse_list_query(query("1000")).expect("valid");
         assert_eq!(filter.statuses, vec!["SUCCESS", "FAILED"]);
-        assert_eq!(filter.limit, crate::api::params::MAX_LIMIT);
+        assert_eq!(filter.limit, crate::http::params::MAX_LIMIT);
         assert!(parse_list_query(query("1001")).is_err());
     }
 }

@@ -6,11 +6,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::error::ErrorAnswers;
-use super::error::Query;
-use super::params::{parse_callback_cursor, parse_limit, parse_time};
-use super::ApiError;
-use crate::app::AppState;
+use crate::http::error::ErrorAnswers;
+use crate::http::error::Query;
+use crate::http::params::{parse_callback_cursor, parse_limit, parse_time};
+use crate::http::ApiError;
+use crate::http::AppState;
 use crate::queue::{list_dead_syncs, retry_dead_syncs, DeadSync};
 use crate::store::{list_ignored, CallbackPosition, IgnoredCallback};
 

@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::numeric::fits_numeric;
 use super::parse_callback;
 use crate::domain::PaymentKind;
+use crate::storable::numeric::fits_numeric;
 
 /// Checks what every accepted body must satisfy, whatever it was made from.
 fn assert_storable(body: &[u8]) {

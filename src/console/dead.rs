@@ -17,8 +17,8 @@ use super::error::{bad_request, ConsoleError};
 use super::layout::{csrf_field, page, when, Nav};
 use super::payments::{payment_href, schedule_sync};
 use super::session::Session;
-use crate::app::AppState;
 use crate::domain::{PaymentId, PaymentKind};
+use crate::http::AppState;
 use crate::queue::{list_dead_syncs, retry_dead_syncs};
 
 #[derive(Deserialize)]

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::{error_response, ApiError};
+use crate::http::{error_response, ApiError};
 
 /// Every error a console handler can answer with.
 #[derive(Debug, thiserror::Error)]

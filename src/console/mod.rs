@@ -11,7 +11,6 @@ mod csrf;
 mod dead;
 mod error;
 mod layout;
-mod minutes;
 mod overview;
 mod payment_page;
 mod payments;
@@ -19,57 +18,12 @@ mod session;
 pub(crate) mod signin;
 mod tail;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::routing::{any, get, post};
 use axum::{middleware, Router};
 
-use crate::api::render_foreign_errors;
-use crate::app::AppState;
-use crate::config::{ConsoleSettings, Settings};
-use crate::platform::PlatformClient;
+use crate::http::{render_foreign_errors, AppState};
 
-pub use minutes::{keep_minutes, list_minutes, sample_minute, Minute, Tally};
-pub use session::prune_sessions;
-
-/// What the console's handlers need beyond [`AppState`]'s pool and signals.
-#[derive(Clone)]
-pub struct ConsoleState {
-    pub settings: Arc<ConsoleSettings>,
-    /// This replica's counts for the per-minute charts.
-    pub tally: Tally,
-    /// This replica's platform client, for its outage state.
-    pub platform: Arc<PlatformClient>,
-    pub max_rps: u32,
-    pub shared_budget: bool,
-}
-
-impl ConsoleState {
-    pub fn new(settings: &Settings, tally: Tally, platform: Arc<PlatformClient>) -> Self {
-        ConsoleState {
-            settings: Arc::new(settings.console.clone()),
-            tally,
-            platform,
-            max_rps: settings.platform.max_rps,
-            shared_budget: settings.platform.shared_budget,
-        }
-    }
-
-    fn session_length(&self) -> Duration {
-        Duration::from_secs(self.settings.session_hours.saturating_mul(3600))
-    }
-
-    /// How long per-minute figures are kept.
-    pub fn stats_retention(&self) -> Duration {
-        Duration::from_secs(self.settings.stats_retention_days.saturating_mul(86_400))
-    }
-
-    /// How often each replica adds its counts to the shared table.
-    pub fn stats_flush(&self) -> Duration {
-        Duration::from_secs(self.settings.stats_flush_secs.max(1))
-    }
-}
+pub use session::{keep_sessions, prune_sessions};
 
 /// Every `/console` route. Errors keep the pinned JSON body (SPEC §2), and every
 /// answer, errors included, gets the console's security headers.
@@ -101,5 +55,5 @@ pub fn router() -> Router<AppState> {
 
 /// Any other `/console/...` address: 404, with the console's headers.
 async fn no_such_page() -> axum::response::Response {
-    crate::api::error_response(axum::http::StatusCode::NOT_FOUND, "no such console page")
+    crate::http::error_response(axum::http::StatusCode::NOT_FOUND, "no such console page")
 }

@@ -8,12 +8,13 @@ use maud::{html, Markup};
 use super::chart::{line_chart, Series};
 use super::error::ConsoleError;
 use super::layout::{duration, page, when, Nav};
-use super::minutes::{list_minutes, sample_minute, Minute};
 use super::session::Session;
 use super::tail::{tail_panel, TAIL_ROWS};
-use crate::app::AppState;
+use crate::domain::JobState;
+use crate::http::AppState;
+use crate::ops::{list_minutes, sample_minute, Minute};
 use crate::platform::{budget_state, WINDOW};
-use crate::queue::{queue_depth, JobState, QueueDepth};
+use crate::queue::{queue_depth, QueueDepth};
 use crate::store::latest_changes;
 
 /// Minutes the charts cover.

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use super::layout::{csrf_field, status, when};
 use super::payments::{payment_href, pretty_document};
 use super::session::Session;
-use crate::queue::JobState;
+use crate::domain::JobState;
 use crate::store::{CallbackPage, CallbackRecord, HistoryEntry, PaymentRow};
 
 /// Returns the body of a payment's page.

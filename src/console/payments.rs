@@ -15,10 +15,11 @@ use super::error::{bad_request, ConsoleError};
 use super::layout::{page, status, when, Nav};
 use super::session::Session;
 use super::{csrf, payment_page};
-use crate::api::PaymentDocument;
-use crate::app::AppState;
+use crate::domain::JobState;
 use crate::domain::{PaymentId, PaymentKind};
-use crate::queue::{enqueue_syncs, JobState, Priority};
+use crate::http::AppState;
+use crate::http::PaymentDocument;
+use crate::queue::{enqueue_syncs, Priority};
 use crate::store::{self, CallbackPosition, PaymentRow, Search, Towards};
 
 /// Callbacks a payment's page shows, the latest; older ones are a page away.

@@ -10,11 +10,12 @@ use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusC
 use axum::response::{IntoResponse, Redirect, Response};
 use rand::distr::{Alphanumeric, SampleString};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use super::error::ConsoleError;
-use crate::api::error_response;
-use crate::app::AppState;
 use crate::config::SecureCookie;
+use crate::http::error_response;
+use crate::http::AppState;
 use crate::tokens::{hash, Permission};
 
 /// The session cookie: a random id, never the API token.
@@ -173,7 +174,7 @@ impl FromRequestParts<AppState> for Session {
             match find_session(&state.pool, id).await {
                 Ok(Some(session)) => return Ok(session),
                 Ok(None) => {}
-                Err(e) => return Err(crate::api::ApiError::from(e).into_response()),
+                Err(e) => return Err(crate::http::ApiError::from(e).into_response()),
             }
         }
         if parts.method != Method::GET && parts.method != Method::HEAD {
@@ -192,6 +193,16 @@ impl FromRequestParts<AppState> for Session {
         }
         Err(answer)
     }
+}
+
+/// Ends expired and revoked sessions every `interval` until `cancel` fires.
+pub async fn keep_sessions(pool: PgPool, interval: Duration, cancel: CancellationToken) {
+    crate::background::every(interval, &cancel, || async {
+        if let Err(e) = prune_sessions(&pool).await {
+            tracing::warn!(error = %e, "could not prune console sessions");
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use super::session::{
     BASE, SESSION_COOKIE, SIGN_IN_COOKIE,
 };
 use super::{csrf, overview};
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::tokens::{identify, Presented};
 
 /// How long a sign-in form stays usable.

@@ -18,7 +18,7 @@ use super::error::{bad_request, ConsoleError};
 use super::layout::{page, status, when, Nav};
 use super::payments::payment_href;
 use super::session::{is_valid, Session};
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::store::{latest_changes, list_changes, Change};
 
 /// Changes the overview's tail starts with.

@@ -1,12 +1,18 @@
 //! Domain types: everything past the HTTP edge works with these, never with raw strings.
 
+mod job_state;
 mod kind;
 mod payment_id;
 mod status;
 
+pub use job_state::JobState;
 pub use kind::PaymentKind;
 pub use payment_id::{PaymentId, PaymentIdError};
 pub use status::PaymentStatus;
+
+/// The largest callback body the platform may send us and we keep (64 KiB): larger
+/// ones are refused at the edge, and pages of callbacks are sized by it.
+pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 
 /// Lets a domain type with `FromStr` be read straight from a `text` column, so rows
 /// decode into domain types rather than strings compared by hand.

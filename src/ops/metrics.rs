@@ -87,20 +87,15 @@ pub fn series(name: &str) -> Option<&'static Series> {
     SERIES.iter().find(|s| s.name == name)
 }
 
-/// Drains the recorder's histogram samples into their buckets every `every` until
+/// Drains the recorder's histogram samples into their buckets every `interval` until
 /// `cancel` fires. Without it the samples pile up between scrapes, and forever on a
 /// replica nobody scrapes.
 pub async fn keep_up(
     handle: PrometheusHandle,
-    every: std::time::Duration,
+    interval: std::time::Duration,
     cancel: tokio_util::sync::CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => handle.run_upkeep(),
-            () = cancel.cancelled() => return,
-        }
-    }
+    crate::background::every(interval, &cancel, || async { handle.run_upkeep() }).await;
 }
 
 /// The process-wide Prometheus recorder, installed on first use (tests build many apps),

@@ -17,8 +17,8 @@ use super::document::{InvalidAnswer, PlatformPayment};
 use super::limiter::{RateLimiter, Reservation};
 use super::token::{lifetime_from_claims, refresh_deadline, CachedToken};
 use crate::config::PlatformSettings;
-use crate::console::Tally;
 use crate::domain::{PaymentId, PaymentKind};
+use crate::ops::Tally;
 
 /// The platform's API major version, sent on every request.
 const API_VERSION: &str = "2";

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::fields::{at, flag, money, shown, text};
 use super::surrogates::mend_lone_surrogates;
-use crate::callbacks::body::parse_storable;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
+use crate::storable::parse_storable;
 
 /// A payment as the platform answered it: the document verbatim plus what we extract.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 use sqlx::PgPool;
 
-use super::JobState;
+use crate::domain::JobState;
 
 // One count per state, each a constant, so each uses its state's partial index.
 pub(crate) const DEPTH: &str = "select

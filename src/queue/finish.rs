@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::batch::{in_batches, BATCH};
-use super::{ClaimedJob, JobState, Priority};
+use super::{ClaimedJob, Priority};
+use crate::domain::JobState;
 
 pub(crate) const FINISH: &str = "update sync_jobs set
            state = case when rerun_priority is null then 'idle' else 'pending' end,

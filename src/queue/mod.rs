@@ -12,7 +12,6 @@ mod dead;
 mod depth;
 mod enqueue;
 mod finish;
-mod state;
 
 pub use claim::{
     claim_due_jobs, claim_picking, extend_lease, reap_expired_leases, ClaimedJob, Pick,
@@ -21,7 +20,6 @@ pub use dead::{list_dead_syncs, promote_due_reconciliations, retry_dead_syncs, D
 pub use depth::{queue_depth, QueueDepth};
 pub use enqueue::{distinct_payments, enqueue_ctes, enqueue_syncs};
 pub use finish::{fail_job, finish_job, requeue_job, resume_after_outage, RetryPolicy};
-pub use state::JobState;
 
 /// Postgres channel that wakes workers when jobs are enqueued.
 pub const NOTIFY_CHANNEL: &str = "paymirror_sync";

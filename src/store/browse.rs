@@ -6,8 +6,8 @@ use sqlx::PgPool;
 
 use super::payments::{PAYMENTS_WITH_JOBS, PAYMENT_COLUMNS};
 use super::{Change, PaymentRow};
+use crate::domain::JobState;
 use crate::domain::PaymentKind;
-use crate::queue::JobState;
 
 /// What a page of [`search_payments`] is restricted to; `before` is the keyset cursor
 /// (a position in commit order: the page holds payments that last changed before it).

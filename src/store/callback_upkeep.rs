@@ -6,6 +6,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::background::every;
+
 /// How many old callbacks one pruning statement deletes: short, never blocking ingest.
 const PRUNE_BATCH: i64 = 1000;
 
@@ -62,9 +64,13 @@ pub async fn merge_pending(pool: &PgPool) -> sqlx::Result<i64> {
         .await
 }
 
-/// Merges the batches' pending index entries every `every` until `cancel` fires.
-pub async fn merge_pending_periodically(pool: PgPool, every: Duration, cancel: CancellationToken) {
-    repeat(every, cancel, || async {
+/// Merges the batches' pending index entries every `interval` until `cancel` fires.
+pub async fn merge_pending_periodically(
+    pool: PgPool,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    every(interval, &cancel, || async {
         if let Err(e) = merge_pending(&pool).await {
             tracing::warn!(error = %e, "could not merge the callbacks' pending index entries");
         }
@@ -72,34 +78,21 @@ pub async fn merge_pending_periodically(pool: PgPool, every: Duration, cancel: C
     .await;
 }
 
-/// Prunes callbacks older than `retention` every `every` until `cancel` fires.
+/// Prunes callbacks older than `retention` now and every `interval` until `cancel` fires.
 pub async fn prune_periodically(
     pool: PgPool,
     retention: Duration,
-    every: Duration,
+    interval: Duration,
     cancel: CancellationToken,
 ) {
-    repeat(every, cancel, || async {
+    let prune = || async {
         match prune_callbacks(&pool, retention).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(callbacks = n, "pruned callbacks past their retention"),
             Err(e) => tracing::warn!(error = %e, "could not prune old callbacks"),
         }
-    })
-    .await;
-}
-
-/// Runs `work` now and then every `every` after it finished, until `cancel` fires.
-async fn repeat<F, Fut>(every: Duration, cancel: CancellationToken, mut work: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    loop {
-        work().await;
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = cancel.cancelled() => return,
-        }
-    }
+    };
+    // At once too: a replica restarted more often than the interval still prunes.
+    prune().await;
+    every(interval, &cancel, prune).await;
 }

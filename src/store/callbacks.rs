@@ -296,6 +296,6 @@ mod tests {
 
     #[test]
     fn a_page_is_bounded_by_the_largest_body_a_callback_may_have() {
-        assert_eq!(LARGEST_BODY, crate::callbacks::MAX_BODY_BYTES);
+        assert_eq!(LARGEST_BODY, crate::domain::MAX_CALLBACK_BYTES);
     }
 }

@@ -5,9 +5,9 @@ use std::sync::LazyLock;
 
 use sqlx::{PgConnection, PgPool};
 
+use crate::domain::JobState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::platform::PlatformPayment;
-use crate::queue::JobState;
 use crate::tokens::permissions_of;
 
 /// A payment with its sync state, as the API serves it.

@@ -10,8 +10,9 @@ use tracing::Instrument;
 
 use super::SyncWorker;
 use crate::db::refused_data;
+use crate::domain::JobState;
 use crate::platform::{FetchError, PlatformPayment, Slot};
-use crate::queue::{self, ClaimedJob, JobState, Priority, RetryPolicy};
+use crate::queue::{self, ClaimedJob, Priority, RetryPolicy};
 use crate::reconcile::next_reconcile_at;
 use crate::store::{publish_changes, upsert_payment};
 

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ReconcileSettings, SyncSettings};
-use crate::console::Tally;
+use crate::ops::Tally;
 use crate::platform::PlatformClient;
 use crate::queue::{self, Pick, RetryPolicy};
 

@@ -288,7 +288,7 @@ async fn every_replica_adds_its_counts_to_the_minutes_and_old_minutes_are_pruned
         .await
         .expect("fresh minute");
     let week = Duration::from_secs(7 * 86_400);
-    assert!(paymirror::console::sample_minute(&app.pool, "M1", week)
+    assert!(paymirror::ops::sample_minute(&app.pool, "M1", week)
         .await
         .expect("sampled"));
     let old: i64 = sqlx::query_scalar(

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use paymirror::config::InboxSettings;
-use paymirror::console::Tally;
 use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::inbox::{Inbox, InboxEntry, NotStored};
+use paymirror::ops::Tally;
 use serde_json::json;
 
 use crate::helpers::TestApp;

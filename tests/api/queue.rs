@@ -8,7 +8,10 @@ use crate::helpers::{eventually, TestApp};
 
 /// Claims the one due job and fails it with no retry age left: it is dead, and
 /// reconciled again after `reconcile_after` if its payment is not final.
-async fn fail_for_good(app: &TestApp, reconcile_after: Duration) -> Option<queue::JobState> {
+async fn fail_for_good(
+    app: &TestApp,
+    reconcile_after: Duration,
+) -> Option<paymirror::domain::JobState> {
     let job = claim_due_jobs(&app.pool, "M1", 1, Duration::from_secs(60))
         .await
         .expect("claim")
@@ -156,7 +159,7 @@ async fn a_dead_sync_is_revived_by_a_new_callback() {
     app.post_callback("payins", r#"{"idEntity": "DEAD-1"}"#)
         .await;
     let state = fail_for_good(&app, Duration::from_secs(3600)).await;
-    assert_eq!(state, Some(queue::JobState::Dead));
+    assert_eq!(state, Some(paymirror::domain::JobState::Dead));
 
     app.post_callback("payins", r#"{"idEntity": "DEAD-1"}"#)
         .await;
@@ -206,7 +209,7 @@ async fn a_dead_sync_of_a_payment_not_final_is_reconciled_again() {
     app.post_callback("payins", r#"{"idEntity": "LIMBO-1"}"#)
         .await;
     let state = fail_for_good(&app, Duration::ZERO).await;
-    assert_eq!(state, Some(queue::JobState::Dead));
+    assert_eq!(state, Some(paymirror::domain::JobState::Dead));
 
     let promoted =
         queue::promote_due_reconciliations(&app.pool, "M1", Duration::from_secs(72 * 3600))

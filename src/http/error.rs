@@ -10,8 +10,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower_http::timeout::TimeoutError;
 
-use crate::server::BodyDeadline;
-
 /// Every error an HTTP handler can answer with.
 ///
 /// Internal errors are logged with their cause chain and answered with an opaque message.
@@ -40,15 +38,6 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-impl From<crate::inbox::NotStored> for ApiError {
-    fn from(e: crate::inbox::NotStored) -> Self {
-        match e {
-            crate::inbox::NotStored::Refused(_) => ApiError::BadRequest(e.to_string()),
-            crate::inbox::NotStored::Unavailable => ApiError::Unavailable(e.into()),
         }
     }
 }
@@ -170,6 +159,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 fn reject_json(rejection: JsonRejection) -> Response {
     error_response(rejection.status(), rejection.body_text())
 }
+
+/// When the body of a request must have arrived (read by
+/// [`RawBody`](crate::http::error::RawBody), which answers 408 past it).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub tokio::time::Instant);
 
 /// The request body as bytes, whose rejections answer in the pinned error body: 413 over
 /// the route's limit, 408 when the client stalls longer than `server.body_read_timeout_ms`

@@ -5,33 +5,31 @@
 //! [`body`] into what `jsonb` can store, judged by [`numeric`]'s limits.
 
 // Shared with the platform client, whose answers are stored the same way.
-pub(crate) mod body;
+pub mod admission;
 #[cfg(test)]
 mod fuzz;
-mod numeric;
-mod written;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 
-use crate::api::error::RawBody;
-use crate::api::ApiError;
-use crate::app::AppState;
 use crate::domain::{PaymentId, PaymentKind};
-use crate::inbox::InboxEntry;
+use crate::http::error::RawBody;
+use crate::http::ApiError;
+use crate::http::AppState;
+use crate::inbox::{InboxEntry, NotStored};
 
 /// Largest callback body accepted; larger ones are answered 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_BYTES: usize = crate::domain::MAX_CALLBACK_BYTES;
 
 /// `POST /callbacks/payins`: a payin changed.
 #[utoipa::path(post, path = "/callbacks/payins", tag = "callbacks", operation_id = "receivePayinCallback",
     request_body(content = Object, description = "`{\"idEntity\": \"<id>\"}`; extra fields are kept"),
     responses(
         (status = 200, description = "Stored durably and a sync scheduled (or, without idEntity, recorded as ignored)"),
-        (status = 400, description = "Invalid JSON or id", body = crate::api::error::ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = crate::api::error::ErrorBody),
-        (status = 503, description = "Not stored; retry", body = crate::api::error::ErrorBody)))]
+        (status = 400, description = "Invalid JSON or id", body = crate::http::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::http::error::ErrorBody),
+        (status = 503, description = "Not stored; retry", body = crate::http::error::ErrorBody)))]
 pub async fn receive_payin(
     State(state): State<AppState>,
     RawBody(body): RawBody,
@@ -44,9 +42,9 @@ pub async fn receive_payin(
     request_body(content = Object, description = "`{\"idEntity\": \"<id>\"}`; extra fields are kept"),
     responses(
         (status = 200, description = "Stored durably and a sync scheduled (or, without idEntity, recorded as ignored)"),
-        (status = 400, description = "Invalid JSON or id", body = crate::api::error::ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = crate::api::error::ErrorBody),
-        (status = 503, description = "Not stored; retry", body = crate::api::error::ErrorBody)))]
+        (status = 400, description = "Invalid JSON or id", body = crate::http::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::http::error::ErrorBody),
+        (status = 503, description = "Not stored; retry", body = crate::http::error::ErrorBody)))]
 pub async fn receive_payout(
     State(state): State<AppState>,
     RawBody(body): RawBody,
@@ -64,11 +62,20 @@ async fn receive(state: AppState, kind: PaymentKind, body: &[u8]) -> Result<Stat
     Ok(StatusCode::OK)
 }
 
+impl From<NotStored> for ApiError {
+    fn from(e: NotStored) -> Self {
+        match e {
+            NotStored::Refused(_) => ApiError::BadRequest(e.to_string()),
+            NotStored::Unavailable => ApiError::Unavailable(e.into()),
+        }
+    }
+}
+
 /// Parses a callback body: a JSON object whose `idEntity`, if present, must be a valid
 /// payment id. Extra fields and unknown event types are kept, not judged; the body is
 /// returned in the form `jsonb` stores (see [`body`]), untouched when it needs nothing.
 fn parse_callback(kind: PaymentKind, body: &[u8]) -> Result<InboxEntry, ApiError> {
-    let body = body::parse_storable(body).map_err(|e| match e.classify() {
+    let body = crate::storable::parse_storable(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             ApiError::BadRequest(format!("the body is refused: {e}"))
         }

@@ -15,6 +15,10 @@ use tokio::time::Instant;
 use tower_http::classify::ServerErrorsFailureClass;
 use tracing::Span;
 
+/// The target of the access log's lines, as operators filter on it (`RUST_LOG`, README):
+/// it keeps the name it has always had, whichever module writes it.
+pub const ACCESS_LOG: &str = "paymirror::ops::requests";
+
 /// The header that carries the request id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -82,7 +86,7 @@ pub fn request_span(request: &Request) -> Span {
 /// by [`record_request`].
 pub fn on_body_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &Span) {
     if let ServerErrorsFailureClass::Error(error) = class {
-        tracing::error!(error = %error, latency_ms = millis(latency), "the response body failed");
+        tracing::error!(target: ACCESS_LOG, error = %error, latency_ms = millis(latency), "the response body failed");
     }
 }
 
@@ -112,11 +116,11 @@ pub async fn record_request(request: Request, next: Next) -> Response {
     .record(latency.as_secs_f64());
     let (status, latency_ms) = (status.as_u16(), millis(latency));
     if status >= 500 {
-        tracing::error!(status, latency_ms, "answered with a server error");
+        tracing::error!(target: ACCESS_LOG, status, latency_ms, "answered with a server error");
     } else if is_probe {
-        tracing::debug!(status, latency_ms, "answered");
+        tracing::debug!(target: ACCESS_LOG, status, latency_ms, "answered");
     } else {
-        tracing::info!(status, latency_ms, "answered");
+        tracing::info!(target: ACCESS_LOG, status, latency_ms, "answered");
     }
     response
 }

@@ -3,7 +3,7 @@
 use axum::http::HeaderValue;
 use chrono::{DateTime, Utc};
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::store::CallbackPosition;
 
 pub const DEFAULT_LIMIT: i64 = 100;

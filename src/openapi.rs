@@ -2,8 +2,8 @@
 //! handlers' and types' own annotations.
 //!
 //! The `/v1` routes are registered together with their documentation (utoipa-axum's
-//! `routes!`), so a route cannot exist undocumented; the routes outside `/v1` are
-//! listed here. [`complete`] then writes each route of both kinds out per kind
+//! `routes!`), so a route cannot exist undocumented; the routes of the other edges are
+//! listed here, where the whole document is assembled ([`document`]). [`complete`] then writes each route of both kinds out per kind
 //! (`/v1/{kinds}/{id}` becomes `/v1/payins/{id}` and `/v1/payouts/{id}`, `get{Kind}`
 //! becomes `getPayin` and `getPayout`), so generated clients read `get_payin(id)`,
 //! and says which routes need a token.
@@ -17,8 +17,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{OpenApi as Document, PathItem};
 use utoipa::{Modify, OpenApi};
 
-use super::error::ErrorBody;
 use crate::domain::PaymentKind;
+use crate::http::ErrorBody;
 
 /// The name of the `/v1` routes' security scheme.
 const API_TOKEN: &str = "apiToken";
@@ -35,9 +35,9 @@ const API_TOKEN: &str = "apiToken";
     paths(
         crate::callbacks::receive_payin,
         crate::callbacks::receive_payout,
-        crate::ops::healthz,
-        crate::ops::readyz,
-        crate::ops::render_metrics,
+        crate::http::probes::healthz,
+        crate::http::probes::readyz,
+        crate::http::probes::render_metrics,
         crate::console::signin::home,
         crate::console::signin::sign_in,
         openapi_json,
@@ -68,6 +68,16 @@ impl Modify for BearerToken {
             );
         }
     }
+}
+
+/// Returns the document of every route: the `/v1` routes' own documentation, `v1`
+/// (as the API's router registered it), beside the routes listed in [`ApiDoc`], then
+/// finished by [`complete`].
+pub fn document(v1: Document) -> Document {
+    let mut document = ApiDoc::openapi();
+    document.merge(v1);
+    complete(&mut document);
+    document
 }
 
 /// Finishes the generated document: each `{kinds}` route written out per kind, each
@@ -154,7 +164,7 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 
 static DOCUMENT: OnceLock<String> = OnceLock::new();
 
-/// Keeps the complete document (the `/v1` part comes from the router) for serving.
+/// Keeps the complete document for `GET /openapi.json` (the same for every app of the process).
 pub fn publish(document: &Document) {
     let _ = DOCUMENT.set(document.to_pretty_json().unwrap_or_default());
 }

@@ -1,20 +1,15 @@
-//! What operators and orchestrators ask of a running replica: liveness, readiness,
-//! Prometheus metrics (the catalogue in [`metrics`]) and what each request leaves
-//! behind ([`requests`]: request id, access log, HTTP metrics).
-
-pub mod metrics;
-pub mod requests;
+//! What operators and orchestrators ask of a running replica: liveness, readiness and
+//! Prometheus metrics (the catalogue is [`crate::ops::metrics`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sqlx::PgPool;
 
-use crate::api::error_response;
-use crate::app::AppState;
+use crate::http::error_response;
+use crate::http::AppState;
 use crate::migrations::migrator;
 use crate::queue;
-pub use metrics::{keep_up, metrics_handle};
 
 /// `GET /healthz`: 200 while the process runs.
 #[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "getHealth", responses((status = 200, description = "The process runs")))]
@@ -27,7 +22,7 @@ pub async fn healthz() -> &'static str {
 /// writer runs; else 503.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "getReadiness", responses(
     (status = 200, description = "Ready"),
-    (status = 503, description = "Not ready", body = crate::api::error::ErrorBody)))]
+    (status = 503, description = "Not ready", body = crate::http::error::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.inbox.writers_alive() == 0 {
         return error_response(

@@ -2,16 +2,18 @@
 //! every replica draws the same picture: each replica counts what it sees in a
 //! [`Tally`] and adds it to the shared rows every few seconds; the queue depth is
 //! sampled once a minute by whichever replica gets there first; old rows are pruned.
+//! The core counts here, the console only reads.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::{queue_depth, JobState};
+use crate::background::{every, Merge, Pending};
+use crate::domain::JobState;
+use crate::queue::queue_depth;
 
 /// What one replica saw in one minute.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,8 +25,8 @@ struct Counts {
     status_changes: i64,
 }
 
-impl Counts {
-    fn absorb(&mut self, other: Counts) {
+impl Merge for Counts {
+    fn merge(&mut self, other: Counts) {
         self.callbacks += other.callbacks;
         self.platform_requests += other.platform_requests;
         self.platform_fetches += other.platform_fetches;
@@ -37,7 +39,7 @@ impl Counts {
 /// clone; counting is one uncontended lock, never a database write.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    pending: Arc<Mutex<BTreeMap<DateTime<Utc>, Counts>>>,
+    pending: Pending<DateTime<Utc>, Counts>,
 }
 
 impl Tally {
@@ -62,54 +64,46 @@ impl Tally {
     }
 
     fn add(&self, count: impl FnOnce(&mut Counts)) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        count(pending.entry(minute_of(Utc::now())).or_default());
+        self.pending.update(minute_of(Utc::now()), count);
     }
 
     /// Adds the counts so far to the shared rows in one statement; returns how many
     /// minutes were written. Counts that cannot be written are kept for the next flush.
     pub async fn flush(&self, pool: &PgPool, merchant_code: &str) -> sqlx::Result<usize> {
-        let taken: Vec<(DateTime<Utc>, Counts)> = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            std::mem::take(&mut *pending).into_iter().collect()
-        };
-        if taken.is_empty() {
-            return Ok(0);
-        }
-        let column = |f: fn(&Counts) -> i64| taken.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
-        let minutes: Vec<DateTime<Utc>> = taken.iter().map(|(m, _)| *m).collect();
-        let written = sqlx::query(
-            "insert into console_minutes as m (merchant_code, minute, callbacks, platform_requests,
-               platform_fetches, platform_throttled, status_changes)
-             select $1, u.* from unnest($2::timestamptz[], $3::int8[], $4::int8[], $5::int8[],
-               $6::int8[], $7::int8[]) as u
-             on conflict (merchant_code, minute) do update set
-               callbacks = m.callbacks + excluded.callbacks,
-               platform_requests = m.platform_requests + excluded.platform_requests,
-               platform_fetches = m.platform_fetches + excluded.platform_fetches,
-               platform_throttled = m.platform_throttled + excluded.platform_throttled,
-               status_changes = m.status_changes + excluded.status_changes,
-               updated_at = now()",
-        )
-        .bind(merchant_code)
-        .bind(&minutes)
-        .bind(column(|c| c.callbacks))
-        .bind(column(|c| c.platform_requests))
-        .bind(column(|c| c.platform_fetches))
-        .bind(column(|c| c.platform_throttled))
-        .bind(column(|c| c.status_changes))
-        .execute(pool)
-        .await;
-        if let Err(e) = written {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            for (minute, counts) in taken {
-                pending.entry(minute).or_default().absorb(counts);
-            }
-            return Err(e);
-        }
-        Ok(taken.len())
+        self.pending
+            .flush(async |taken| {
+                let column =
+                    |f: fn(&Counts) -> i64| taken.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+                let minutes: Vec<DateTime<Utc>> = taken.iter().map(|(m, _)| *m).collect();
+                sqlx::query(ADD_COUNTS)
+                    .bind(merchant_code)
+                    .bind(&minutes)
+                    .bind(column(|c| c.callbacks))
+                    .bind(column(|c| c.platform_requests))
+                    .bind(column(|c| c.platform_fetches))
+                    .bind(column(|c| c.platform_throttled))
+                    .bind(column(|c| c.status_changes))
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+            })
+            .await
     }
 }
+
+/// Adds `$2`..`$7` (minutes and their counts) to merchant `$1`'s rows.
+const ADD_COUNTS: &str =
+    "insert into console_minutes as m (merchant_code, minute, callbacks, platform_requests,
+       platform_fetches, platform_throttled, status_changes)
+     select $1, u.* from unnest($2::timestamptz[], $3::int8[], $4::int8[], $5::int8[],
+       $6::int8[], $7::int8[]) as u
+     on conflict (merchant_code, minute) do update set
+       callbacks = m.callbacks + excluded.callbacks,
+       platform_requests = m.platform_requests + excluded.platform_requests,
+       platform_fetches = m.platform_fetches + excluded.platform_fetches,
+       platform_throttled = m.platform_throttled + excluded.platform_throttled,
+       status_changes = m.status_changes + excluded.status_changes,
+       updated_at = now()";
 
 /// Returns the start of the minute `at` falls in.
 fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -170,39 +164,29 @@ pub async fn sample_minute(
     Ok(true)
 }
 
-/// Flushes the tally and samples the minute every `every` until `cancel` fires, then
-/// flushes once more. Also ends expired and revoked console sessions.
+/// Flushes the tally and samples the minute every `interval` until `cancel` fires,
+/// then flushes once more.
 pub async fn keep_minutes(
     pool: PgPool,
     merchant_code: Arc<str>,
     tally: Tally,
-    every: Duration,
+    interval: Duration,
     retention: Duration,
     cancel: CancellationToken,
 ) {
-    loop {
-        let stop = tokio::select! {
-            () = tokio::time::sleep(every) => false,
-            () = cancel.cancelled() => true,
-        };
+    let flush = || async {
         if let Err(e) = tally.flush(&pool, &merchant_code).await {
             tracing::warn!(error = %e, "could not record the console's counts; keeping them for the next try");
         }
-        if stop {
-            return;
+    };
+    every(interval, &cancel, || async {
+        flush().await;
+        if let Err(e) = sample_minute(&pool, &merchant_code, retention).await {
+            tracing::warn!(error = %e, "could not sample the queue depth for the console");
         }
-        match sample_minute(&pool, &merchant_code, retention).await {
-            Ok(true) => {
-                if let Err(e) = super::session::prune_sessions(&pool).await {
-                    tracing::warn!(error = %e, "could not prune console sessions");
-                }
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "could not sample the queue depth for the console")
-            }
-        }
-    }
+    })
+    .await;
+    flush().await;
 }
 
 /// One minute of figures, as the charts read them (every replica's counts summed).
@@ -241,17 +225,24 @@ pub async fn list_minutes(
 mod tests {
     use super::*;
 
-    #[test]
-    fn counts_land_in_the_minute_they_happened() {
+    #[tokio::test]
+    async fn counts_land_in_the_minute_they_happened() {
         let tally = Tally::default();
         tally.callbacks_stored(1);
         tally.platform_request(true, true);
         tally.platform_request(false, false);
         tally.status_changed();
-        let pending = tally.pending.lock().expect("lock");
-        let counts: Vec<&Counts> = pending.values().collect();
-        let total = counts.iter().fold(Counts::default(), |mut t, c| {
-            t.absorb(**c);
+        let mut taken = Vec::new();
+        let flushed = tally
+            .pending
+            .flush(async |counts| {
+                taken.extend_from_slice(counts);
+                Ok::<(), ()>(())
+            })
+            .await;
+        assert!(flushed.is_ok());
+        let total = taken.iter().fold(Counts::default(), |mut t, (_, c)| {
+            t.merge(*c);
             t
         });
         assert_eq!(
@@ -264,6 +255,6 @@ mod tests {
                 status_changes: 1,
             }
         );
-        assert!(pending.keys().all(|m| m.timestamp() % 60 == 0));
+        assert!(taken.iter().all(|(m, _)| m.timestamp() % 60 == 0));
     }
 }

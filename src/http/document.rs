@@ -2,8 +2,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::domain::JobState;
 use crate::domain::{PaymentKind, PaymentStatus};
-use crate::queue::JobState;
 use crate::store::PaymentRow;
 
 /// The payment document of SPEC §2 (camelCase; fields may be added, never removed).

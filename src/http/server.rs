@@ -1,5 +1,5 @@
 //! HTTP serving: hyper's HTTP/1 connections, limited against slow and abusive clients,
-//! with a graceful drain on the app's cancellation token; and the callback routes' slots.
+//! with a graceful drain, bounded by the shutdown grace, on the app's cancellation token.
 //!
 //! A client must send its request line and headers within `server.header_read_timeout_ms`
 //! (an idle keep-alive connection, waiting for its next request, gets the same time) and
@@ -7,26 +7,20 @@
 //! Bodies and whole requests are bounded by the router's layers (see `app::router`).
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::Response;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::api::error_response;
 use crate::config::ServerSettings;
 
 /// How long accepting pauses after an error such as running out of file descriptors.
@@ -123,57 +117,4 @@ async fn pause_after(error: io::Error) {
 /// is not cut by it.
 pub fn answer_within(limit: Duration) -> TimeoutLayer {
     TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit)
-}
-
-/// The callback routes' slots: how many run at once, how long one more waits, and
-/// how long a callback holding one may take to send its body.
-#[derive(Clone)]
-pub struct CallbackSlots {
-    slots: Arc<Semaphore>,
-    wait: Duration,
-    body_deadline: Duration,
-}
-
-impl CallbackSlots {
-    pub fn new(settings: &ServerSettings) -> Self {
-        CallbackSlots {
-            slots: Arc::new(Semaphore::new(settings.callback_concurrency)),
-            wait: Duration::from_millis(settings.callback_queue_ms),
-            body_deadline: settings.body_deadline(),
-        }
-    }
-}
-
-/// When the body of a request must have arrived (read by
-/// [`RawBody`](crate::api::error::RawBody), which answers 408 past it).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline(pub tokio::time::Instant);
-
-/// Lets a callback through once a slot is free, waiting at most the queue time (a
-/// settlement burst queues briefly rather than being refused); past that, 503 at once,
-/// so the platform retries later instead of a queue growing without bound. Runs before
-/// the body is read: a waiting callback holds no body. Slots go to waiting callbacks
-/// first come, first served, and one that holds a slot must send its whole body within
-/// `server.body_deadline_ms` ([`BodyDeadline`]).
-pub async fn limit_callbacks(
-    State(slots): State<CallbackSlots>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(slots.wait, slots.slots.clone().acquire_owned()).await {
-        Ok(Ok(slot)) => {
-            let deadline = tokio::time::Instant::now() + slots.body_deadline;
-            request.extensions_mut().insert(BodyDeadline(deadline));
-            let response = next.run(request).await;
-            drop(slot);
-            response
-        }
-        _ => {
-            metrics::counter!("paymirror_http_shed_total").increment(1);
-            error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many callbacks in flight, retry later",
-            )
-        }
-    }
 }

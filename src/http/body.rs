@@ -4,7 +4,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// Bytes to reserve per payment document of a page: most are under 1 KiB.
 pub const DOCUMENT_BYTES: usize = 1024;

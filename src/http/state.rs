@@ -1,0 +1,87 @@
+//! What every handler can reach: [`AppState`], built once by the app.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+
+use crate::config::{ConsoleSettings, Settings};
+use crate::inbox::Inbox;
+use crate::ops::Tally;
+use crate::platform::PlatformClient;
+use crate::store::ChangeSignal;
+use crate::tokens::UsageLog;
+
+/// What every handler can reach: one shared allocation, so the clone each request's
+/// extractors and middleware take is one reference count, not one per field (cloning
+/// and dropping the fields was the process's hottest code under callback load).
+#[derive(Clone)]
+pub struct AppState(Arc<AppParts>);
+
+/// The fields of [`AppState`], reached through it.
+pub struct AppParts {
+    pub pool: PgPool,
+    pub merchant_code: Arc<str>,
+    pub inbox: Inbox,
+    pub metrics: PrometheusHandle,
+    /// Wakes `GET /v1/changes` requests waiting for a change.
+    pub changes: ChangeSignal,
+    /// API token use, written every few seconds rather than on each request.
+    pub token_use: UsageLog,
+    /// The operator console's settings, counts and view of the platform client.
+    pub console: ConsoleState,
+}
+
+impl AppState {
+    pub fn new(parts: AppParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What the console's handlers need beyond [`AppState`]'s pool and signals.
+#[derive(Clone)]
+pub struct ConsoleState {
+    pub settings: Arc<ConsoleSettings>,
+    /// This replica's counts for the per-minute charts.
+    pub tally: Tally,
+    /// This replica's platform client, for its outage state.
+    pub platform: Arc<PlatformClient>,
+    pub max_rps: u32,
+    pub shared_budget: bool,
+}
+
+impl ConsoleState {
+    pub fn new(settings: &Settings, tally: Tally, platform: Arc<PlatformClient>) -> Self {
+        ConsoleState {
+            settings: Arc::new(settings.console.clone()),
+            tally,
+            platform,
+            max_rps: settings.platform.max_rps,
+            shared_budget: settings.platform.shared_budget,
+        }
+    }
+
+    /// How long a console session lasts.
+    pub fn session_length(&self) -> Duration {
+        Duration::from_secs(self.settings.session_hours.saturating_mul(3600))
+    }
+
+    /// How long per-minute figures are kept.
+    pub fn stats_retention(&self) -> Duration {
+        Duration::from_secs(self.settings.stats_retention_days.saturating_mul(86_400))
+    }
+
+    /// How often each replica adds its counts to the shared table.
+    pub fn stats_flush(&self) -> Duration {
+        Duration::from_secs(self.settings.stats_flush_secs.max(1))
+    }
+}
