@@ -370,7 +370,7 @@ impl Outcomes {
 /// `callback_batches` (one tuple and one index append per batch, not per callback), the
 /// payments never seen before, the sync jobs, and the workers' wake-up when a job was
 /// written (a job already pending was announced when it became so).
-pub(crate) static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
+pub static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with cb as (
            insert into callback_batches (merchant_code, kinds, payment_ids, outcomes, bodies)

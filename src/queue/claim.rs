@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::batch::{in_batches, BATCH};
 use crate::domain::{PaymentId, PaymentKind};
 
-pub(crate) const CLAIM: &str = "with next as (
+pub const CLAIM: &str = "with next as (
            select merchant_code, kind, payment_id from sync_jobs
            where merchant_code = $1 and state = 'pending' and run_at <= now()
            order by priority, run_at
@@ -22,7 +22,7 @@ pub(crate) const CLAIM: &str = "with next as (
          returning j.merchant_code, j.kind, j.payment_id, j.claim_token, j.attempts, j.priority";
 
 /// [`CLAIM`] taking the newest due job of the most urgent priority first.
-pub(crate) const CLAIM_NEWEST: &str = "with urgent as (
+pub const CLAIM_NEWEST: &str = "with urgent as (
            select priority from sync_jobs
            where merchant_code = $1 and state = 'pending' and run_at <= now()
            order by priority, run_at
@@ -42,11 +42,11 @@ pub(crate) const CLAIM_NEWEST: &str = "with urgent as (
          where j.merchant_code = next.merchant_code and j.kind = next.kind and j.payment_id = next.payment_id
          returning j.merchant_code, j.kind, j.payment_id, j.claim_token, j.attempts, j.priority";
 
-pub(crate) const EXTEND_LEASE: &str =
+pub const EXTEND_LEASE: &str =
     "update sync_jobs set lease_until = now() + make_interval(secs => $5)
          where merchant_code = $1 and kind = $2 and payment_id = $3 and claim_token = $4";
 
-pub(crate) const REAP: &str = r#"with expired as (
+pub const REAP: &str = r#"with expired as (
                  select merchant_code, kind, payment_id from sync_jobs
                  where state = 'running' and lease_until < now()
                  order by merchant_code, kind, payment_id collate "C"

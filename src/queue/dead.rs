@@ -8,13 +8,13 @@ use super::batch::{in_batches, BATCH};
 use super::{Priority, NOTIFY_CHANNEL};
 use crate::domain::PaymentKind;
 
-pub(crate) const LIST_DEAD: &str = "select kind, payment_id as id, attempts, last_error, failing_since, updated_at as dead_since
+pub const LIST_DEAD: &str = "select kind, payment_id as id, attempts, last_error, failing_since, updated_at as dead_since
          from sync_jobs
          where merchant_code = $1 and state = 'dead' and ($2::timestamptz is null or updated_at >= $2)
          order by updated_at, kind, payment_id
          limit $3";
 
-pub(crate) const RETRY_DEAD: &str = r#"with dead as (
+pub const RETRY_DEAD: &str = r#"with dead as (
                  select merchant_code, kind, payment_id from sync_jobs
                  where merchant_code = $1 and state = 'dead' and ($2::timestamptz is null or updated_at >= $2)
                  order by kind, payment_id collate "C"
@@ -27,7 +27,7 @@ pub(crate) const RETRY_DEAD: &str = r#"with dead as (
                from dead d
                where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#;
 
-pub(crate) const PROMOTE: &str = r#"with due as (
+pub const PROMOTE: &str = r#"with due as (
                  select j.merchant_code, j.kind, j.payment_id from sync_jobs j
                  join payments p on p.merchant_code = j.merchant_code and p.kind = j.kind and p.id = j.payment_id
                  where j.merchant_code = $1 and j.state in ('idle', 'dead') and j.reconcile_at <= now()
@@ -47,7 +47,7 @@ pub(crate) const PROMOTE: &str = r#"with due as (
 /// Reconciliations due for payments first seen longer ago than `$2` seconds: dropped
 /// (no payment is chased past `reconcile.max_age_hours`, whatever its state, even one a
 /// release before this one scheduled).
-pub(crate) const FORGET_OLD: &str = r#"with old as (
+pub const FORGET_OLD: &str = r#"with old as (
                  select j.merchant_code, j.kind, j.payment_id from sync_jobs j
                  join payments p on p.merchant_code = j.merchant_code and p.kind = j.kind and p.id = j.payment_id
                  where j.merchant_code = $1 and j.state in ('idle', 'dead') and j.reconcile_at <= now()

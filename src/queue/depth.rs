@@ -3,13 +3,12 @@ use sqlx::PgPool;
 use crate::domain::JobState;
 
 // One count per state, each a constant, so each uses its state's partial index.
-pub(crate) const DEPTH: &str = "select
+pub const DEPTH: &str = "select
            (select count(*) from sync_jobs where merchant_code = $1 and state = 'pending'),
            (select count(*) from sync_jobs where merchant_code = $1 and state = 'running'),
            (select count(*) from sync_jobs where merchant_code = $1 and state = 'dead')";
 
-pub(crate) const OLDEST_DUE: &str =
-    "select extract(epoch from now() - min(run_at))::float8 from sync_jobs
+pub const OLDEST_DUE: &str = "select extract(epoch from now() - min(run_at))::float8 from sync_jobs
          where merchant_code = $1 and state = 'pending' and run_at <= now()";
 
 /// How many syncs are in each busy state, and how late the oldest due one is.

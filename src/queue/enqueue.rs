@@ -45,7 +45,7 @@ const UPSERT_JOBS: &str = "insert into sync_jobs (merchant_code, kind, payment_i
            and sync_jobs.run_at <= now() and sync_jobs.rerun_priority is null)";
 
 /// [`enqueue_syncs`]'s one statement.
-pub(crate) static ENQUEUE: LazyLock<String> =
+pub static ENQUEUE: LazyLock<String> =
     LazyLock::new(|| format!("with {} select pg_notify($5, '')", enqueue_ctes()));
 
 /// Schedules a sync of each payment, inside the caller's transaction, and returns

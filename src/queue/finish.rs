@@ -7,7 +7,7 @@ use super::batch::{in_batches, BATCH};
 use super::{ClaimedJob, Priority};
 use crate::domain::JobState;
 
-pub(crate) const FINISH: &str = "update sync_jobs set
+pub const FINISH: &str = "update sync_jobs set
            state = case when rerun_priority is null then 'idle' else 'pending' end,
            priority = coalesce(rerun_priority, priority),
            run_at = now(), attempts = 0, last_error = null, failing_since = null,
@@ -15,7 +15,7 @@ pub(crate) const FINISH: &str = "update sync_jobs set
            claim_token = null, lease_until = null, rerun_priority = null, updated_at = now()
          where merchant_code = $1 and kind = $2 and payment_id = $3 and claim_token = $4";
 
-pub(crate) const FAIL: &str = "with cur as (
+pub const FAIL: &str = "with cur as (
            select j.merchant_code, j.kind, j.payment_id, coalesce(p.final, false) as final,
                   coalesce(p.first_seen_at, now()) as first_seen_at,
                   j.rerun_priority is null
@@ -45,13 +45,13 @@ pub(crate) const FAIL: &str = "with cur as (
          where j.merchant_code = cur.merchant_code and j.kind = cur.kind and j.payment_id = cur.payment_id
          returning j.state";
 
-pub(crate) const REQUEUE: &str = "update sync_jobs set
+pub const REQUEUE: &str = "update sync_jobs set
            state = 'pending', priority = least(priority, rerun_priority),
            run_at = now() + make_interval(secs => $5), last_error = $6,
            claim_token = null, lease_until = null, rerun_priority = null, updated_at = now()
          where merchant_code = $1 and kind = $2 and payment_id = $3 and claim_token = $4";
 
-pub(crate) const RESUME: &str = r#"with waiting as (
+pub const RESUME: &str = r#"with waiting as (
                  select merchant_code, kind, payment_id from sync_jobs
                  where merchant_code = $1 and state = 'pending' and failing_since is not null and run_at > now()
                  order by kind, payment_id collate "C"

@@ -37,5 +37,11 @@ impl Priority {
         self as i16
     }
 }
-#[cfg(test)]
-mod explain;
+/// The hot statements, for the plan checks of `tests/explain.rs`.
+pub mod sql {
+    pub use super::claim::{CLAIM, CLAIM_NEWEST, EXTEND_LEASE, REAP};
+    pub use super::dead::{FORGET_OLD, LIST_DEAD, PROMOTE, RETRY_DEAD};
+    pub use super::depth::{DEPTH, OLDEST_DUE};
+    pub use super::enqueue::ENQUEUE;
+    pub use super::finish::{FAIL, FINISH, REQUEUE, RESUME};
+}

@@ -120,11 +120,11 @@ fn payment_page_statement(towards: Towards) -> String {
 }
 
 /// A payment's callbacks after a position, oldest first ([`payment_page_statement`]).
-pub(crate) static LIST_NEWER_FOR_PAYMENT: LazyLock<String> =
+pub static LIST_NEWER_FOR_PAYMENT: LazyLock<String> =
     LazyLock::new(|| payment_page_statement(Towards::Newer));
 
 /// A payment's callbacks before a position, newest first ([`payment_page_statement`]).
-pub(crate) static LIST_OLDER_FOR_PAYMENT: LazyLock<String> =
+pub static LIST_OLDER_FOR_PAYMENT: LazyLock<String> =
     LazyLock::new(|| payment_page_statement(Towards::Older));
 
 /// Callbacks without `idEntity` after the position `($2, $3, $4, $5)` (`$2` null: from
@@ -135,7 +135,7 @@ pub(crate) static LIST_OLDER_FOR_PAYMENT: LazyLock<String> =
 /// larger id; after a batch's, none at that time; after a time, all at it): the limits
 /// are applied in the indexes. Then the batches' small arrays give the keys, and the
 /// page's keys alone their bodies.
-pub(crate) const LIST_IGNORED: &str = "with batches as (
+pub const LIST_IGNORED: &str = "with batches as (
        select b.id, b.created_at, b.kinds, b.outcomes
          from callback_batches b
         where b.merchant_code = $1 and 'ignored' = any (b.outcomes)

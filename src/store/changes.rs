@@ -26,7 +26,7 @@ pub const CHANGES_CHANNEL: &str = "paymirror_changes";
 /// The advisory lock that orders positions ("paymir" + 1).
 const POSITION_LOCK: i64 = 0x7061_796d_6972_0001;
 
-pub(crate) const PUBLISH: &str = "with h as (
+pub const PUBLISH: &str = "with h as (
        update payment_status_history set position = nextval('change_positions')
        where seq = $4 returning 1
      ), p as (
@@ -35,7 +35,7 @@ pub(crate) const PUBLISH: &str = "with h as (
      )
      select pg_notify($5, '') where $4::bigint is not null";
 
-pub(crate) const LIST_CHANGES: &str =
+pub const LIST_CHANGES: &str =
     "select position, kind, payment_id as id, status, previous_status, observed_at
      from payment_status_history
      where merchant_code = $1 and position > $2

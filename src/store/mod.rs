@@ -22,9 +22,9 @@ pub use payments::{
     CheckedPayment, ListFilter, PaymentRow, Upserted,
 };
 
-#[cfg(test)]
-pub(crate) use callbacks::{LIST_IGNORED, LIST_NEWER_FOR_PAYMENT, LIST_OLDER_FOR_PAYMENT};
-#[cfg(test)]
-pub(crate) use changes::LIST_CHANGES;
-#[cfg(test)]
-pub(crate) use payments::{FIND_PAYMENT_CHECKED, LIST_PAYMENTS};
+/// The hot statements, for the plan checks of `tests/explain.rs`.
+pub mod sql {
+    pub use super::callbacks::{LIST_IGNORED, LIST_NEWER_FOR_PAYMENT, LIST_OLDER_FOR_PAYMENT};
+    pub use super::changes::{LIST_CHANGES, PUBLISH};
+    pub use super::payments::{FIND_PAYMENT_CHECKED, LIST_PAYMENTS};
+}

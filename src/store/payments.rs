@@ -63,7 +63,7 @@ pub struct CheckedPayment {
 
 /// The select of one payment by `$1` merchant, `$2` kind, `$3` id, with the
 /// permissions of the token hash `$4` as `caller`.
-pub(crate) static FIND_PAYMENT_CHECKED: LazyLock<String> = LazyLock::new(|| {
+pub static FIND_PAYMENT_CHECKED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS}
          where p.merchant_code = $1 and p.kind = $2 and p.id = $3",
@@ -232,7 +232,7 @@ pub struct ListFilter {
 /// The page query of [`list_payments`]: `$1` merchant, `$2` kind, `$3` statuses,
 /// `$4` updated after, `$5` cursor, `$6` limit, and the permissions of the token
 /// hash `$7` as `caller`.
-pub(crate) static LIST_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
+pub static LIST_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS}
          where p.merchant_code = $1 and p.kind = $2

@@ -3,14 +3,19 @@
 //! runs, against a database filled to size, as the generic plan every session uses.
 //! And a page of callbacks reads the bodies it returns, no others: the blocks its
 //! execution touches, by `EXPLAIN (ANALYZE, BUFFERS)`.
+//!
+//! A test binary of its own, not a module of `tests/api`: filling a database with a
+//! million rows of each table is heavy, and cargo runs test binaries one after the
+//! other, so it never runs beside the API tests that measure time.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::{claim, dead, depth, enqueue, finish};
-use crate::domain::{PaymentId, PaymentKind};
+use paymirror::domain::{PaymentId, PaymentKind};
+use paymirror::queue::sql as queue;
+use paymirror::store::sql as store;
 
 enum Arg {
     Text(&'static str),
@@ -99,7 +104,7 @@ impl Scratch {
             .expect("create database");
         url.set_path(&format!("/{name}"));
         let pool = PgPool::connect(url.as_str()).await.expect("pool");
-        crate::migrations::migrator()
+        paymirror::migrations::migrator()
             .run(&pool)
             .await
             .expect("migrate");
@@ -192,17 +197,17 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
     let cases: Vec<(&str, &str, Vec<Arg>)> = vec![
         (
             "claim",
-            claim::CLAIM,
+            queue::CLAIM,
             vec![Arg::Text("M1"), Arg::Int8(1), Arg::Float(10.0)],
         ),
         (
             "claim the newest",
-            claim::CLAIM_NEWEST,
+            queue::CLAIM_NEWEST,
             vec![Arg::Text("M1"), Arg::Int8(1), Arg::Float(10.0)],
         ),
         (
             "extend lease",
-            claim::EXTEND_LEASE,
+            queue::EXTEND_LEASE,
             vec![
                 Arg::Text("M1"),
                 kind(),
@@ -211,10 +216,10 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
                 Arg::Float(10.0),
             ],
         ),
-        ("reap", claim::REAP, vec![Arg::Int8(500)]),
+        ("reap", queue::REAP, vec![Arg::Int8(500)]),
         (
             "finish",
-            finish::FINISH,
+            queue::FINISH,
             vec![
                 Arg::Text("M1"),
                 kind(),
@@ -225,7 +230,7 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "fail",
-            finish::FAIL,
+            queue::FAIL,
             vec![
                 Arg::Text("M1"),
                 kind(),
@@ -242,7 +247,7 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "requeue",
-            finish::REQUEUE,
+            queue::REQUEUE,
             vec![
                 Arg::Text("M1"),
                 kind(),
@@ -254,12 +259,12 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "resume after outage",
-            finish::RESUME,
+            queue::RESUME,
             vec![Arg::Text("M1"), Arg::Int8(500)],
         ),
         (
             "enqueue",
-            &enqueue::ENQUEUE,
+            &queue::ENQUEUE,
             vec![
                 Arg::Text("M1"),
                 Arg::Texts(vec!["payin"; 2]),
@@ -270,7 +275,7 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "callback batch",
-            &crate::inbox::WRITE_BATCH,
+            &paymirror::inbox::WRITE_BATCH,
             vec![
                 Arg::Text("M1"),
                 Arg::Texts(vec!["payin"; 2]),
@@ -285,12 +290,12 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "list dead",
-            dead::LIST_DEAD,
+            queue::LIST_DEAD,
             vec![Arg::Text("M1"), Arg::Time(None), Arg::Int8(100)],
         ),
         (
             "retry dead",
-            dead::RETRY_DEAD,
+            queue::RETRY_DEAD,
             vec![
                 Arg::Text("M1"),
                 Arg::Time(None),
@@ -300,7 +305,7 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "reconcile",
-            dead::PROMOTE,
+            queue::PROMOTE,
             vec![
                 Arg::Text("M1"),
                 Arg::Int2(2),
@@ -310,14 +315,14 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "forget old reconciliations",
-            dead::FORGET_OLD,
+            queue::FORGET_OLD,
             vec![Arg::Text("M1"), Arg::Float(259200.0), Arg::Int8(500)],
         ),
-        ("queue depth", depth::DEPTH, vec![Arg::Text("M1")]),
-        ("oldest due", depth::OLDEST_DUE, vec![Arg::Text("M1")]),
+        ("queue depth", queue::DEPTH, vec![Arg::Text("M1")]),
+        ("oldest due", queue::OLDEST_DUE, vec![Arg::Text("M1")]),
         (
             "list page",
-            &crate::store::LIST_PAYMENTS,
+            &store::LIST_PAYMENTS,
             vec![
                 Arg::Text("M1"),
                 kind(),
@@ -330,7 +335,7 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "callbacks of a payment, a page on",
-            &crate::store::LIST_NEWER_FOR_PAYMENT,
+            &store::LIST_NEWER_FOR_PAYMENT,
             vec![
                 Arg::Text("M1"),
                 kind(),
@@ -344,7 +349,7 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "latest callbacks of a payment",
-            &crate::store::LIST_OLDER_FOR_PAYMENT,
+            &store::LIST_OLDER_FOR_PAYMENT,
             vec![
                 Arg::Text("M1"),
                 kind(),
@@ -358,12 +363,12 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "payment by id, token checked",
-            &crate::store::FIND_PAYMENT_CHECKED,
+            &store::FIND_PAYMENT_CHECKED,
             vec![Arg::Text("M1"), kind(), id(), Arg::Text("0123")],
         ),
         (
             "ignored callbacks",
-            crate::store::LIST_IGNORED,
+            store::LIST_IGNORED,
             vec![
                 Arg::Text("M1"),
                 Arg::Time(Some(Utc::now() - chrono::Duration::hours(1))),
@@ -375,7 +380,7 @@ async fn every_hot_statement_uses_an_index_at_a_million_jobs() {
         ),
         (
             "change feed",
-            crate::store::LIST_CHANGES,
+            store::LIST_CHANGES,
             vec![Arg::Text("M1"), Arg::Int8(1000), Arg::Int8(100)],
         ),
     ];
@@ -464,13 +469,13 @@ async fn a_page_of_callbacks_reads_the_bodies_it_returns_and_no_others() {
     .await
     .expect("TOAST size");
     let id = PaymentId::parse("P-1").expect("an id");
-    let first = crate::store::list_callbacks(
+    let first = paymirror::store::list_callbacks(
         &scratch.pool,
         "M1",
         PaymentKind::Payin,
         &id,
         None,
-        crate::store::Towards::Newer,
+        paymirror::store::Towards::Newer,
         1,
     )
     .await
@@ -497,24 +502,19 @@ async fn a_page_of_callbacks_reads_the_bodies_it_returns_and_no_others() {
     let one = blocks_touched(
         &mut conn,
         "page_of_one",
-        &crate::store::LIST_NEWER_FOR_PAYMENT,
+        &store::LIST_NEWER_FOR_PAYMENT,
         &page(1),
     )
     .await;
     let all = blocks_touched(
         &mut conn,
         "page_of_all",
-        &crate::store::LIST_NEWER_FOR_PAYMENT,
+        &store::LIST_NEWER_FOR_PAYMENT,
         &page(40),
     )
     .await;
-    let one_ignored = blocks_touched(
-        &mut conn,
-        "ignored_page",
-        crate::store::LIST_IGNORED,
-        &ignored,
-    )
-    .await;
+    let one_ignored =
+        blocks_touched(&mut conn, "ignored_page", store::LIST_IGNORED, &ignored).await;
 
     eprintln!(
         "TOAST {toast} blocks; a page of 1: {one}, of 40: {all}, of 1 ignored: {one_ignored}"
