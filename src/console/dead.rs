@@ -14,8 +14,9 @@ use serde::Deserialize;
 
 use super::csrf;
 use super::error::{bad_request, ConsoleError};
+use super::layout::payment_href;
 use super::layout::{csrf_field, page, when, Nav};
-use super::payments::{payment_href, schedule_sync};
+use super::payments::schedule_sync;
 use super::session::Session;
 use crate::domain::{PaymentId, PaymentKind};
 use crate::http::AppState;

@@ -1,8 +1,10 @@
 //! The page skeleton every console page shares (head, navigation, sign-out) and
-//! the small pieces pages repeat: the CSRF field, times, statuses.
+//! the small pieces pages repeat: the CSRF field, times, statuses, a payment's address.
 
 use axum::response::Html;
 use chrono::{DateTime, Utc};
+
+use crate::domain::PaymentKind;
 use maud::{html, Markup, DOCTYPE};
 
 use super::assets::{SCRIPT_PATH, STYLESHEET_PATH};
@@ -102,6 +104,11 @@ pub fn duration(secs: f64) -> String {
     } else {
         format!("{:.1} h", secs / 3600.0)
     }
+}
+
+/// The console's address of a payment (ids are `[A-Za-z0-9_-]`: safe in a path).
+pub fn payment_href(kind: PaymentKind, id: &str) -> String {
+    format!("/console/payments/{kind}/{id}")
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 use maud::{html, Markup};
 use serde_json::value::RawValue;
 
-use super::layout::{csrf_field, status, when};
-use super::payments::{payment_href, pretty_document};
+use super::layout::{csrf_field, payment_href, status, when};
 use super::session::Session;
 use crate::domain::JobState;
+use crate::http::PaymentDocument;
 use crate::store::{CallbackPage, CallbackRecord, HistoryEntry, PaymentRow};
 
 /// Returns the body of a payment's page.
@@ -106,4 +106,14 @@ fn pretty_body(body: &RawValue) -> String {
     serde_json::from_str::<serde_json::Value>(body.get())
         .and_then(|value| serde_json::to_string_pretty(&value))
         .unwrap_or_else(|_| body.get().to_owned())
+}
+
+/// Returns the payment's API document, pretty-printed.
+pub fn pretty_document(row: PaymentRow) -> String {
+    let document = PaymentDocument::from(row);
+    serde_json::to_string(&document)
+        .ok()
+        .and_then(|compact| serde_json::from_str::<serde_json::Value>(&compact).ok())
+        .and_then(|value| serde_json::to_string_pretty(&value).ok())
+        .unwrap_or_else(|| "the document could not be shown".into())
 }

@@ -12,13 +12,12 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::error::{bad_request, ConsoleError};
-use super::layout::{page, status, when, Nav};
+use super::layout::{page, payment_href, status, when, Nav};
 use super::session::Session;
 use super::{csrf, payment_page};
 use crate::domain::JobState;
 use crate::domain::{PaymentId, PaymentKind};
 use crate::http::AppState;
-use crate::http::PaymentDocument;
 use crate::queue::{enqueue_syncs, Priority};
 use crate::store::{self, CallbackPosition, PaymentRow, Search, Towards};
 
@@ -167,11 +166,6 @@ fn amount(row: &PaymentRow) -> String {
     }
 }
 
-/// The console's address of a payment (ids are `[A-Za-z0-9_-]`: safe in a path).
-pub fn payment_href(kind: PaymentKind, id: &str) -> String {
-    format!("/console/payments/{kind}/{id}")
-}
-
 /// Parses `{kind}/{id}` of a payment's address.
 fn parse_target(kind: &str, id: &str) -> Result<(PaymentKind, PaymentId), ConsoleError> {
     let kind = PaymentKind::from_str(kind)
@@ -310,16 +304,6 @@ pub async fn schedule_sync(
     )
     .await?;
     Ok(tx.commit().await?)
-}
-
-/// Returns the payment's API document, pretty-printed.
-pub fn pretty_document(row: PaymentRow) -> String {
-    let document = PaymentDocument::from(row);
-    serde_json::to_string(&document)
-        .ok()
-        .and_then(|compact| serde_json::from_str::<serde_json::Value>(&compact).ok())
-        .and_then(|value| serde_json::to_string_pretty(&value).ok())
-        .unwrap_or_else(|| "the document could not be shown".into())
 }
 
 #[cfg(test)]

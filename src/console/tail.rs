@@ -15,8 +15,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::error::{bad_request, ConsoleError};
+use super::layout::payment_href;
 use super::layout::{page, status, when, Nav};
-use super::payments::payment_href;
 use super::session::{is_valid, Session};
 use crate::http::AppState;
 use crate::store::{latest_changes, list_changes, Change};

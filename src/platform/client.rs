@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use super::breaker::{Admission, Breaker};
 use super::business::{printable, BusinessErrors};
-use super::document::{InvalidAnswer, PlatformPayment};
+use super::document::PlatformPayment;
+use super::fields::InvalidAnswer;
 use super::limiter::{RateLimiter, Reservation};
 use super::token::{lifetime_from_claims, refresh_deadline, CachedToken};
 use crate::config::PlatformSettings;

@@ -3,10 +3,9 @@
 //! hold is kept as its text), then the fields paymirror indexes, each refused by its path and reason when
 //! it is not what the published document says. Unknown fields and values are kept.
 
-use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::fields::{at, flag, money, shown, text};
+use super::fields::{at, flag, money, shown, text, InvalidAnswer, Money};
 use super::surrogates::mend_lone_surrogates;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::storable::parse_storable;
@@ -34,13 +33,6 @@ pub struct PaymentSnapshot {
     pub expire_at: Option<String>,
 }
 
-/// An amount, exact, in major units.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Money {
-    pub amount: Decimal,
-    pub currency_code: String,
-}
-
 /// `process.failureReasons`; the published document requires the code and the time,
 /// but each is read only if present.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,33 +40,6 @@ pub struct FailureReason {
     pub failure_reason_code: Option<String>,
     pub message: Option<String>,
     pub failed_at: Option<String>,
-}
-
-/// Why a 200 answer is not taken.
-#[derive(Debug, thiserror::Error)]
-pub enum InvalidAnswer {
-    /// Not JSON, or JSON no database could take as one document (a key twice).
-    #[error("{0}")]
-    Json(#[from] serde_json::Error),
-    /// No `process.status`: whatever this is, it is no payment's state.
-    #[error("process.status: missing")]
-    NoStatus,
-    /// One field is not what the published document says.
-    #[error("{path}: {reason}")]
-    Field { path: String, reason: String },
-    /// `paymentMethodResponse` names another payment than the one asked for.
-    #[error("{path} is {named}")]
-    AnotherPayment { path: &'static str, named: String },
-}
-
-impl InvalidAnswer {
-    /// Returns the refusal of the field at `path` for `reason`.
-    pub(super) fn field(path: &str, reason: String) -> Self {
-        InvalidAnswer::Field {
-            path: path.to_owned(),
-            reason,
-        }
-    }
 }
 
 impl PlatformPayment {

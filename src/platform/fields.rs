@@ -1,6 +1,7 @@
 //! Reads one field of a platform answer by its path (`process.failureReasons.message`),
 //! so that a field that is not what the published document says is refused by name,
-//! with the reason, instead of failing the whole answer at a line and column.
+//! with the reason, instead of failing the whole answer at a line and column; and the
+//! refusal itself ([`InvalidAnswer`]).
 
 use std::str::FromStr;
 
@@ -8,7 +9,40 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::business::printable;
-use super::document::{InvalidAnswer, Money};
+
+/// An amount, exact, in major units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Money {
+    pub amount: Decimal,
+    pub currency_code: String,
+}
+
+/// Why a 200 answer is not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidAnswer {
+    /// Not JSON, or JSON no database could take as one document (a key twice).
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// No `process.status`: whatever this is, it is no payment's state.
+    #[error("process.status: missing")]
+    NoStatus,
+    /// One field is not what the published document says.
+    #[error("{path}: {reason}")]
+    Field { path: String, reason: String },
+    /// `paymentMethodResponse` names another payment than the one asked for.
+    #[error("{path} is {named}")]
+    AnotherPayment { path: &'static str, named: String },
+}
+
+impl InvalidAnswer {
+    /// Returns the refusal of the field at `path` for `reason`.
+    pub(super) fn field(path: &str, reason: String) -> Self {
+        InvalidAnswer::Field {
+            path: path.to_owned(),
+            reason,
+        }
+    }
+}
 
 /// Returns the value at `path` (keys separated by dots), or `None` when a key along
 /// it is absent, the value on the way is no object, or the value is `null`.

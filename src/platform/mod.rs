@@ -14,5 +14,6 @@ mod token;
 pub use budget::{budget_state, resume, BudgetState, SharedBudget};
 pub use business::{code_label, BusinessError, BusinessErrors};
 pub use client::{FetchError, PlatformClient, Slot, MAX_ANSWER_BYTES, MAX_PAUSE};
-pub use document::{FailureReason, InvalidAnswer, Money, PaymentSnapshot, PlatformPayment};
+pub use document::{FailureReason, PaymentSnapshot, PlatformPayment};
+pub use fields::{InvalidAnswer, Money};
 pub use limiter::{RateLimiter, Reservation, Sent, WINDOW};

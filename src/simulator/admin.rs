@@ -15,10 +15,10 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::answer::describe;
 use super::faults::Faults;
 use super::lifecycle::{self, PROCESSING};
 use super::payment::default_method_code;
-use super::platform_routes::describe;
 use super::state::Shared;
 use super::NewPayment;
 use crate::domain::{PaymentId, PaymentKind};

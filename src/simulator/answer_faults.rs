@@ -7,9 +7,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::answer::describe;
+use super::document::id_field;
 use super::faults::{chance, Faults, MAX_BODY_PADDING_BYTES};
-use super::payment::id_field;
-use super::platform_routes::describe;
 use crate::domain::PaymentKind;
 
 /// What `wrong_id_rate` appends to the requested id to name another payment.

@@ -10,8 +10,8 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::answer::describe;
 use super::faults::chance;
-use super::platform_routes::describe;
 use super::state::{RecordedRequest, Shared};
 
 /// The header every platform request must carry, with exactly [`API_VERSION`].

@@ -3,14 +3,15 @@
 //! that move to a final status and announce it by callback, and injectable faults.
 
 mod admin;
+mod answer;
 mod answer_faults;
 mod callbacks;
 mod cli;
+mod document;
 mod faults;
 mod gate;
 mod jwt;
 mod lifecycle;
-mod method;
 mod payment;
 mod platform_routes;
 mod server;

@@ -13,6 +13,7 @@ use axum::{middleware, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::answer::describe;
 use super::answer_faults;
 use super::faults::{chance, Faults};
 use super::gate::gate;
@@ -34,11 +35,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), gate))
         .with_state(shared)
-}
-
-/// Returns the platform's error answer: `status` with `{"description"}`.
-pub fn describe(status: StatusCode, description: &str) -> Response {
-    (status, Json(json!({ "description": description }))).into_response()
 }
 
 /// Returns a 406 with the platform's business errors: an array, even of one.
