@@ -75,7 +75,7 @@ async fn run(args: &Args, db_url: &Url) -> anyhow::Result<()> {
     let mut settings =
         Settings::load_from(&dir)?.pointed_at(db_url.as_str(), "http://127.0.0.1:9", "M1", "-");
     settings.sync.enabled = false;
-    settings.server.header_read_timeout_ms = args.header_timeout_ms;
+    settings.server.header_read_timeout = Duration::from_millis(args.header_timeout_ms);
     let app = Application::build(settings).await?;
     let address = format!("127.0.0.1:{}", app.port());
     let stop = CancellationToken::new();

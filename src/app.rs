@@ -58,9 +58,8 @@ impl Application {
         let merchant_code: Arc<str> = settings.platform.merchant_code.as_str().into();
         let max_rps = settings.platform.max_rps;
         let limiter = Arc::new(if settings.platform.shared_budget {
-            let in_flight_bound = Duration::from_millis(
-                settings.platform.connect_timeout_ms + settings.platform.request_timeout_ms,
-            );
+            let in_flight_bound =
+                settings.platform.connect_timeout + settings.platform.request_timeout;
             let budget = SharedBudget::new(
                 pool.clone(),
                 &merchant_code,
@@ -89,7 +88,7 @@ impl Application {
             pool.clone(),
             merchant_code.clone(),
             &settings.inbox,
-            Duration::from_millis(settings.database.ping_after_idle_ms),
+            settings.database.ping_after_idle,
             tally.clone(),
         );
         let addr = settings.server.listen_addr()?;
@@ -153,13 +152,16 @@ impl Application {
         );
         let pruning = tokio::spawn(prune_periodically(
             state.pool.clone(),
-            Duration::from_secs(settings.inbox.retention_days.saturating_mul(86_400)),
-            Duration::from_secs(settings.inbox.prune_interval_secs.max(1)),
+            settings.inbox.retention,
+            settings.inbox.prune_interval.max(Duration::from_secs(1)),
             shutdown.clone(),
         ));
         let merging = tokio::spawn(merge_pending_periodically(
             state.pool.clone(),
-            Duration::from_millis(settings.inbox.merge_interval_ms.max(100)),
+            settings
+                .inbox
+                .merge_interval
+                .max(Duration::from_millis(100)),
             shutdown.clone(),
         ));
         let upkeep = tokio::spawn(crate::ops::keep_up(
@@ -176,8 +178,12 @@ impl Application {
             state.pool.clone(),
             state.merchant_code.clone(),
             state.console.tally.clone(),
-            state.console.stats_flush(),
-            state.console.stats_retention(),
+            state
+                .console
+                .settings
+                .stats_flush
+                .max(Duration::from_secs(1)),
+            state.console.settings.stats_retention,
             shutdown.clone(),
         ));
         let sessions = tokio::spawn(console::keep_sessions(
@@ -198,7 +204,7 @@ impl Application {
         ]);
         let left = settings
             .server
-            .shutdown_grace()
+            .shutdown_grace
             .saturating_sub(stopping.elapsed());
         let stopped = tokio::time::timeout(left, join_all(tasks.iter_mut())).await;
         if stopped.is_err() {
@@ -237,15 +243,15 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/metrics", get(probes::render_metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such route") })
-        .layer(answer_within(settings.server.request_timeout()));
+        .layer(answer_within(settings.server.request_timeout));
     let (v1, v1_documented) =
-        api::router(state.clone(), settings.server.request_timeout()).split_for_parts();
+        api::router(state.clone(), settings.server.request_timeout).split_for_parts();
     openapi::publish(&openapi::document(v1_documented));
     Router::new()
         .merge(answered)
         .merge(v1)
         .layer(RequestBodyTimeoutLayer::new(
-            settings.server.body_read_timeout(),
+            settings.server.body_read_timeout,
         ))
         .layer(middleware::from_fn(render_foreign_errors))
         .layer(

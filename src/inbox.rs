@@ -113,7 +113,7 @@ impl Inbox {
         tally: Tally,
     ) -> (Inbox, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(settings.batch_size * settings.writers * 4);
-        let commit_timeout = Duration::from_millis(settings.commit_timeout_ms);
+        let commit_timeout = settings.commit_timeout;
         let writer = Writer {
             rx: Arc::new(Mutex::new(rx)),
             tally,

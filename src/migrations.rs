@@ -36,7 +36,7 @@ pub fn migrator() -> Migrator {
 /// migrating (saying so every few seconds) for up to `database.migration_lock_wait_secs`,
 /// then fails naming the key.
 pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
-    let wait = Duration::from_secs(settings.migration_lock_wait_secs);
+    let wait = settings.migration_lock_wait;
     let lock_timeout = format!("{}ms", wait.as_millis());
     let options = settings
         .connect_options()?

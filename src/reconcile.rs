@@ -19,30 +19,27 @@ pub fn next_reconcile_at(
     if payment.snapshot.status.is_final() {
         return None;
     }
-    let give_up_at = first_seen_at + hours(settings.max_age_hours);
+    let give_up_at = first_seen_at + span(settings.max_age);
     let by_age = settings
-        .schedule_secs
+        .schedule
         .iter()
-        .map(|&s| first_seen_at + secs(s))
+        .map(|&s| first_seen_at + span(s))
         .find(|&at| at > now)
-        .unwrap_or(now + secs(settings.interval_secs));
+        .unwrap_or(now + span(settings.interval));
     let after_expiry = payment
         .snapshot
         .expire_at
         .as_deref()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc) + secs(settings.expiry_grace_secs))
+        .map(|t| t.with_timezone(&Utc) + span(settings.expiry_grace))
         .filter(|&at| at > now);
     let next = after_expiry.map_or(by_age, |at| at.min(by_age));
     (next <= give_up_at).then_some(next)
 }
 
-fn secs(s: u64) -> Duration {
-    Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
-}
-
-fn hours(h: u64) -> Duration {
-    Duration::hours(i64::try_from(h).unwrap_or(i64::MAX / 3_600_000))
+/// Returns `d` as a span of calendar time (saturating: no configured duration is that long).
+fn span(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
@@ -51,10 +48,10 @@ mod tests {
 
     fn settings() -> ReconcileSettings {
         ReconcileSettings {
-            schedule_secs: vec![60, 300, 900],
-            interval_secs: 3600,
-            max_age_hours: 72,
-            expiry_grace_secs: 5,
+            schedule: [60, 300, 900].map(std::time::Duration::from_secs).to_vec(),
+            interval: std::time::Duration::from_secs(3600),
+            max_age: std::time::Duration::from_secs(72 * 3600),
+            expiry_grace: std::time::Duration::from_secs(5),
         }
     }
 

@@ -27,8 +27,8 @@ impl CallbackSlots {
     pub fn new(settings: &ServerSettings) -> Self {
         CallbackSlots {
             slots: Arc::new(Semaphore::new(settings.callback_concurrency)),
-            wait: Duration::from_millis(settings.callback_queue_ms),
-            body_deadline: settings.body_deadline(),
+            wait: settings.callback_queue,
+            body_deadline: settings.body_deadline,
         }
     }
 }

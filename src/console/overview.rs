@@ -27,7 +27,7 @@ pub async fn render(state: &AppState, session: &Session) -> Result<Response, Con
     if let Err(e) = state.console.tally.flush(&state.pool, merchant).await {
         tracing::warn!(error = %e, "could not record the console's counts before the overview");
     }
-    let retention = state.console.stats_retention();
+    let retention = state.console.settings.stats_retention;
     if let Err(e) = sample_minute(&state.pool, merchant, retention).await {
         tracing::warn!(error = %e, "could not sample the queue depth for the console");
     }

@@ -114,7 +114,7 @@ pub async fn sign_in(
         tracing::info!("console sign-in refused: unknown or inactive token");
         return Ok(Redirect::to("/console?refused=1").into_response());
     };
-    let lasts = state.console.session_length();
+    let lasts = state.console.settings.session_length;
     let id = open_session(&state.pool, identity.token_id, lasts).await?;
     tracing::info!(account = %identity.account, "console session opened");
     let secure = is_secure(&headers, state.console.settings.secure_cookie);

@@ -62,7 +62,7 @@ pub async fn serve(
     }
     let stopping = Instant::now();
     drop(listener);
-    if tokio::time::timeout(settings.shutdown_grace(), graceful.shutdown())
+    if tokio::time::timeout(settings.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
     {
@@ -81,7 +81,7 @@ fn connection_builder(settings: &ServerSettings) -> http1::Builder {
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(settings.header_read_timeout())
+        .header_read_timeout(settings.header_read_timeout)
         .max_header_size(settings.max_header_bytes);
     builder
 }

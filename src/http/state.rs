@@ -1,7 +1,6 @@
 //! What every handler can reach: [`AppState`], built once by the app.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
@@ -68,20 +67,5 @@ impl ConsoleState {
             max_rps: settings.platform.max_rps,
             shared_budget: settings.platform.shared_budget,
         }
-    }
-
-    /// How long a console session lasts.
-    pub fn session_length(&self) -> Duration {
-        Duration::from_secs(self.settings.session_hours.saturating_mul(3600))
-    }
-
-    /// How long per-minute figures are kept.
-    pub fn stats_retention(&self) -> Duration {
-        Duration::from_secs(self.settings.stats_retention_days.saturating_mul(86_400))
-    }
-
-    /// How often each replica adds its counts to the shared table.
-    pub fn stats_flush(&self) -> Duration {
-        Duration::from_secs(self.settings.stats_flush_secs.max(1))
     }
 }

@@ -76,7 +76,8 @@ pub struct PlatformClient {
     base_url: String,
     merchant_code: String,
     secret: SecretString,
-    validity_secs: u32,
+    /// How long a token is asked to live (`validitySecs`).
+    validity: Duration,
     limiter: Arc<RateLimiter>,
     breaker: Arc<Breaker>,
     /// At most one reserved slot waits unsent, so a fresh urgent job never queues behind many.
@@ -115,8 +116,8 @@ struct ErrorAnswer {
 impl PlatformClient {
     pub fn new(settings: &PlatformSettings, limiter: Arc<RateLimiter>) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-            .timeout(Duration::from_millis(settings.request_timeout_ms))
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
             // A redirect is an answer we did not ask for: never follow it elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("paymirror/", env!("CARGO_PKG_VERSION")))
@@ -126,11 +127,11 @@ impl PlatformClient {
             base_url: settings.base_url.trim_end_matches('/').to_owned(),
             merchant_code: settings.merchant_code.clone(),
             secret: settings.secret.clone(),
-            validity_secs: settings.token_validity_secs,
+            validity: settings.token_validity,
             limiter,
             breaker: Arc::new(Breaker::new(
                 settings.outage_after_failures,
-                Duration::from_millis(settings.probe_interval_ms),
+                settings.probe_interval,
             )),
             unsent: Arc::new(Semaphore::new(1)),
             token: tokio::sync::Mutex::new(None),
@@ -240,7 +241,7 @@ impl PlatformClient {
             return Ok(valid);
         }
         let value = self.request_token(reservation).await?;
-        let lifetime = lifetime_from_claims(&value, Duration::from_secs(self.validity_secs.into()));
+        let lifetime = lifetime_from_claims(&value, self.validity);
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *cache = Some(CachedToken {
             value: value.clone(),
@@ -270,7 +271,7 @@ impl PlatformClient {
         let body = serde_json::json!({
             "merchantCode": self.merchant_code,
             "secret": self.secret.expose_secret(),
-            "validitySecs": self.validity_secs,
+            "validitySecs": self.validity.as_secs(),
             "operations": OPERATIONS,
         });
         let request = self

@@ -73,7 +73,7 @@ impl SyncWorker {
     /// only when the lease is lost, or runs out before a renewal got through: then
     /// another worker may take the job, so this one must stop.
     async fn hold_lease(&self, job: &ClaimedJob) {
-        let lease = self.settings.lease();
+        let lease = self.settings.lease;
         let beat = lease / 4;
         let mut expires = Instant::now() + lease;
         loop {
@@ -116,7 +116,7 @@ impl SyncWorker {
                     .await
             }
             Err(e @ (FetchError::Forbidden(_) | FetchError::MerchantRejected(_))) => {
-                let pause = Duration::from_millis(self.settings.config_error_pause_ms);
+                let pause = self.settings.config_error_pause;
                 let (status, codes) = match &e {
                     FetchError::MerchantRejected(errors) => ("406", errors.metric_labels()),
                     _ => ("403", vec!["none"]),
@@ -134,7 +134,7 @@ impl SyncWorker {
                 // callback for an id the platform never knew), and never reconciled once
                 // dead: only a new callback, a refresh or an operator revives it.
                 let policy = RetryPolicy {
-                    max_age: Duration::from_millis(self.settings.not_found_max_age_ms),
+                    max_age: self.settings.not_found_max_age,
                     dead_reconcile_after: None,
                     retry_priority: Some(Priority::Reconcile),
                     ..self.policy.clone()

@@ -3,7 +3,6 @@
 mod job;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
@@ -40,11 +39,11 @@ impl SyncWorker {
         reconcile: ReconcileSettings,
     ) -> Self {
         let policy = RetryPolicy {
-            backoff_base: Duration::from_millis(settings.backoff_base_ms),
-            backoff_cap: Duration::from_millis(settings.backoff_cap_ms),
-            max_age: Duration::from_millis(settings.max_retry_age_ms),
-            dead_reconcile_after: Some(Duration::from_secs(reconcile.interval_secs)),
-            reconcile_max_age: reconcile.max_age(),
+            backoff_base: settings.backoff_base,
+            backoff_cap: settings.backoff_cap,
+            max_age: settings.max_retry_age,
+            dead_reconcile_after: Some(reconcile.interval),
+            reconcile_max_age: reconcile.max_age,
             retry_priority: None,
         };
         SyncWorker {
@@ -81,7 +80,7 @@ impl SyncWorker {
             if tokio::time::Instant::now() >= next_reap {
                 self.reap_expired_leases().await;
                 self.promote_due_reconciliations().await;
-                next_reap = tokio::time::Instant::now() + self.settings.poll_interval();
+                next_reap = tokio::time::Instant::now() + self.settings.poll_interval;
             }
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -93,7 +92,7 @@ impl SyncWorker {
                 s = self.client.reserve() => s,
                 _ = cancel.cancelled() => break,
             };
-            let lease = self.settings.lease();
+            let lease = self.settings.lease;
             pick = match pick {
                 Pick::Oldest => Pick::Newest,
                 Pick::Newest => Pick::Oldest,
@@ -131,7 +130,7 @@ impl SyncWorker {
         let mut processed = 0;
         loop {
             let jobs =
-                queue::claim_due_jobs(&self.pool, &self.merchant_code, 1, self.settings.lease())
+                queue::claim_due_jobs(&self.pool, &self.merchant_code, 1, self.settings.lease)
                     .await?;
             if jobs.is_empty() {
                 return Ok(processed);
@@ -151,7 +150,7 @@ impl SyncWorker {
 
     /// Waits for a notification, the poll interval, or cancellation.
     async fn idle(&self, listener: &mut Option<PgListener>, cancel: &CancellationToken) {
-        let poll = tokio::time::sleep(self.settings.poll_interval());
+        let poll = tokio::time::sleep(self.settings.poll_interval);
         match listener {
             Some(l) => tokio::select! {
                 received = l.recv() => if received.is_err() { *listener = None },
@@ -167,7 +166,7 @@ impl SyncWorker {
 
     /// Queues the reconciliation fetches that are due; returns how many.
     pub async fn promote_due_reconciliations(&self) -> u64 {
-        let max_age = self.reconcile.max_age();
+        let max_age = self.reconcile.max_age;
         match queue::promote_due_reconciliations(&self.pool, &self.merchant_code, max_age).await {
             Ok(n) => {
                 if n > 0 {

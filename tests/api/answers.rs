@@ -13,7 +13,7 @@ use crate::helpers::{payment, request_trail, run_once, spawn_with_simulator, Tes
 
 async fn app_with(id: &str, faults: Faults, final_status: Option<&str>) -> (TestApp, Simulator) {
     let (app, sim) = spawn_with_simulator(
-        |s| s.sync.backoff_base_ms = 60_000,
+        |s| s.sync.backoff_base = Duration::from_millis(60_000),
         SimulatorConfig::default(),
         false,
     )

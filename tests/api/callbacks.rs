@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use crate::helpers::{assert_error, TestApp};
+use std::time::Duration;
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
@@ -274,7 +275,7 @@ async fn a_writer_whose_idle_connection_was_cut_stores_the_next_callback_at_once
     let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
     settings.sync.enabled = false;
     // Every batch counts as after an idle spell: the held connection is always pinged.
-    settings.database.ping_after_idle_ms = 0;
+    settings.database.ping_after_idle = Duration::from_millis(0);
     let app = TestApp::spawn_with(db, settings).await;
     assert_eq!(
         app.post_callback("payins", r#"{"idEntity": "CUT-1"}"#)

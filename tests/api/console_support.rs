@@ -2,6 +2,7 @@
 //! HTTP client that keeps cookies like a browser.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use paymirror::config::Settings;
 use paymirror::domain::{PaymentId, PaymentKind};
@@ -26,10 +27,10 @@ pub async fn console_app_with(
 ) -> (TestApp, Simulator) {
     let (app, sim) = spawn_with_simulator(
         |s| {
-            s.sync.max_retry_age_ms = 0;
+            s.sync.max_retry_age = Duration::from_millis(0);
             s.platform.outage_after_failures = 1000;
             // Only the overview flushes and samples: what a test sees does not depend on timing.
-            s.console.stats_flush_secs = 3600;
+            s.console.stats_flush = Duration::from_secs(3600);
             configure(s);
         },
         SimulatorConfig::default(),

@@ -10,7 +10,7 @@ use crate::helpers::{assert_error, eventually, kill_syncs, spawn_with_simulator,
 async fn app_with_dead_sync(ids: &[&str]) -> (TestApp, paymirror::simulator::Simulator) {
     let (app, sim) = spawn_with_simulator(
         |s| {
-            s.sync.max_retry_age_ms = 0;
+            s.sync.max_retry_age = Duration::from_millis(0);
             s.platform.outage_after_failures = 1000;
         },
         SimulatorConfig::default(),

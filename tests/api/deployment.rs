@@ -1,6 +1,8 @@
 //! Real deployments: Postgres over TLS, an older replica beside a newer migration,
 //! and `paymirror serve` started outside the repository.
 
+use std::time::Duration;
+
 use paymirror::app::Application;
 use paymirror::config::DatabaseSettings;
 
@@ -12,10 +14,10 @@ async fn postgres_over_tls_with_sslmode_require() {
     let settings = DatabaseSettings {
         url: format!("{}?sslmode=require", db.url).into(),
         max_connections: 1,
-        acquire_timeout_ms: 3000,
-        statement_timeout_ms: 10_000,
-        ping_after_idle_ms: 500,
-        migration_lock_wait_secs: 300,
+        acquire_timeout: Duration::from_millis(3000),
+        statement_timeout: Duration::from_secs(10),
+        ping_after_idle: Duration::from_millis(500),
+        migration_lock_wait: Duration::from_secs(300),
     };
     let pool = settings.pool().expect("pool");
 

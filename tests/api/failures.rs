@@ -15,8 +15,8 @@ use crate::helpers::{
 async fn app_with_payment(id: &str, faults: Faults) -> (TestApp, Simulator, String) {
     let (app, sim) = spawn_with_simulator(
         |s| {
-            s.sync.backoff_base_ms = 60_000;
-            s.sync.config_error_pause_ms = 60_000;
+            s.sync.backoff_base = Duration::from_millis(60_000);
+            s.sync.config_error_pause = Duration::from_millis(60_000);
         },
         SimulatorConfig::default(),
         false,
@@ -154,9 +154,9 @@ async fn a_403_or_406_is_a_configuration_problem_paused_not_counted() {
 async fn a_410_is_retried_for_its_age_bound_then_dead_with_not_found() {
     let (app, sim) = spawn_with_simulator(
         |s| {
-            s.sync.not_found_max_age_ms = 300;
-            s.sync.backoff_base_ms = 1;
-            s.sync.backoff_cap_ms = 1;
+            s.sync.not_found_max_age = Duration::from_millis(300);
+            s.sync.backoff_base = Duration::from_millis(1);
+            s.sync.backoff_cap = Duration::from_millis(1);
         },
         SimulatorConfig::default(),
         false,
@@ -190,8 +190,8 @@ async fn a_410_is_retried_for_its_age_bound_then_dead_with_not_found() {
 async fn a_payment_not_visible_yet_is_found_on_a_later_attempt() {
     let (app, sim) = spawn_with_simulator(
         |s| {
-            s.sync.backoff_base_ms = 50;
-            s.sync.backoff_cap_ms = 100;
+            s.sync.backoff_base = Duration::from_millis(50);
+            s.sync.backoff_cap = Duration::from_millis(100);
         },
         SimulatorConfig::default(),
         false,
@@ -243,9 +243,9 @@ async fn server_errors_and_unparseable_bodies_back_off_then_die_after_their_age_
     ] {
         let (app, sim) = spawn_with_simulator(
             |s| {
-                s.sync.max_retry_age_ms = 300;
-                s.sync.backoff_base_ms = 1;
-                s.sync.backoff_cap_ms = 1;
+                s.sync.max_retry_age = Duration::from_millis(300);
+                s.sync.backoff_base = Duration::from_millis(1);
+                s.sync.backoff_cap = Duration::from_millis(1);
             },
             SimulatorConfig::default(),
             false,

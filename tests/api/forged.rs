@@ -48,8 +48,8 @@ async fn ids_dead_as_not_found_are_retried_last_and_never_reconciled() {
     let (app, sim) = spawn_with_simulator(
         |s| {
             s.sync.enabled = true;
-            s.sync.not_found_max_age_ms = 500;
-            s.reconcile.interval_secs = 2;
+            s.sync.not_found_max_age = Duration::from_millis(500);
+            s.reconcile.interval = Duration::from_secs(2);
             s.platform.max_rps = 100;
         },
         SimulatorConfig {

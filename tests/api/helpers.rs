@@ -99,12 +99,12 @@ pub fn test_settings(db: &TestDatabase, platform_base_url: &str) -> Settings {
     let mut settings = Settings::load_from(&dir)
         .expect("configuration loads")
         .pointed_at(db.url.as_str(), platform_base_url, "M1", "sim-secret");
-    settings.database.acquire_timeout_ms = 1000;
+    settings.database.acquire_timeout = Duration::from_millis(1000);
     settings.database.max_connections = 5;
     settings.sync.enabled = false;
-    settings.sync.poll_interval_ms = 100;
-    settings.sync.backoff_base_ms = 10;
-    settings.sync.backoff_cap_ms = 50;
+    settings.sync.poll_interval = Duration::from_millis(100);
+    settings.sync.backoff_base = Duration::from_millis(10);
+    settings.sync.backoff_cap = Duration::from_millis(50);
     settings
 }
 

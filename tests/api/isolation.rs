@@ -2,6 +2,7 @@
 //! alone, its neighbours in the same group-commit batch are stored.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use paymirror::config::InboxSettings;
 use paymirror::domain::{PaymentId, PaymentKind};
@@ -116,7 +117,7 @@ async fn app_with_a_queued_payment(id: &str, commit_timeout_ms: u64) -> TestApp 
     let db = crate::helpers::TestDatabase::create().await;
     let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
     settings.sync.enabled = false;
-    settings.inbox.commit_timeout_ms = commit_timeout_ms;
+    settings.inbox.commit_timeout = Duration::from_millis(commit_timeout_ms);
     let app = TestApp::spawn_with(db, settings).await;
     let body = format!(r#"{{"idEntity": "{id}"}}"#);
     assert_eq!(app.post_callback("payins", body).await.status(), 200);
@@ -177,7 +178,7 @@ async fn a_callback_for_a_payment_already_queued_does_not_wait_for_its_job() {
 async fn every_database_session_has_a_statement_timeout() {
     let db = crate::helpers::TestDatabase::create().await;
     let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
-    settings.database.statement_timeout_ms = 4321;
+    settings.database.statement_timeout = Duration::from_millis(4321);
     let app = TestApp::spawn_with(db, settings).await;
 
     let timeout: String = sqlx::query_scalar("show statement_timeout")

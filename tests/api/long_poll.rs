@@ -32,7 +32,7 @@ async fn a_long_poll_on_a_quiet_feed_is_held_for_the_whole_thirty_seconds() {
     let db = TestDatabase::create().await;
     let settings = test_settings(&db, "http://127.0.0.1:9");
     assert!(
-        settings.server.request_timeout() < Duration::from_secs(WAIT_SECS),
+        settings.server.request_timeout < Duration::from_secs(WAIT_SECS),
         "the default request timeout is shorter than the wait, so this test can fail"
     );
     let app = TestApp::spawn_with(db, settings).await;
@@ -94,7 +94,10 @@ async fn shutdown_answers_a_waiting_long_poll_at_once() {
 
 #[tokio::test]
 async fn the_console_stream_outlives_the_request_timeout() {
-    let (app, sim) = console_app_with(&[], |s| s.server.request_timeout_ms = 300).await;
+    let (app, sim) = console_app_with(&[], |s| {
+        s.server.request_timeout = Duration::from_millis(300)
+    })
+    .await;
     let mut operator = Operator::new(&app);
     operator.sign_in(&app.token("ops", &[]).await).await;
     let mut stream = operator.get("/console/changes/stream?after=0").await;

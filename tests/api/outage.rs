@@ -25,9 +25,9 @@ async fn an_outage_kills_no_sync_is_probed_gently_and_everything_syncs_after_rec
         |s| {
             s.sync.enabled = true;
             // The shipped backoff and bounds: a probe's job may back off for minutes.
-            s.sync.backoff_base_ms = 1000;
-            s.sync.backoff_cap_ms = 300_000;
-            s.sync.poll_interval_ms = 500;
+            s.sync.backoff_base = Duration::from_millis(1000);
+            s.sync.backoff_cap = Duration::from_millis(300_000);
+            s.sync.poll_interval = Duration::from_millis(500);
         },
         SimulatorConfig::default(),
         false,

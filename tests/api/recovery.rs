@@ -20,7 +20,7 @@ use crate::helpers::{
 #[tokio::test]
 async fn a_live_holder_keeps_its_lease_through_a_fetch_longer_than_the_lease() {
     let (app, sim) = spawn_with_simulator(
-        |s| s.sync.lease_ms = 2000,
+        |s| s.sync.lease = Duration::from_millis(2000),
         SimulatorConfig::default(),
         false,
     )

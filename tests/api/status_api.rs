@@ -1,6 +1,7 @@
 use paymirror::tokens::Permission;
 
 use crate::helpers::{assert_error, TestApp};
+use std::time::Duration;
 
 #[tokio::test]
 async fn v1_needs_a_valid_token() {
@@ -100,7 +101,7 @@ async fn a_failed_fetch_is_visible_in_the_document_and_retried_later() {
     let db = crate::helpers::TestDatabase::create().await;
     // Nothing listens on port 9: every fetch fails to connect.
     let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
-    settings.sync.backoff_base_ms = 60_000;
+    settings.sync.backoff_base = Duration::from_millis(60_000);
     let app = TestApp::spawn_with(db, settings).await;
     let token = app.token("ops", &[]).await;
     app.post_callback("payins", r#"{"idEntity": "UNREACH-1"}"#)
@@ -274,7 +275,7 @@ async fn after_every_session_is_cut_at_most_one_read_fails_and_the_rest_are_answ
     let mut settings = crate::helpers::test_settings(&db, "http://127.0.0.1:9");
     // Every pooled connection counts as in steady use: only a failure seen makes the
     // pool ping them (whatever this machine's speed).
-    settings.database.ping_after_idle_ms = 600_000;
+    settings.database.ping_after_idle = Duration::from_millis(600_000);
     let app = TestApp::spawn_with(db, settings).await;
     let token = app.token("support", &[]).await;
     sqlx::query("insert into payments (merchant_code, kind, id) values ('M1', 'payin', 'CUT-R')")

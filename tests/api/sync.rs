@@ -252,7 +252,7 @@ async fn lists_page_through_payments_filtered_by_status() {
 #[tokio::test]
 async fn a_payment_the_platform_does_not_know_is_retried_not_stored() {
     let (app, sim) = spawn_with_simulator(
-        |s| s.sync.backoff_base_ms = 60_000,
+        |s| s.sync.backoff_base = Duration::from_millis(60_000),
         SimulatorConfig::default(),
         false,
     )

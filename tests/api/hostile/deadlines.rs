@@ -38,8 +38,8 @@ async fn trickle(stream: TcpStream) -> Option<u16> {
 async fn honest_callbacks_get_200_beside_1024_trickling_bodies() {
     let app = spawn(|s| {
         assert_eq!(s.server.callback_concurrency, TRICKLERS);
-        s.server.body_deadline_ms = 2000;
-        s.server.callback_queue_ms = 3000;
+        s.server.body_deadline = Duration::from_millis(2000);
+        s.server.callback_queue = Duration::from_millis(3000);
     })
     .await;
     let address = socket_address(&app);

@@ -73,7 +73,7 @@ pub(super) async fn honest_callbacks(app: &TestApp, count: usize) -> Vec<u16> {
 #[tokio::test]
 async fn clients_trickling_headers_are_cut_off_while_honest_callbacks_are_answered() {
     let timeout = Duration::from_millis(500);
-    let app = spawn(|s| s.server.header_read_timeout_ms = 500).await;
+    let app = spawn(|s| s.server.header_read_timeout = Duration::from_millis(500)).await;
     let address = socket_address(&app);
 
     let slow: Vec<_> = (0..20)
@@ -91,7 +91,7 @@ async fn clients_trickling_headers_are_cut_off_while_honest_callbacks_are_answer
 
 #[tokio::test]
 async fn a_stalled_body_is_408_and_nothing_is_stored() {
-    let app = spawn(|s| s.server.body_read_timeout_ms = 300).await;
+    let app = spawn(|s| s.server.body_read_timeout = Duration::from_millis(300)).await;
 
     let mut stream = open_callback(&socket_address(&app), 100).await;
     stream
@@ -113,7 +113,7 @@ async fn a_stalled_body_is_408_and_nothing_is_stored() {
 /// that renders foreign errors), when a body crawls without ever stalling.
 #[tokio::test]
 async fn a_crawling_body_meets_the_request_timeout_with_the_pinned_body() {
-    let app = spawn(|s| s.server.request_timeout_ms = 300).await;
+    let app = spawn(|s| s.server.request_timeout = Duration::from_millis(300)).await;
     let mut stream = open_callback(&socket_address(&app), 1000).await;
     let (mut reader, mut writer) = stream.split();
 
@@ -132,8 +132,8 @@ async fn a_crawling_body_meets_the_request_timeout_with_the_pinned_body() {
 async fn callbacks_beyond_the_concurrency_limit_past_the_queue_time_get_503() {
     let app = spawn(|s| {
         s.server.callback_concurrency = 2;
-        s.server.callback_queue_ms = 200;
-        s.server.body_read_timeout_ms = 60_000;
+        s.server.callback_queue = Duration::from_millis(200);
+        s.server.body_read_timeout = Duration::from_millis(60_000);
     })
     .await;
     let address = socket_address(&app);
@@ -160,7 +160,7 @@ async fn callbacks_beyond_the_concurrency_limit_past_the_queue_time_get_503() {
 async fn a_burst_beyond_the_concurrency_limit_waits_for_slots_instead_of_being_shed() {
     let app = spawn(|s| {
         s.server.callback_concurrency = 2;
-        s.server.callback_queue_ms = 10_000;
+        s.server.callback_queue = Duration::from_millis(10_000);
     })
     .await;
 
