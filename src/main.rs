@@ -1,3 +1,5 @@
+//! The `paymirror` binary: parses the command line and runs it (`cli`).
+
 use clap::Parser;
 
 /// mimalloc rather than glibc's malloc: the hot paths allocate per request (rows,

@@ -1,3 +1,5 @@
+//! [`JobState`]: where a payment's sync stands.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,3 +1,7 @@
+//! The rate budget shared by every replica of a merchant: the send times of its last
+//! `max_rps` platform requests and any pause, in one `platform_budget` row on the
+//! database's clock, so the platform never counts more than `max_rps` in a second.
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

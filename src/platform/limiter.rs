@@ -1,3 +1,7 @@
+//! The sliding-window rate limiter every platform request goes through: a slot is
+//! reserved before the job is chosen, counted from its send until its answer plus the
+//! window, and shared across replicas through [`SharedBudget`](super::SharedBudget).
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

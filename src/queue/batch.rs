@@ -1,3 +1,5 @@
+//! Bulk updates in bounded batches: each statement takes at most [`BATCH`] rows.
+
 use std::future::Future;
 
 /// The most rows one bulk statement touches: short transactions, short row locks.

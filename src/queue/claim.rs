@@ -1,3 +1,6 @@
+//! Claiming due jobs under a lease (`for update skip locked`), keeping the lease
+//! while the fetch runs, and returning jobs whose worker vanished.
+
 use std::time::Duration;
 
 use anyhow::Context;

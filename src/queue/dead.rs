@@ -1,3 +1,6 @@
+//! Syncs that gave up: listing and retrying them, and the reconciliation fetches of
+//! idle and dead payments that are not final yet.
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

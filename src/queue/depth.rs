@@ -1,3 +1,5 @@
+//! How deep the queue is: jobs by state and how late the oldest due one is.
+
 use sqlx::PgPool;
 
 use crate::domain::JobState;

@@ -1,3 +1,6 @@
+//! Scheduling syncs, coalesced (SPEC §5): a pending job gains no second fetch, a
+//! running one exactly one more.
+
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 

@@ -1,3 +1,6 @@
+//! How a claimed job ends: synced, failed (backoff, `dead` past its age), or put back
+//! without an attempt; and every backoff cut short when an outage ends.
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
