@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::config::InboxSettings;
 use crate::db::refused_data;
 use crate::domain::{PaymentId, PaymentKind};
-use crate::ops::Tally;
+use crate::ops::{Tally, Written};
 use crate::queue::{distinct_payments, enqueue_ctes, Priority, NOTIFY_CHANNEL};
 
 /// A callback as received: its payment (none if the body had no `idEntity`) and body.
@@ -207,8 +207,7 @@ impl Writer {
                 // The requester may have gone away; the callback is stored all the same.
                 let _ = submission.committed.send(answer);
             }
-            self.tally.callbacks_stored(counted.stored());
-            counted.record();
+            counted.record(&self.tally);
         }
     }
 
@@ -325,15 +324,15 @@ async fn connect(pool: &PgPool) -> sqlx::Result<PgConnection> {
     connected
 }
 
-/// How a batch's callbacks ended, by kind, outcome and result: one counter update
-/// per group rather than per callback.
+/// How a batch's callbacks ended, by kind, outcome and result: one count per group
+/// rather than per callback.
 #[derive(Default)]
 struct Outcomes([[[u64; 3]; 2]; 2]);
 
 impl Outcomes {
     const KINDS: [PaymentKind; 2] = [PaymentKind::Payin, PaymentKind::Payout];
     const OUTCOMES: [&'static str; 2] = ["accepted", "ignored"];
-    const RESULTS: [&'static str; 3] = ["stored", "refused", "failed"];
+    const RESULTS: [Written; 3] = [Written::Stored, Written::Refused, Written::Failed];
 
     fn add(&mut self, entry: &InboxEntry, answer: &Answer) {
         let kind = usize::from(entry.kind == PaymentKind::Payout);
@@ -346,19 +345,13 @@ impl Outcomes {
         self.0[kind][outcome][result] += 1;
     }
 
-    /// Callbacks stored.
-    fn stored(&self) -> usize {
-        let stored: u64 = self.0.iter().flatten().map(|results| results[0]).sum();
-        usize::try_from(stored).unwrap_or(usize::MAX)
-    }
-
-    /// Adds each group to `paymirror_callbacks_total`.
-    fn record(&self) {
+    /// Counts each group in `tally`.
+    fn record(&self, tally: &Tally) {
         for (kind, outcomes) in Self::KINDS.iter().zip(&self.0) {
             for (outcome, results) in Self::OUTCOMES.iter().zip(outcomes) {
-                for (result, &n) in Self::RESULTS.iter().zip(results) {
+                for (written, &n) in Self::RESULTS.iter().zip(results) {
                     if n > 0 {
-                        metrics::counter!("paymirror_callbacks_total", "kind" => kind.as_str(), "outcome" => *outcome, "result" => *result).increment(n);
+                        tally.callbacks(*kind, outcome, *written, n);
                     }
                 }
             }

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::background::{every, Merge, Pending};
-use crate::domain::JobState;
+use crate::domain::{JobState, PaymentKind};
 use crate::queue::queue_depth;
 
 /// What one replica saw in one minute.
@@ -42,19 +42,50 @@ pub struct Tally {
     pending: Pending<DateTime<Utc>, Counts>,
 }
 
+/// How the write of a callback ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Committed: answered 200.
+    Stored,
+    /// The database refused its data: answered 400.
+    Refused,
+    /// Not committed (database down, too slow): answered 503, the platform retries.
+    Failed,
+}
+
+impl Written {
+    fn label(self) -> &'static str {
+        match self {
+            Written::Stored => "stored",
+            Written::Refused => "refused",
+            Written::Failed => "failed",
+        }
+    }
+}
+
+/// What this replica counts of its traffic, one call per event: each is added to its
+/// Prometheus series and to the minute it happened in, which the console's charts read.
 impl Tally {
-    /// Counts callbacks durably stored (each answered 200).
-    pub fn callbacks_stored(&self, stored: usize) {
-        self.add(|c| c.callbacks += i64::try_from(stored).unwrap_or(i64::MAX));
+    /// Counts `n` callbacks of `kind` that named a payment (`outcome` `accepted`) or
+    /// none (`ignored`), whose write ended `written`.
+    pub fn callbacks(&self, kind: PaymentKind, outcome: &'static str, written: Written, n: u64) {
+        metrics::counter!("paymirror_callbacks_total", "kind" => kind.as_str(), "outcome" => outcome, "result" => written.label())
+            .increment(n);
+        if written == Written::Stored {
+            self.add(|c| c.callbacks += i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
-    /// Counts one request that reached the platform: `fetch` for `GET /payins|payouts/{id}`
-    /// (not token requests), `throttled` when it was answered 429.
-    pub fn platform_request(&self, fetch: bool, throttled: bool) {
+    /// Counts one request sent to the platform on `route` (`auth-tokens` or a fetch's
+    /// `payins`/`payouts`) and its answer's `status` (`None`: no answer).
+    pub fn platform_request(&self, route: &'static str, status: Option<u16>) {
+        let label = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        metrics::counter!("paymirror_platform_requests_total", "route" => route, "status" => label)
+            .increment(1);
         self.add(|c| {
             c.platform_requests += 1;
-            c.platform_fetches += i64::from(fetch);
-            c.platform_throttled += i64::from(throttled);
+            c.platform_fetches += i64::from(route != "auth-tokens");
+            c.platform_throttled += i64::from(status == Some(429));
         });
     }
 
@@ -228,9 +259,10 @@ mod tests {
     #[tokio::test]
     async fn counts_land_in_the_minute_they_happened() {
         let tally = Tally::default();
-        tally.callbacks_stored(1);
-        tally.platform_request(true, true);
-        tally.platform_request(false, false);
+        tally.callbacks(PaymentKind::Payin, "accepted", Written::Stored, 1);
+        tally.callbacks(PaymentKind::Payin, "accepted", Written::Failed, 5);
+        tally.platform_request("payins", Some(429));
+        tally.platform_request("auth-tokens", Some(200));
         tally.status_changed();
         let mut taken = Vec::new();
         let flushed = tally

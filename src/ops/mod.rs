@@ -5,4 +5,4 @@ pub mod metrics;
 pub mod minutes;
 
 pub use metrics::{keep_up, metrics_handle};
-pub use minutes::{keep_minutes, list_minutes, sample_minute, Minute, Tally};
+pub use minutes::{keep_minutes, list_minutes, sample_minute, Minute, Tally, Written};

@@ -310,15 +310,8 @@ impl PlatformClient {
             Err(_) => true,
         };
         self.breaker.record(!platform_failed);
-        let status = result
-            .as_ref()
-            .map(|r| r.status().as_u16().to_string())
-            .unwrap_or_else(|_| "error".into());
-        metrics::counter!("paymirror_platform_requests_total", "route" => route, "status" => status)
-            .increment(1);
-        let throttled = matches!(&result, Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS);
-        self.tally
-            .platform_request(route != "auth-tokens", throttled);
+        let status = result.as_ref().ok().map(|r| r.status().as_u16());
+        self.tally.platform_request(route, status);
         result.map_err(|e| FetchError::Transport(transport_reason(&e)))
     }
 }
