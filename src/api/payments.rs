@@ -43,12 +43,10 @@ fn parse_target(kinds: &str, id: &str) -> Result<(PaymentKind, PaymentId), ApiEr
     Ok((kind, id))
 }
 
+/// Returns the kind the plural `{kinds}` segment names; any other segment is a route
+/// the API does not have (404).
 fn parse_kinds(kinds: &str) -> Result<PaymentKind, ApiError> {
-    match kinds {
-        "payins" => Ok(PaymentKind::Payin),
-        "payouts" => Ok(PaymentKind::Payout),
-        _ => Err(ApiError::NotFound("no such route".into())),
-    }
+    PaymentKind::from_plural(kinds).ok_or_else(|| ApiError::NotFound("no such route".into()))
 }
 
 /// `GET /v1/{kinds}/{id}`: the payment, or 404 if never heard of.
