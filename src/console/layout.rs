@@ -4,7 +4,7 @@
 use axum::response::Html;
 use chrono::{DateTime, Utc};
 
-use crate::domain::PaymentKind;
+use crate::domain::{PaymentId, PaymentKind};
 use maud::{html, Markup, DOCTYPE};
 
 use super::assets::{SCRIPT_PATH, STYLESHEET_PATH};
@@ -106,8 +106,8 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-/// The console's address of a payment (ids are `[A-Za-z0-9_-]`: safe in a path).
-pub fn payment_href(kind: PaymentKind, id: &str) -> String {
+/// The console's address of a payment (a [`PaymentId`] is `[A-Za-z0-9_-]`: safe in a path).
+pub fn payment_href(kind: PaymentKind, id: &PaymentId) -> String {
     format!("/console/payments/{kind}/{id}")
 }
 

@@ -257,7 +257,7 @@ pub async fn callbacks(
         limit,
     )
     .await?;
-    let href = payment_href(kind, id.as_str());
+    let href = payment_href(kind, &id);
     let body = html! {
         p { a #back href=(href) { "← " (kind) " " (id) } }
         (payment_page::callbacks_panel(&href, "Older callbacks received", &callbacks))
@@ -286,7 +286,7 @@ pub async fn refresh(
     let (kind, id) = parse_target(&kind, &id)?;
     schedule_sync(&state, kind, &id).await?;
     tracing::info!(account = %session.account, %kind, %id, "sync scheduled from the console");
-    Ok(Redirect::to(&format!("{}?refreshed=1", payment_href(kind, id.as_str()))).into_response())
+    Ok(Redirect::to(&format!("{}?refreshed=1", payment_href(kind, &id))).into_response())
 }
 
 /// Schedules a sync of one payment now at manual priority, reviving a dead one.

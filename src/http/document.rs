@@ -3,7 +3,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::JobState;
-use crate::domain::{PaymentKind, PaymentStatus};
+use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::store::PaymentRow;
 
 /// The payment document of SPEC §2 (camelCase; fields may be added, never removed).
@@ -11,7 +11,8 @@ use crate::store::PaymentRow;
 #[serde(rename_all = "camelCase")]
 pub struct PaymentDocument {
     pub kind: PaymentKind,
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: PaymentId,
     pub merchant_code: String,
     /// The platform's status (`PROCESSING`, `SUCCESS`, `FAILED`, `REFUSED`, or a newer
     /// one), null until the first successful sync.

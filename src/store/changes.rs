@@ -49,7 +49,8 @@ pub struct Change {
     #[serde(skip)]
     pub position: i64,
     pub kind: PaymentKind,
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: PaymentId,
     #[serde(serialize_with = "status_text")]
     #[schema(value_type = String)]
     pub status: PaymentStatus,

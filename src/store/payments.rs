@@ -15,7 +15,7 @@ use crate::tokens::permissions_of;
 pub struct PaymentRow {
     pub merchant_code: String,
     pub kind: PaymentKind,
-    pub id: String,
+    pub id: PaymentId,
     pub status: Option<PaymentStatus>,
     #[sqlx(rename = "final")]
     pub is_final: bool,
