@@ -301,7 +301,6 @@ fn parse_list_query(query: ListQuery) -> Result<ListFilter, ApiError> {
         .flat_map(|s| s.split(','))
         .map(|s| PaymentStatus::parse(s.trim()))
         .filter(|s| !matches!(s, PaymentStatus::Other(_)))
-        .map(|s| s.as_str().to_owned())
         .collect();
     let updated_after = parse_time(query.updated_after.as_deref(), "updatedAfter")?;
     let limit = parse_limit(query.limit.as_deref())?;
@@ -364,7 +363,8 @@ mod tests {
             cursor: None,
         };
         let filter = parse_list_query(query("1000")).expect("valid");
-        assert_eq!(filter.statuses, vec!["SUCCESS", "FAILED"]);
+        let statuses: Vec<&str> = filter.statuses.iter().map(PaymentStatus::as_str).collect();
+        assert_eq!(statuses, vec!["SUCCESS", "FAILED"]);
         assert_eq!(filter.limit, crate::http::params::MAX_LIMIT);
         assert!(parse_list_query(query("1001")).is_err());
     }

@@ -16,7 +16,7 @@ use super::layout::{page, payment_href, status, when, Nav};
 use super::session::Session;
 use super::{csrf, payment_page};
 use crate::domain::JobState;
-use crate::domain::{PaymentId, PaymentKind};
+use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::http::AppState;
 use crate::queue::{enqueue_syncs, Priority};
 use crate::store::{self, CallbackPosition, PaymentRow, Search, Towards};
@@ -58,7 +58,7 @@ fn parse_search(query: &ListQuery, limit: i64) -> Result<Search, ConsoleError> {
     let status = given(&query.status)
         .map(|s| {
             word(&s, 40, b"_")
-                .then(|| s.to_ascii_uppercase())
+                .then(|| PaymentStatus::parse(&s.to_ascii_uppercase()))
                 .ok_or_else(|| bad_request("status: expected a status such as SUCCESS"))
         })
         .transpose()?;
@@ -150,7 +150,7 @@ fn payment_row(row: &PaymentRow) -> Markup {
         tr {
             td { (row.kind) }
             td { a.payment-link href=(payment_href(row.kind, &row.id)) { (row.id) } }
-            td { (status(row.status.as_ref().map(|s| s.as_str()))) }
+            td { (status(row.status.as_ref())) }
             td { (amount(row)) }
             td class={ "sync-" (sync) } { (sync) }
             td { (when(row.updated_at)) }
@@ -326,7 +326,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(search.id_prefix.as_deref(), Some("TST-"));
         assert_eq!(search.kind, Some(PaymentKind::Payout));
-        assert_eq!(search.status.as_deref(), Some("SUCCESS"));
+        assert_eq!(
+            search.status.as_ref().map(PaymentStatus::as_str),
+            Some("SUCCESS")
+        );
         assert_eq!(search.sync_state, Some(JobState::Dead));
         assert_eq!(search.before, Some(42));
         let empty = parse_search(&ListQuery::default(), 50).unwrap_or_else(|e| panic!("{e}"));

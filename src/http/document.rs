@@ -16,7 +16,6 @@ pub struct PaymentDocument {
     pub merchant_code: String,
     /// The platform's status (`PROCESSING`, `SUCCESS`, `FAILED`, `REFUSED`, or a newer
     /// one), null until the first successful sync.
-    #[serde(serialize_with = "status_text")]
     #[schema(required = true, value_type = Option<String>)]
     pub status: Option<PaymentStatus>,
     #[serde(rename = "final")]
@@ -111,15 +110,5 @@ impl From<PaymentRow> for PaymentDocument {
             },
             platform: row.platform.map(|doc| doc.0),
         }
-    }
-}
-
-fn status_text<S: serde::Serializer>(
-    status: &Option<PaymentStatus>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match status {
-        Some(status) => serializer.serialize_str(status.as_str()),
-        None => serializer.serialize_none(),
     }
 }

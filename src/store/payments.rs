@@ -98,7 +98,7 @@ pub async fn upsert_payment(
     payment: &PlatformPayment,
 ) -> sqlx::Result<Option<Upserted>> {
     let s = &payment.snapshot;
-    let previous: Option<(Option<String>, DateTime<Utc>, bool)> = sqlx::query_as(
+    let previous: Option<(Option<PaymentStatus>, DateTime<Utc>, bool)> = sqlx::query_as(
         "update payments p set
            status = $4, final = $5, amount = $6, currency_code = $7, fee_amount = $8,
            fee_currency_code = $9, failure_code = $10, failure_message = $11, failed_at = $12,
@@ -137,7 +137,7 @@ pub async fn upsert_payment(
     let Some((old_status, first_seen_at, document_changed)) = previous else {
         return stale_or_missing(conn, merchant_code, kind, id).await;
     };
-    let changed = old_status.as_deref() != Some(s.status.as_str());
+    let changed = old_status.as_ref() != Some(&s.status);
     let history_seq = if changed {
         let seq: i64 = sqlx::query_scalar(
             "insert into payment_status_history (merchant_code, kind, payment_id, status, previous_status)
@@ -147,8 +147,8 @@ pub async fn upsert_payment(
         .bind(merchant_code)
         .bind(kind.as_str())
         .bind(id.as_str())
-        .bind(s.status.as_str())
-        .bind(old_status.as_deref())
+        .bind(&s.status)
+        .bind(&old_status)
         .fetch_one(&mut *conn)
         .await?;
         Some(seq)
@@ -223,7 +223,8 @@ pub async fn find_payment(
 /// commit order (see [`publish_changes`](super::publish_changes)).
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub statuses: Vec<String>,
+    /// Empty: any status.
+    pub statuses: Vec<PaymentStatus>,
     pub updated_after: Option<DateTime<Utc>>,
     pub after: Option<i64>,
     pub limit: i64,
