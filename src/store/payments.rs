@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::domain::JobState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::platform::PlatformPayment;
-use crate::tokens::permissions_of;
+use crate::tokens::{permissions_of, Permission};
 
 /// A payment with its sync state, as the API serves it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -58,7 +58,7 @@ pub(super) const PAYMENTS_WITH_JOBS: &str = "from payments p
 pub struct CheckedPayment {
     #[sqlx(flatten)]
     pub payment: PaymentRow,
-    pub caller: Option<Vec<String>>,
+    pub caller: Option<Vec<Permission>>,
 }
 
 /// The select of one payment by `$1` merchant, `$2` kind, `$3` id, with the
