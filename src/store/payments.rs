@@ -25,10 +25,18 @@ pub struct PaymentRow {
     pub fee_currency_code: Option<String>,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
+    /// The platform's own time (`failureReasons.failedAt`), as the platform wrote it.
     pub failed_at: Option<String>,
     pub payment_method_code: Option<String>,
     pub is_test: Option<bool>,
+    /// The platform's own time (`process.createdAt`), as the platform wrote it.
+    ///
+    /// The platform's times stay text, stored and served verbatim: a mirror must not
+    /// reformat the platform's values (offsets, precision, or a value that is not a
+    /// time at all). paymirror's own times (`first_seen_at`, `synced_at`, `updated_at`)
+    /// are `DateTime<Utc>`.
     pub platform_created_at: Option<String>,
+    /// The platform's own time (`process.processedAt`), as the platform wrote it.
     pub platform_processed_at: Option<String>,
     /// The platform's last answer as Postgres stores it, passed through unparsed.
     pub platform: Option<sqlx::types::Json<Box<RawValue>>>,
