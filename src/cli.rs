@@ -284,7 +284,7 @@ async fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
 #[serde(rename_all = "camelCase")]
 struct TokenRow<'a> {
     account: &'a str,
-    permissions: &'a [String],
+    permissions: &'a [Permission],
     active: bool,
     created_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
@@ -338,7 +338,11 @@ fn print_tokens(listed: &[TokenInfo]) {
         println!(
             "{:<24} {:<12} {:<8} {:<25} {:<25} {:>8}",
             t.account,
-            t.permissions.join(","),
+            t.permissions
+                .iter()
+                .map(Permission::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
             t.active,
             t.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
             last,

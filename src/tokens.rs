@@ -9,43 +9,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::background::{every, Merge, Pending};
 
+mod permission;
+
+pub use permission::Permission;
+
 pub const TOKEN_LEN: usize = 30;
-
-/// What a token allows: `read` is GET, `write` adds POST.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Permission {
-    Read,
-    Write,
-}
-
-impl Permission {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::Read => "read",
-            Permission::Write => "write",
-        }
-    }
-
-    /// Returns the permission a stored name stands for; `None` for a name this
-    /// release does not know (it then grants nothing).
-    pub fn from_name(name: &str) -> Option<Permission> {
-        [Permission::Read, Permission::Write]
-            .into_iter()
-            .find(|p| p.as_str() == name)
-    }
-
-    /// Returns whether holding this permission allows what `needed` allows:
-    /// `write` includes `read`.
-    pub fn allows(self, needed: Permission) -> bool {
-        self == needed || (self == Permission::Write && needed == Permission::Read)
-    }
-}
 
 /// A token as `tokens list` shows it: never the token itself.
 #[derive(Debug, sqlx::FromRow)]
 pub struct TokenInfo {
     pub account: String,
-    pub permissions: Vec<String>,
+    pub permissions: Vec<Permission>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -68,7 +42,13 @@ pub async fn create_token(
     permissions: &[Permission],
 ) -> anyhow::Result<String> {
     anyhow::ensure!(!account.trim().is_empty(), "the account name is empty");
-    let mut names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+    if let Some(unknown) = permissions
+        .iter()
+        .find(|p| matches!(p, Permission::Unknown(_)))
+    {
+        anyhow::bail!("`{unknown}` is not a permission this release grants");
+    }
+    let mut names: Vec<&str> = permissions.iter().map(Permission::as_str).collect();
     if names.is_empty() {
         names.push(Permission::Read.as_str());
     }
@@ -132,15 +112,14 @@ impl Presented {
 
     /// Returns the permissions read with [`permissions_of`] (`None`: no active
     /// token has this hash), and notes the use of a valid token in `usage`.
-    pub fn grant(&self, usage: &UsageLog, names: Option<Vec<String>>) -> Option<Vec<Permission>> {
-        let names = names?;
+    pub fn grant(
+        &self,
+        usage: &UsageLog,
+        permissions: Option<Vec<Permission>>,
+    ) -> Option<Vec<Permission>> {
+        let permissions = permissions?;
         usage.record(self.hash.clone());
-        Some(
-            names
-                .iter()
-                .filter_map(|name| Permission::from_name(name))
-                .collect(),
-        )
+        Some(permissions)
     }
 }
 
@@ -182,16 +161,16 @@ pub async fn identify(
     usage: &UsageLog,
     token: &Presented,
 ) -> sqlx::Result<Option<Identity>> {
-    let row: Option<(i64, String, Vec<String>)> = sqlx::query_as(
+    let row: Option<(i64, String, Vec<Permission>)> = sqlx::query_as(
         "select id, account, permissions from api_tokens where token_hash = $1 and active",
     )
     .bind(token.hash())
     .fetch_optional(pool)
     .await?;
-    let Some((token_id, account, names)) = row else {
+    let Some((token_id, account, permissions)) = row else {
         return Ok(None);
     };
-    let permissions = token.grant(usage, Some(names)).unwrap_or_default();
+    let permissions = token.grant(usage, Some(permissions)).unwrap_or_default();
     Ok(Some(Identity {
         token_id,
         account,
@@ -266,14 +245,6 @@ impl UsageLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn write_includes_read_and_unknown_names_grant_nothing() {
-        assert!(Permission::Write.allows(Permission::Read));
-        assert!(!Permission::Read.allows(Permission::Write));
-        assert_eq!(Permission::from_name("write"), Some(Permission::Write));
-        assert_eq!(Permission::from_name("admin"), None);
-    }
 
     #[test]
     fn hash_is_sha256_hex() {

@@ -72,19 +72,19 @@ pub async fn check(
 pub fn admit(
     state: &AppState,
     token: &Presented,
-    names: Option<Vec<String>>,
+    caller: Option<Vec<Permission>>,
     needed: Permission,
 ) -> Result<(), ApiError> {
     let permissions = token
-        .grant(&state.token_use, names)
+        .grant(&state.token_use, caller)
         .ok_or(ApiError::Unauthorized)?;
     permit(&permissions, needed)
 }
 
 fn permit(permissions: &[Permission], needed: Permission) -> Result<(), ApiError> {
-    if permissions.iter().any(|p| p.allows(needed)) {
+    if permissions.iter().any(|p| p.allows(&needed)) {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(needed.as_str()))
+        Err(ApiError::Forbidden(needed))
     }
 }

@@ -43,12 +43,10 @@ fn parse_target(kinds: &str, id: &str) -> Result<(PaymentKind, PaymentId), ApiEr
     Ok((kind, id))
 }
 
+/// Returns the kind the plural `{kinds}` segment names; any other segment is a route
+/// the API does not have (404).
 fn parse_kinds(kinds: &str) -> Result<PaymentKind, ApiError> {
-    match kinds {
-        "payins" => Ok(PaymentKind::Payin),
-        "payouts" => Ok(PaymentKind::Payout),
-        _ => Err(ApiError::NotFound("no such route".into())),
-    }
+    PaymentKind::from_plural(kinds).ok_or_else(|| ApiError::NotFound("no such route".into()))
 }
 
 /// `GET /v1/{kinds}/{id}`: the payment, or 404 if never heard of.
@@ -303,7 +301,6 @@ fn parse_list_query(query: ListQuery) -> Result<ListFilter, ApiError> {
         .flat_map(|s| s.split(','))
         .map(|s| PaymentStatus::parse(s.trim()))
         .filter(|s| !matches!(s, PaymentStatus::Other(_)))
-        .map(|s| s.as_str().to_owned())
         .collect();
     let updated_after = parse_time(query.updated_after.as_deref(), "updatedAfter")?;
     let limit = parse_limit(query.limit.as_deref())?;
@@ -366,7 +363,8 @@ mod tests {
             cursor: None,
         };
         let filter = parse_list_query(query("1000")).expect("valid");
-        assert_eq!(filter.statuses, vec!["SUCCESS", "FAILED"]);
+        let statuses: Vec<&str> = filter.statuses.iter().map(PaymentStatus::as_str).collect();
+        assert_eq!(statuses, vec!["SUCCESS", "FAILED"]);
         assert_eq!(filter.limit, crate::http::params::MAX_LIMIT);
         assert!(parse_list_query(query("1001")).is_err());
     }

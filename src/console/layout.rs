@@ -4,7 +4,7 @@
 use axum::response::Html;
 use chrono::{DateTime, Utc};
 
-use crate::domain::PaymentKind;
+use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use maud::{html, Markup, DOCTYPE};
 
 use super::assets::{SCRIPT_PATH, STYLESHEET_PATH};
@@ -88,8 +88,8 @@ pub fn when(at: DateTime<Utc>) -> String {
 }
 
 /// Returns a status with the class that colours it.
-pub fn status(status: Option<&str>) -> Markup {
-    match status {
+pub fn status(status: Option<&PaymentStatus>) -> Markup {
+    match status.map(PaymentStatus::as_str) {
         Some(s) => html! { span class={ "status status-" (s.to_ascii_lowercase()) } { (s) } },
         None => html! { span.muted { "not synced yet" } },
     }
@@ -106,8 +106,8 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-/// The console's address of a payment (ids are `[A-Za-z0-9_-]`: safe in a path).
-pub fn payment_href(kind: PaymentKind, id: &str) -> String {
+/// The console's address of a payment (a [`PaymentId`] is `[A-Za-z0-9_-]`: safe in a path).
+pub fn payment_href(kind: PaymentKind, id: &PaymentId) -> String {
     format!("/console/payments/{kind}/{id}")
 }
 
@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn statuses_are_escaped() {
-        let markup = status(Some("<b>X")).into_string();
+        let markup = status(Some(&PaymentStatus::parse("<b>X"))).into_string();
         assert!(markup.contains("&lt;b&gt;X"), "{markup}");
     }
 }

@@ -30,7 +30,7 @@ pub fn render(
             section.panel #summary {
                 h2 { "Sync and status" }
                 dl.facts {
-                    dt { "Status" } dd #status { (status(row.status.as_ref().map(|s| s.as_str()))) @if row.is_final { " (final)" } }
+                    dt { "Status" } dd #status { (status(row.status.as_ref())) @if row.is_final { " (final)" } }
                     dt { "Sync state" } dd #sync-state class={ "sync-" (sync) } { (sync) }
                     dt { "Attempts" } dd #attempts { (row.sync_attempts.unwrap_or(0)) }
                     dt { "Last error" } dd #last-error .error { (row.sync_last_error.as_deref().unwrap_or("—")) }

@@ -16,7 +16,7 @@ use super::layout::{page, payment_href, status, when, Nav};
 use super::session::Session;
 use super::{csrf, payment_page};
 use crate::domain::JobState;
-use crate::domain::{PaymentId, PaymentKind};
+use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::http::AppState;
 use crate::queue::{enqueue_syncs, Priority};
 use crate::store::{self, CallbackPosition, PaymentRow, Search, Towards};
@@ -58,7 +58,7 @@ fn parse_search(query: &ListQuery, limit: i64) -> Result<Search, ConsoleError> {
     let status = given(&query.status)
         .map(|s| {
             word(&s, 40, b"_")
-                .then(|| s.to_ascii_uppercase())
+                .then(|| PaymentStatus::parse(&s.to_ascii_uppercase()))
                 .ok_or_else(|| bad_request("status: expected a status such as SUCCESS"))
         })
         .transpose()?;
@@ -150,7 +150,7 @@ fn payment_row(row: &PaymentRow) -> Markup {
         tr {
             td { (row.kind) }
             td { a.payment-link href=(payment_href(row.kind, &row.id)) { (row.id) } }
-            td { (status(row.status.as_ref().map(|s| s.as_str()))) }
+            td { (status(row.status.as_ref())) }
             td { (amount(row)) }
             td class={ "sync-" (sync) } { (sync) }
             td { (when(row.updated_at)) }
@@ -257,7 +257,7 @@ pub async fn callbacks(
         limit,
     )
     .await?;
-    let href = payment_href(kind, id.as_str());
+    let href = payment_href(kind, &id);
     let body = html! {
         p { a #back href=(href) { "← " (kind) " " (id) } }
         (payment_page::callbacks_panel(&href, "Older callbacks received", &callbacks))
@@ -286,7 +286,7 @@ pub async fn refresh(
     let (kind, id) = parse_target(&kind, &id)?;
     schedule_sync(&state, kind, &id).await?;
     tracing::info!(account = %session.account, %kind, %id, "sync scheduled from the console");
-    Ok(Redirect::to(&format!("{}?refreshed=1", payment_href(kind, id.as_str()))).into_response())
+    Ok(Redirect::to(&format!("{}?refreshed=1", payment_href(kind, &id))).into_response())
 }
 
 /// Schedules a sync of one payment now at manual priority, reviving a dead one.
@@ -326,7 +326,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(search.id_prefix.as_deref(), Some("TST-"));
         assert_eq!(search.kind, Some(PaymentKind::Payout));
-        assert_eq!(search.status.as_deref(), Some("SUCCESS"));
+        assert_eq!(
+            search.status.as_ref().map(PaymentStatus::as_str),
+            Some("SUCCESS")
+        );
         assert_eq!(search.sync_state, Some(JobState::Dead));
         assert_eq!(search.before, Some(42));
         let empty = parse_search(&ListQuery::default(), 50).unwrap_or_else(|e| panic!("{e}"));

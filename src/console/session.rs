@@ -38,7 +38,9 @@ pub struct Session {
 impl Session {
     /// Returns whether this session may act (retry, refresh), not only look.
     pub fn can_write(&self) -> bool {
-        self.permissions.iter().any(|p| p.allows(Permission::Write))
+        self.permissions
+            .iter()
+            .any(|p| p.allows(&Permission::Write))
     }
 
     /// Answers 403 unless the session may act.
@@ -77,7 +79,7 @@ pub async fn open_session(pool: &PgPool, token_id: i64, lasts: Duration) -> sqlx
 /// Returns the session `id` names if it has not expired and its token is still active.
 pub async fn find_session(pool: &PgPool, id: &str) -> sqlx::Result<Option<Session>> {
     let id_hash = hash(id);
-    let row: Option<(String, Vec<String>, String)> = sqlx::query_as(
+    let row: Option<(String, Vec<Permission>, String)> = sqlx::query_as(
         "select t.account, t.permissions, s.csrf_secret
          from console_sessions s join api_tokens t on t.id = s.token_id
          where s.id_hash = $1 and s.expires_at > now() and t.active",
@@ -85,13 +87,10 @@ pub async fn find_session(pool: &PgPool, id: &str) -> sqlx::Result<Option<Sessio
     .bind(&id_hash)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(account, names, csrf)| Session {
+    Ok(row.map(|(account, permissions, csrf)| Session {
         id_hash,
         account,
-        permissions: names
-            .iter()
-            .filter_map(|n| Permission::from_name(n))
-            .collect(),
+        permissions,
         csrf,
     }))
 }

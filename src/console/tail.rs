@@ -45,12 +45,12 @@ pub fn tail_panel(changes: &[Change]) -> Markup {
                             td { (change.kind) }
                             td { a href=(payment_href(change.kind, &change.id)) { (change.id) } }
                             td {
-                                @match change.previous_status.as_deref() {
+                                @match &change.previous_status {
                                     Some(previous) => (status(Some(previous))),
                                     None => span.muted { "—" },
                                 }
                             }
-                            td { (status(Some(change.status.as_str()))) }
+                            td { (status(Some(&change.status))) }
                         }
                     }
                     @if changes.is_empty() { tr.empty { td colspan="5" .muted { "No status change yet." } } }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use crate::domain::{PaymentKind, PaymentStatus};
+use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::simulator::{SimStats, Simulator};
 
 /// The event of an ordinary status-change callback; anything else is "unknown".
@@ -17,10 +17,10 @@ const STATUS_CHANGE: &str = "payment.statusChange";
 #[derive(Debug, Clone)]
 pub struct Mismatch {
     pub kind: PaymentKind,
-    pub id: String,
-    pub simulator: String,
+    pub id: PaymentId,
+    pub simulator: PaymentStatus,
     /// `None`: not stored, or stored without a status yet.
-    pub stored: Option<String>,
+    pub stored: Option<PaymentStatus>,
 }
 
 /// The mirror compared with the simulator at one moment.
@@ -50,25 +50,27 @@ pub async fn compare(
     prefix: &str,
     simulator: &Simulator,
 ) -> sqlx::Result<Comparison> {
-    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+    let rows: Vec<(PaymentKind, PaymentId, Option<PaymentStatus>)> = sqlx::query_as(
         "select kind, id, status from payments where merchant_code = $1 and id like $2",
     )
     .bind(merchant_code)
     .bind(format!("{prefix}-%"))
     .fetch_all(pool)
     .await?;
-    let stored: HashMap<(String, String), Option<String>> = rows
+    let stored: HashMap<(PaymentKind, PaymentId), Option<PaymentStatus>> = rows
         .into_iter()
         .map(|(kind, id, status)| ((kind, id), status))
         .collect();
     let mut comparison = Comparison::default();
     for (kind, id, status) in simulator.payments() {
-        let key = (kind.as_str().to_owned(), id.as_str().to_owned());
+        // The simulator speaks the platform's text; parsed, it compares as the mirror's rows do.
+        let status = PaymentStatus::parse(&status);
+        let key = (kind, id);
         let mirrored = stored.get(&key).cloned().flatten();
-        let is_final = PaymentStatus::parse(&status).is_final();
+        let is_final = status.is_final();
         comparison.total += 1;
         comparison.final_in_simulator += usize::from(is_final);
-        if mirrored.as_deref() == Some(status.as_str()) {
+        if mirrored.as_ref() == Some(&status) {
             comparison.matching += 1;
             comparison.mirrored_final += usize::from(is_final);
         } else {
@@ -200,7 +202,7 @@ impl fmt::Display for DemoReport {
             self.comparison.matching
         )?;
         for m in self.comparison.mismatches.iter().take(10) {
-            let stored = m.stored.as_deref().unwrap_or("(none)");
+            let stored = m.stored.as_ref().map_or("(none)", PaymentStatus::as_str);
             write!(
                 f,
                 "\n    {} {}: simulator {}, stored {stored}",

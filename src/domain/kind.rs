@@ -11,6 +11,8 @@ pub enum PaymentKind {
 }
 
 impl PaymentKind {
+    pub const ALL: [PaymentKind; 2] = [PaymentKind::Payin, PaymentKind::Payout];
+
     /// The singular name stored in the database and served in documents (`payin`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -25,6 +27,13 @@ impl PaymentKind {
             PaymentKind::Payin => "payins",
             PaymentKind::Payout => "payouts",
         }
+    }
+
+    /// Returns the kind a plural path segment names (`payins`, `payouts`: the inverse
+    /// of [`plural`](Self::plural)), or `None` for any other segment. The one parser
+    /// of the plural form: each edge decides what a segment it does not know answers.
+    pub fn from_plural(segment: &str) -> Option<PaymentKind> {
+        Self::ALL.into_iter().find(|kind| kind.plural() == segment)
     }
 }
 
@@ -51,13 +60,13 @@ impl serde::Serialize for PaymentKind {
 impl FromStr for PaymentKind {
     type Err = String;
 
-    /// Accepts the singular or plural form.
+    /// Accepts the singular name (as stored) or the plural form ([`PaymentKind::from_plural`]).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "payin" | "payins" => Ok(PaymentKind::Payin),
-            "payout" | "payouts" => Ok(PaymentKind::Payout),
-            other => Err(format!("unknown payment kind `{other}`")),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .or_else(|| Self::from_plural(s))
+            .ok_or_else(|| format!("unknown payment kind `{s}`"))
     }
 }
 
@@ -72,5 +81,16 @@ mod tests {
             assert_eq!(kind.plural().parse::<PaymentKind>(), Ok(kind));
         }
         assert!("refund".parse::<PaymentKind>().is_err());
+    }
+
+    #[test]
+    fn the_plural_segment_names_a_kind_and_nothing_else_does() {
+        for kind in PaymentKind::ALL {
+            assert_eq!(PaymentKind::from_plural(kind.plural()), Some(kind));
+            assert_eq!(PaymentKind::from_plural(kind.as_str()), None);
+        }
+        for other in ["", "Payins", "payins/", "refunds"] {
+            assert_eq!(PaymentKind::from_plural(other), None, "{other:?}");
+        }
     }
 }

@@ -14,8 +14,14 @@ pub use status::PaymentStatus;
 /// ones are refused at the edge, and pages of callbacks are sized by it.
 pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 
-/// Lets a domain type with `FromStr` be read straight from a `text` column, so rows
-/// decode into domain types rather than strings compared by hand.
+/// Lets a domain type with `FromStr` and `as_str` be read straight from a `text`
+/// column (and a `text[]` one, as a `Vec`), and bound as one, so rows decode into
+/// domain types rather than strings compared by hand.
+///
+/// A stored value the type refuses (an id that no longer parses) fails the read with
+/// sqlx's `ColumnDecode` error naming the column, never a panic: the request or job
+/// reading it fails visibly (an opaque 500, the cause logged) rather than the row
+/// being skipped, since a list or feed that silently drops rows would lie.
 macro_rules! text_column {
     ($t:ty) => {
         impl sqlx::Type<sqlx::Postgres> for $t {
@@ -26,12 +32,28 @@ macro_rules! text_column {
                 <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
             }
         }
+        impl sqlx::postgres::PgHasArrayType for $t {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+            fn array_compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::postgres::PgHasArrayType>::array_compatible(ty)
+            }
+        }
         impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $t {
             fn decode(
                 value: sqlx::postgres::PgValueRef<'r>,
             ) -> Result<Self, sqlx::error::BoxDynError> {
                 let raw = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
                 raw.parse::<$t>().map_err(Into::into)
+            }
+        }
+        impl sqlx::Encode<'_, sqlx::Postgres> for $t {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
             }
         }
     };

@@ -52,6 +52,13 @@ impl std::str::FromStr for PaymentStatus {
     }
 }
 
+/// Served as the platform's own text (`"SUCCESS"`, or a newer status verbatim).
+impl serde::Serialize for PaymentStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for PaymentStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

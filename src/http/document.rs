@@ -3,7 +3,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::JobState;
-use crate::domain::{PaymentKind, PaymentStatus};
+use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::store::PaymentRow;
 
 /// The payment document of SPEC §2 (camelCase; fields may be added, never removed).
@@ -11,11 +11,11 @@ use crate::store::PaymentRow;
 #[serde(rename_all = "camelCase")]
 pub struct PaymentDocument {
     pub kind: PaymentKind,
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: PaymentId,
     pub merchant_code: String,
     /// The platform's status (`PROCESSING`, `SUCCESS`, `FAILED`, `REFUSED`, or a newer
     /// one), null until the first successful sync.
-    #[serde(serialize_with = "status_text")]
     #[schema(required = true, value_type = Option<String>)]
     pub status: Option<PaymentStatus>,
     #[serde(rename = "final")]
@@ -110,15 +110,5 @@ impl From<PaymentRow> for PaymentDocument {
             },
             platform: row.platform.map(|doc| doc.0),
         }
-    }
-}
-
-fn status_text<S: serde::Serializer>(
-    status: &Option<PaymentStatus>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match status {
-        Some(status) => serializer.serialize_str(status.as_str()),
-        None => serializer.serialize_none(),
     }
 }

@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower_http::timeout::TimeoutError;
 
+use crate::tokens::Permission;
+
 /// Every error an HTTP handler can answer with.
 ///
 /// Internal errors are logged with their cause chain and answered with an opaque message.
@@ -20,7 +22,7 @@ pub enum ApiError {
     #[error("a valid bearer token is required")]
     Unauthorized,
     #[error("this token lacks the `{0}` permission")]
-    Forbidden(&'static str),
+    Forbidden(Permission),
     #[error("{0}")]
     NotFound(String),
     #[error("the service is temporarily unavailable, retry later")]

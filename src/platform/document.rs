@@ -27,6 +27,8 @@ pub struct PaymentSnapshot {
     pub failure: Option<FailureReason>,
     pub payment_method_code: Option<String>,
     pub is_test: Option<bool>,
+    /// The platform's times (these, `failed_at`, `expire_at`) stay the text it wrote:
+    /// they are stored and served verbatim, never reformatted.
     pub created_at: Option<String>,
     pub processed_at: Option<String>,
     /// When the platform stops waiting for the payer, if it says.

@@ -64,24 +64,15 @@ pub const REAP: &str = r#"with expired as (
                where j.merchant_code = e.merchant_code and j.kind = e.kind and j.payment_id = e.payment_id"#;
 
 /// A job leased to this worker; only the holder of `claim_token` may finish it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedJob {
     pub merchant_code: String,
     pub kind: PaymentKind,
+    #[sqlx(rename = "payment_id")]
     pub id: PaymentId,
     pub claim_token: Uuid,
     pub attempts: i32,
     pub priority: i16,
-}
-
-#[derive(sqlx::FromRow)]
-struct ClaimedRow {
-    merchant_code: String,
-    kind: PaymentKind,
-    payment_id: String,
-    claim_token: Uuid,
-    attempts: i32,
-    priority: i16,
 }
 
 /// Which due job of the most urgent priority a claim takes first.
@@ -122,27 +113,13 @@ pub async fn claim_picking(
         Pick::Oldest => CLAIM,
         Pick::Newest => CLAIM_NEWEST,
     };
-    let rows: Vec<ClaimedRow> = sqlx::query_as(statement)
+    let mut jobs: Vec<ClaimedJob> = sqlx::query_as(statement)
         .bind(merchant_code)
         .bind(limit)
         .bind(lease.as_secs_f64())
         .fetch_all(pool)
         .await
         .context("claiming sync jobs")?;
-
-    let mut jobs: Vec<ClaimedJob> = rows
-        .into_iter()
-        .map(|row| {
-            Ok(ClaimedJob {
-                merchant_code: row.merchant_code,
-                kind: row.kind,
-                id: PaymentId::parse(&row.payment_id)?,
-                claim_token: row.claim_token,
-                attempts: row.attempts,
-                priority: row.priority,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
     jobs.sort_by_key(|j| j.priority);
     Ok(jobs)
 }

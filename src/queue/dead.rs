@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use super::batch::{in_batches, BATCH};
 use super::{Priority, NOTIFY_CHANNEL};
-use crate::domain::PaymentKind;
+use crate::domain::{PaymentId, PaymentKind};
 
 pub const LIST_DEAD: &str = "select kind, payment_id as id, attempts, last_error, failing_since, updated_at as dead_since
          from sync_jobs
@@ -68,7 +68,8 @@ pub const FORGET_OLD: &str = r#"with old as (
 #[serde(rename_all = "camelCase")]
 pub struct DeadSync {
     pub kind: PaymentKind,
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: PaymentId,
     pub attempts: i32,
     #[schema(required = true)]
     pub last_error: Option<String>,

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use super::payments::{PAYMENTS_WITH_JOBS, PAYMENT_COLUMNS};
 use super::{Change, PaymentRow};
 use crate::domain::JobState;
-use crate::domain::PaymentKind;
+use crate::domain::{PaymentKind, PaymentStatus};
 
 /// What a page of [`search_payments`] is restricted to; `before` is the keyset cursor
 /// (a position in commit order: the page holds payments that last changed before it).
@@ -15,7 +15,7 @@ use crate::domain::PaymentKind;
 pub struct Search {
     pub id_prefix: Option<String>,
     pub kind: Option<PaymentKind>,
-    pub status: Option<String>,
+    pub status: Option<PaymentStatus>,
     pub sync_state: Option<JobState>,
     pub before: Option<i64>,
     pub limit: i64,
@@ -40,7 +40,7 @@ pub async fn search_payments(
     ))
     .bind(merchant_code)
     .bind(search.kind.map(PaymentKind::as_str))
-    .bind(search.status.as_deref())
+    .bind(search.status.as_ref())
     .bind(search.sync_state.map(JobState::as_str))
     .bind(search.id_prefix.as_deref())
     .bind(search.before)

@@ -49,17 +49,13 @@ pub struct Change {
     #[serde(skip)]
     pub position: i64,
     pub kind: PaymentKind,
-    pub id: String,
-    #[serde(serialize_with = "status_text")]
+    #[schema(value_type = String)]
+    pub id: PaymentId,
     #[schema(value_type = String)]
     pub status: PaymentStatus,
-    #[schema(required = true)]
-    pub previous_status: Option<String>,
+    #[schema(required = true, value_type = Option<String>)]
+    pub previous_status: Option<PaymentStatus>,
     pub observed_at: DateTime<Utc>,
-}
-
-fn status_text<S: serde::Serializer>(status: &PaymentStatus, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(status.as_str())
 }
 
 /// Gives what a sync changed its commit-ordered positions and wakes feed readers at

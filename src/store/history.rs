@@ -2,13 +2,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::domain::{PaymentId, PaymentKind};
+use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 
 /// One observed status change.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: PaymentStatus,
     pub observed_at: DateTime<Utc>,
 }
 

@@ -8,14 +8,14 @@ use sqlx::{PgConnection, PgPool};
 use crate::domain::JobState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::platform::PlatformPayment;
-use crate::tokens::permissions_of;
+use crate::tokens::{permissions_of, Permission};
 
 /// A payment with its sync state, as the API serves it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PaymentRow {
     pub merchant_code: String,
     pub kind: PaymentKind,
-    pub id: String,
+    pub id: PaymentId,
     pub status: Option<PaymentStatus>,
     #[sqlx(rename = "final")]
     pub is_final: bool,
@@ -25,10 +25,18 @@ pub struct PaymentRow {
     pub fee_currency_code: Option<String>,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
+    /// The platform's own time (`failureReasons.failedAt`), as the platform wrote it.
     pub failed_at: Option<String>,
     pub payment_method_code: Option<String>,
     pub is_test: Option<bool>,
+    /// The platform's own time (`process.createdAt`), as the platform wrote it.
+    ///
+    /// The platform's times stay text, stored and served verbatim: a mirror must not
+    /// reformat the platform's values (offsets, precision, or a value that is not a
+    /// time at all). paymirror's own times (`first_seen_at`, `synced_at`, `updated_at`)
+    /// are `DateTime<Utc>`.
     pub platform_created_at: Option<String>,
+    /// The platform's own time (`process.processedAt`), as the platform wrote it.
     pub platform_processed_at: Option<String>,
     /// The platform's last answer as Postgres stores it, passed through unparsed.
     pub platform: Option<sqlx::types::Json<Box<RawValue>>>,
@@ -58,7 +66,7 @@ pub(super) const PAYMENTS_WITH_JOBS: &str = "from payments p
 pub struct CheckedPayment {
     #[sqlx(flatten)]
     pub payment: PaymentRow,
-    pub caller: Option<Vec<String>>,
+    pub caller: Option<Vec<Permission>>,
 }
 
 /// The select of one payment by `$1` merchant, `$2` kind, `$3` id, with the
@@ -98,7 +106,7 @@ pub async fn upsert_payment(
     payment: &PlatformPayment,
 ) -> sqlx::Result<Option<Upserted>> {
     let s = &payment.snapshot;
-    let previous: Option<(Option<String>, DateTime<Utc>, bool)> = sqlx::query_as(
+    let previous: Option<(Option<PaymentStatus>, DateTime<Utc>, bool)> = sqlx::query_as(
         "update payments p set
            status = $4, final = $5, amount = $6, currency_code = $7, fee_amount = $8,
            fee_currency_code = $9, failure_code = $10, failure_message = $11, failed_at = $12,
@@ -137,7 +145,7 @@ pub async fn upsert_payment(
     let Some((old_status, first_seen_at, document_changed)) = previous else {
         return stale_or_missing(conn, merchant_code, kind, id).await;
     };
-    let changed = old_status.as_deref() != Some(s.status.as_str());
+    let changed = old_status.as_ref() != Some(&s.status);
     let history_seq = if changed {
         let seq: i64 = sqlx::query_scalar(
             "insert into payment_status_history (merchant_code, kind, payment_id, status, previous_status)
@@ -147,8 +155,8 @@ pub async fn upsert_payment(
         .bind(merchant_code)
         .bind(kind.as_str())
         .bind(id.as_str())
-        .bind(s.status.as_str())
-        .bind(old_status.as_deref())
+        .bind(&s.status)
+        .bind(&old_status)
         .fetch_one(&mut *conn)
         .await?;
         Some(seq)
@@ -223,7 +231,8 @@ pub async fn find_payment(
 /// commit order (see [`publish_changes`](super::publish_changes)).
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub statuses: Vec<String>,
+    /// Empty: any status.
+    pub statuses: Vec<PaymentStatus>,
     pub updated_after: Option<DateTime<Utc>>,
     pub after: Option<i64>,
     pub limit: i64,

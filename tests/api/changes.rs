@@ -96,7 +96,7 @@ async fn writers_committing_out_of_order_never_make_a_reader_skip_a_change() {
     let feed_ids: Vec<String> = feed_page
         .iter()
         .chain(&feed_rest)
-        .map(|c| c.id.clone())
+        .map(|c| c.id.to_string())
         .collect();
     assert_eq!(feed_ids, ["LATE-1", "EARLY-1"]);
     let synced_late: Vec<&str> = list_page
