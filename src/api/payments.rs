@@ -1,3 +1,7 @@
+//! `/v1/payins` and `/v1/payouts`: a payment, a page of them, a payment's history and
+//! callbacks, and a refresh. The hot reads check their token in the statement that
+//! reads the payments.
+
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -1,3 +1,5 @@
+//! [`PaymentKind`]: payin or payout, and its names in paths and rows.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,3 +1,5 @@
+//! [`PaymentStatus`]: the platform's status of a payment, the ones it will add included.
+
 use std::fmt;
 
 /// A payment's processing status as the platform reports it.

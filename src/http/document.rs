@@ -1,3 +1,5 @@
+//! The payment document of SPEC §2, as the API and the console serve it.
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;

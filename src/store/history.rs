@@ -1,3 +1,5 @@
+//! A payment's status history: every status observed, oldest first.
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;

@@ -1,3 +1,6 @@
+//! Payments: the upsert a sync ends in (a final status never replaced by a non-final
+//! one), and the reads by id and by page, each with the presenting token's permissions.
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
