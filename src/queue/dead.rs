@@ -30,14 +30,21 @@ pub const RETRY_DEAD: &str = r#"with dead as (
                from dead d
                where j.merchant_code = d.merchant_code and j.kind = d.kind and j.payment_id = d.payment_id"#;
 
+/// Reconciliations due for payments first seen within the last `$4` seconds: made
+/// pending at priority `$2`, at most `$3`.
+///
+/// A payment is first seen when its sync job is created: the callback, refresh or
+/// reconciliation that made the payment's row made its job in the same statement, so
+/// `sync_jobs.created_at` is `payments.first_seen_at`. Reading it from the job keeps
+/// this statement on one table: joined to `payments`, a database without statistics
+/// would walk the merchant's payments once per job.
 pub const PROMOTE: &str = r#"with due as (
                  select j.merchant_code, j.kind, j.payment_id from sync_jobs j
-                 join payments p on p.merchant_code = j.merchant_code and p.kind = j.kind and p.id = j.payment_id
                  where j.merchant_code = $1 and j.state in ('idle', 'dead') and j.reconcile_at <= now()
-                   and p.first_seen_at > now() - make_interval(secs => $4)
+                   and j.created_at > now() - make_interval(secs => $4)
                  order by j.kind, j.payment_id collate "C"
                  limit $3
-                 for update of j skip locked
+                 for update skip locked
                )
                update sync_jobs j set
                  state = 'pending', priority = $2, run_at = now(), reconcile_at = null,
@@ -49,15 +56,14 @@ pub const PROMOTE: &str = r#"with due as (
 
 /// Reconciliations due for payments first seen longer ago than `$2` seconds: dropped
 /// (no payment is chased past `reconcile.max_age_hours`, whatever its state, even one a
-/// release before this one scheduled).
+/// release before this one scheduled). First seen is the job's creation, as in [`PROMOTE`].
 pub const FORGET_OLD: &str = r#"with old as (
                  select j.merchant_code, j.kind, j.payment_id from sync_jobs j
-                 join payments p on p.merchant_code = j.merchant_code and p.kind = j.kind and p.id = j.payment_id
                  where j.merchant_code = $1 and j.state in ('idle', 'dead') and j.reconcile_at <= now()
-                   and p.first_seen_at <= now() - make_interval(secs => $2)
+                   and j.created_at <= now() - make_interval(secs => $2)
                  order by j.kind, j.payment_id collate "C"
                  limit $3
-                 for update of j skip locked
+                 for update skip locked
                )
                update sync_jobs j set reconcile_at = null, updated_at = now()
                from old o

@@ -18,15 +18,20 @@ pub const FINISH: &str = "update sync_jobs set
            claim_token = null, lease_until = null, rerun_priority = null, updated_at = now()
          where merchant_code = $1 and kind = $2 and payment_id = $3 and claim_token = $4";
 
+/// A failed attempt of the job `$1`/`$2`/`$3` claimed as `$4`: backoff, or `dead`
+/// past its age, with a reconciliation if the payment is not final. The payment is
+/// read by its key from the parameters (once, not per row of a join), and first seen
+/// is the job's creation (see [`PROMOTE`](super::dead::PROMOTE)).
 pub const FAIL: &str = "with cur as (
-           select j.merchant_code, j.kind, j.payment_id, coalesce(p.final, false) as final,
-                  coalesce(p.first_seen_at, now()) as first_seen_at,
+           select j.merchant_code, j.kind, j.payment_id,
+                  coalesce((select p.final from payments p
+                            where p.merchant_code = $1 and p.kind = $2 and p.id = $3), false) as final,
+                  j.created_at as first_seen_at,
                   j.rerun_priority is null
                     and coalesce(j.failing_since, now()) <= now() - make_interval(secs => $8) as dies
            from sync_jobs j
-           left join payments p on p.merchant_code = j.merchant_code and p.kind = j.kind and p.id = j.payment_id
            where j.merchant_code = $1 and j.kind = $2 and j.payment_id = $3 and j.claim_token = $4
-           for update of j
+           for update
          )
          update sync_jobs j set
            attempts = j.attempts + 1,

@@ -60,8 +60,16 @@ pub(super) const PAYMENT_COLUMNS: &str =
     p.platform, p.first_seen_at, p.synced_at, p.updated_at, p.position,
     j.state as sync_state, j.attempts as sync_attempts, j.last_error as sync_last_error";
 
+/// Each payment with its sync job, found by the job's whole key. The `offset 0` keeps
+/// the subquery from being flattened into a join: without statistics (a database
+/// created minutes ago) the planner would otherwise walk every job of the merchant and
+/// kind per payment and filter on the id, since it sees `merchant_code` and `kind`
+/// equal to the statement's parameters.
 pub(super) const PAYMENTS_WITH_JOBS: &str = "from payments p
-  left join sync_jobs j on j.merchant_code = p.merchant_code and j.kind = p.kind and j.payment_id = p.id";
+  left join lateral (select state, attempts, last_error from sync_jobs sj
+                     where sj.merchant_code = p.merchant_code and sj.kind = p.kind
+                       and sj.payment_id = p.id
+                     offset 0) j on true";
 
 /// A payment read together with the permissions of the token that asked for it
 /// (`None`: no active token), checked by the caller: one round trip for both.

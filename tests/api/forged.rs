@@ -151,6 +151,7 @@ async fn no_payment_is_reconciled_past_the_maximum_age() {
     post_callbacks(&app, ["OLD-1", "YOUNG-1"].into_iter().map(str::to_owned)).await;
     sqlx::raw_sql(
         "update payments set first_seen_at = now() - interval '73 hours' where id = 'OLD-1';
+         update sync_jobs set created_at = now() - interval '73 hours' where payment_id = 'OLD-1';
          update sync_jobs set state = 'dead', reconcile_at = now() - interval '1 second'",
     )
     .execute(&app.pool)
