@@ -11,7 +11,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = paymirror::cli::Cli::parse();
-    match paymirror::cli::run(cli).await {
+    let outcome = paymirror::cli::run(cli).await;
+    // The log lines still queued for the writer thread, before the process ends.
+    paymirror::telemetry::finish();
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("paymirror: {e:#}");

@@ -1,12 +1,30 @@
 //! Logging set-up: `tracing` to stderr as text or JSON, filtered by `RUST_LOG` or `log.level`.
 //! Text has ANSI colours only on a terminal, and never with `NO_COLOR` set.
+//!
+//! Lines are written by a thread of their own, never on a request's path: a request
+//! formats its line into a bounded queue ([`LOG_BUFFER_LINES`]) and goes on; the writer
+//! thread drains the queue into a buffer and writes it to stderr in as few writes as
+//! the queue allows. When stderr cannot keep up (a stalled log collector) and the
+//! queue is full, new lines are **dropped, not waited for**: requests are never slowed
+//! by logging. Dropped lines are counted in `paymirror_log_lines_dropped_total`.
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::sync::{Mutex, OnceLock};
 
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogSettings;
+
+/// Log lines queued for the writer thread at most; past it, new lines are dropped
+/// and counted. At 200 bytes a line, a full queue is about 13 MiB.
+pub const LOG_BUFFER_LINES: usize = 65_536;
+
+/// The installed writer's count of dropped lines, and its thread's guard (dropping it
+/// writes what is queued: [`finish`]).
+static WRITER: OnceLock<ErrorCounter> = OnceLock::new();
+static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
 /// Installs the global subscriber; a second call (tests) is a no-op.
 pub fn init(settings: &LogSettings) {
@@ -16,18 +34,51 @@ pub fn init(settings: &LogSettings) {
             settings.level
         ))
     });
+    let (writer, guard) = off_thread(std::io::stderr(), LOG_BUFFER_LINES);
+    let dropped = writer.error_counter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(wants_colour(
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR"),
         ));
-    let _ = if settings.format == "json" {
+    let installed = if settings.format == "json" {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+    if installed.is_ok() {
+        let _ = WRITER.set(dropped);
+        if let Ok(mut kept) = GUARD.lock() {
+            *kept = Some(guard);
+        }
+    }
+}
+
+/// A writer that queues up to `lines` lines for a thread of its own, which writes
+/// them to `out` through a buffer flushed whenever the queue is empty; a line that
+/// finds the queue full is dropped and counted ([`ErrorCounter`]).
+fn off_thread<W: Write + Send + 'static>(out: W, lines: usize) -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(lines)
+        .thread_name("paymirror-log")
+        .finish(BufWriter::with_capacity(64 * 1024, out))
+}
+
+/// Log lines dropped since start because the writer's queue was full.
+pub fn dropped_log_lines() -> u64 {
+    WRITER
+        .get()
+        .map_or(0, |counter| counter.dropped_lines() as u64)
+}
+
+/// Writes every queued log line and stops the writer thread (waiting at most a
+/// second). Called once, as the process ends: lines logged after it are dropped.
+pub fn finish() {
+    let guard = GUARD.lock().ok().and_then(|mut kept| kept.take());
+    drop(guard);
 }
 
 /// Returns whether log text gets ANSI colours: only on a terminal, and not when
@@ -60,6 +111,70 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    /// Stands for a stderr nobody reads: each write waits until the test lets it go.
+    struct Stalled {
+        go: mpsc::Receiver<()>,
+        written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.go.recv();
+            if let Ok(mut written) = self.written.lock() {
+                written.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_beyond_the_queue_are_dropped_and_counted_without_waiting() {
+        let (release, go) = mpsc::channel();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let stalled = Stalled {
+            go,
+            written: written.clone(),
+        };
+        // A buffer smaller than a line, so every line reaches the stalled writer.
+        let (writer, guard) = NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(4)
+            .finish(BufWriter::with_capacity(1, stalled));
+        let dropped = writer.error_counter();
+        for n in 0..100 {
+            // One write a line, as the formatter makes it; returns at once even
+            // though nothing is being written.
+            let _ = writer
+                .make_writer()
+                .write_all(format!("line {n}\n").as_bytes());
+        }
+        // The writer thread holds a line or two, the queue four: the rest dropped.
+        assert!(
+            dropped.dropped_lines() >= 90,
+            "{} dropped",
+            dropped.dropped_lines()
+        );
+        for _ in 0..200 {
+            let _ = release.send(());
+        }
+        drop(guard);
+        let written = written.lock().map(|w| w.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&written);
+        assert!(text.starts_with("line 0\n"), "{text:?}");
+        assert_eq!(
+            text.lines().count() + dropped.dropped_lines(),
+            100,
+            "every line is either written or counted"
+        );
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

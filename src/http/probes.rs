@@ -71,6 +71,8 @@ pub async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse 
         }
         Err(_) => tracing::debug!("queue depth unavailable for /metrics"),
     }
+    ::metrics::counter!("paymirror_log_lines_dropped_total")
+        .absolute(crate::telemetry::dropped_log_lines());
     (
         [(
             axum::http::header::CONTENT_TYPE,

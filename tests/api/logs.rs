@@ -62,6 +62,18 @@ async fn each_request_has_one_plain_access_log_line_with_its_route_and_request_i
         send(http.get(format!("{address}/healthz")), "rid-probe").await,
         200
     );
+    let metrics = http
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("\npaymirror_log_lines_dropped_total 0\n"),
+        "no log line dropped on a drained pipe:\n{metrics}"
+    );
     db.take_down().await;
     let refused = http
         .post(format!("{address}/callbacks/payins"))
@@ -244,9 +256,21 @@ async fn drain(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
-/// Kills the server and returns everything it wrote.
+/// Stops the server as an orchestrator does (SIGTERM, then SIGKILL after 10 s) and
+/// returns everything it wrote: the log lines still queued are written on the way out.
 async fn stop(mut server: Server) -> String {
-    server.child.start_kill().expect("kill");
+    if let Some(pid) = server.child.id() {
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), server.child.wait())
+        .await
+        .is_err()
+    {
+        server.child.start_kill().expect("kill");
+    }
     server.child.wait().await.expect("exit");
     format!(
         "{}{}",
