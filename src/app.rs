@@ -28,13 +28,17 @@ use crate::inbox::Inbox;
 use crate::migrations::migrate;
 use crate::ops::{metrics_handle, Tally};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
-use crate::store::{merge_pending_periodically, prune_periodically, ChangeSignal};
+use crate::store::{
+    analyze_young_tables_periodically, merge_pending_periodically, prune_periodically, ChangeSignal,
+};
 use crate::sync::SyncWorker;
 use crate::tokens::UsageLog;
 use crate::{api, callbacks, console, openapi};
 
 /// How often API token use (last use, count) is written.
 const TOKEN_USE_FLUSH: Duration = Duration::from_secs(2);
+/// How often tables Postgres never analyzed are looked for (and analyzed).
+const YOUNG_TABLES: Duration = Duration::from_secs(5);
 /// How often expired and revoked console sessions are deleted.
 const SESSION_PRUNING: Duration = Duration::from_secs(60);
 
@@ -164,6 +168,11 @@ impl Application {
                 .max(Duration::from_millis(100)),
             shutdown.clone(),
         ));
+        let statistics = tokio::spawn(analyze_young_tables_periodically(
+            state.pool.clone(),
+            YOUNG_TABLES,
+            shutdown.clone(),
+        ));
         let upkeep = tokio::spawn(crate::ops::keep_up(
             state.metrics.clone(),
             Duration::from_secs(5),
@@ -200,7 +209,7 @@ impl Application {
         let mut tasks = writers;
         tasks.extend(worker_task);
         tasks.extend([
-            listening, pruning, merging, recording, upkeep, minutes, sessions,
+            listening, pruning, merging, statistics, recording, upkeep, minutes, sessions,
         ]);
         let left = settings
             .server

@@ -9,8 +9,11 @@ pub const MERCHANT: &str = "M1";
 
 pub use crate::scratch_db::BenchDatabase;
 
-/// The yardstick receivers' tables: one row per callback, as plain as it gets.
-const YARDSTICK_TABLES: [&str; 2] = [
+/// The yardsticks' tables: for the receivers one row per callback, as plain as it
+/// gets; for the bare reads, the documents paymirror serves, byte for byte.
+const YARDSTICK_TABLES: [&str; 3] = [
+    "create table bench_documents (id text primary key, position bigint not null unique,
+       body text not null)",
     "create table bench_naive (id bigserial primary key, kind text not null,
        payment_id text, body jsonb not null, created_at timestamptz not null default now())",
     "create table bench_group_commit (id bigserial primary key, kind text not null,
@@ -85,8 +88,10 @@ const SEED_HISTORY_AND_JOBS: [&str; 3] = [
      from payments where merchant_code = $1 and kind = 'payin'",
 ];
 
-/// Fills the payments the read pairs ask for: `P-1` … `P-count`, synced.
-pub async fn seed_payments(pool: &PgPool, count: u32) -> anyhow::Result<()> {
+/// Fills the payments the read pairs ask for: `P-1` … `P-count`, synced. With
+/// `analyze`, gathers statistics afterwards; without, the database stays as young as
+/// one created a minute ago (the planner has no statistics).
+pub async fn seed_payments(pool: &PgPool, count: u32, analyze: bool) -> anyhow::Result<()> {
     let count = i32::try_from(count).context("too many payments")?;
     sqlx::query(SEED_PAYMENTS)
         .bind(count)
@@ -94,8 +99,10 @@ pub async fn seed_payments(pool: &PgPool, count: u32) -> anyhow::Result<()> {
         .execute(pool)
         .await
         .context("seeding payments")?;
-    // Without statistics, the foreign-key checks below scan `payments` once per row.
-    sqlx::query("analyze payments").execute(pool).await?;
+    // Without statistics, the foreign-key checks below may walk `payments` once per row.
+    if analyze {
+        sqlx::query("analyze payments").execute(pool).await?;
+    }
     for sql in SEED_HISTORY_AND_JOBS {
         sqlx::query(sql)
             .bind(MERCHANT)
@@ -103,14 +110,107 @@ pub async fn seed_payments(pool: &PgPool, count: u32) -> anyhow::Result<()> {
             .await
             .context("seeding history and sync jobs")?;
     }
-    sqlx::query("analyze").execute(pool).await?;
+    if analyze {
+        sqlx::query("analyze").execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// The tables of the run's database.
+async fn tables(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "select relname::text from pg_class
+         where relkind = 'r' and relnamespace = 'public'::regnamespace",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Keeps the database young while the young pairs run: autovacuum off on every table,
+/// so it does not analyze them a minute into the run, as it would in production.
+pub async fn keep_young(pool: &PgPool) -> anyhow::Result<()> {
+    for table in tables(pool).await? {
+        // The names come from the catalogue: quoted, they cannot escape.
+        sqlx::query(&format!(
+            r#"alter table "{table}" set (autovacuum_enabled = false)"#
+        ))
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Returns whether any of paymirror's busiest tables has statistics.
+pub async fn analyzed(pool: &PgPool) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar(
+        "select exists (select from pg_class where relname in ('payments', 'sync_jobs')
+                        and reltuples >= 0)",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Stores the document paymirror serves for each of `P-1` … `P-count` (read with
+/// `token` from `paymirror`), with its payment's position, for the bare reads.
+pub async fn capture_documents(
+    pool: &PgPool,
+    paymirror: &str,
+    token: &str,
+    count: u32,
+) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    let http = reqwest::Client::new();
+    let documents: Vec<anyhow::Result<(String, String)>> = futures_util::stream::iter(1..=count)
+        .map(|n| {
+            let http = http.clone();
+            async move {
+                let id = format!("P-{n}");
+                let body = http
+                    .get(format!("{paymirror}/v1/payins/{id}"))
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await?;
+                Ok((id, body))
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let (mut ids, mut bodies) = (Vec::new(), Vec::new());
+    for document in documents {
+        let (id, body) = document.context("reading paymirror's document")?;
+        ids.push(id);
+        bodies.push(body);
+    }
+    sqlx::query(
+        "insert into bench_documents (id, position, body)
+         select d.id, p.position, d.body from unnest($1::text[], $2::text[]) as d(id, body)
+         join payments p on p.merchant_code = $3 and p.kind = 'payin' and p.id = d.id",
+    )
+    .bind(&ids)
+    .bind(&bodies)
+    .bind(MERCHANT)
+    .execute(pool)
+    .await
+    .context("storing the documents")?;
     Ok(())
 }
 
 /// Vacuums and analyzes the run's database, then checkpoints, so that each pair starts
 /// from a settled database instead of beside the previous pair's autovacuum and
-/// checkpoint (the ingest pairs leave a million rows or more behind them).
+/// checkpoint (the ingest pairs leave a million rows or more behind them). Autovacuum
+/// is on again afterwards, if [`keep_young`] switched it off.
 pub async fn settle(pool: &PgPool) -> anyhow::Result<()> {
+    for table in tables(pool).await? {
+        sqlx::query(&format!(
+            r#"alter table "{table}" reset (autovacuum_enabled)"#
+        ))
+        .execute(pool)
+        .await?;
+    }
     sqlx::query("vacuum (analyze)")
         .execute(pool)
         .await

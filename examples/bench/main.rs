@@ -2,20 +2,25 @@
 //! them, under the same wrk load, interleaved, with the ratios.
 //!
 //! ```sh
-//! cargo run --release --example bench -- [--only naive,group-commit,by-id,page,noop] \
-//!     [--rounds 2] [--duration 10] [--connections 32] [--threads 1] [--warmup 2] [--ids 5000]
+//! cargo build --release && cargo run --release --example bench -- \
+//!     [--only naive,group-commit,by-id,page,noop] [--rounds 2] [--duration 10] \
+//!     [--connections 32] [--threads 1] [--warmup 2] [--ids 5000] [--in-process]
 //! ```
 //!
-//! Creates a database of its own on `--database-url` (dropped afterwards), starts the
-//! real app in this process with `Application::build` (sync disabled: ingest is
-//! measured alone, and the read pairs read payments filled beforehand) and the
-//! yardsticks beside it, each on 127.0.0.1:0 against the same database. Then, per pair,
-//! runs wrk against paymirror and its yardstick in turn, `--rounds` times each, and
-//! prints every run and the means with the ratio paymirror / yardstick. Ingest runs
-//! check that every 2xx left its row committed, and every run records this process's
-//! resident memory. Needs `wrk` on the PATH.
+//! As deployed (the default): the release binary runs as `paymirror serve`, a process
+//! of its own, on its default configuration (`info` logs to a pipe this program
+//! drains, sync on against `paymirror simulator`, the default pool), on a database
+//! created for the run. The read pairs run twice: first on that young database
+//! (never analyzed: autovacuum is held off while they run), then, after the ingest
+//! pairs, on the settled one (vacuumed and analyzed). The yardsticks run in this
+//! process, each on 127.0.0.1:0 against the same database; the read yardsticks serve
+//! the very bytes paymirror serves. `--in-process` measures the older set-up instead:
+//! the app in this process, sync off, `warn` logs, every pair on a settled database.
+//! Ingest runs check that every 2xx left its row committed; every run records
+//! paymirror's resident memory. Needs `wrk` on the PATH.
 
 mod database;
+mod deployed;
 mod load;
 mod memory;
 mod pairs;
@@ -69,6 +74,10 @@ struct Args {
     /// Distinct ids: callbacks cycle over BENCH-1…N, reads over the N payments filled.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     ids: u32,
+    /// The app in this process (sync off, `warn` logs, settled database only) instead
+    /// of the release binary as deployed.
+    #[arg(long)]
+    in_process: bool,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -81,14 +90,23 @@ async fn main() -> anyhow::Result<()> {
         "--threads must not exceed --connections"
     );
     load::ensure_wrk().await?;
-    // Warnings only: paymirror's access log (INFO) would write a line per request.
-    paymirror::telemetry::init(&LogSettings {
-        format: "text".into(),
-        level: "warn".into(),
-    });
+    let binary = if args.in_process {
+        // Warnings only: paymirror's access log (INFO) would write a line per request.
+        paymirror::telemetry::init(&LogSettings {
+            format: "text".into(),
+            level: "warn".into(),
+        });
+        None
+    } else {
+        Some(deployed::binary()?)
+    };
     let db = BenchDatabase::create(&args.server.database_url).await?;
     eprintln!("database {}", db.name);
-    let measured = run(&args, &db).await;
+    let measured = match &binary {
+        Some(binary) => run_deployed(&args, &db, binary).await,
+        None => run(&args, &db).await,
+    };
+    paymirror::telemetry::finish();
     let dropped = db.drop_now().await;
     let all_committed = measured?;
     dropped?;
@@ -96,8 +114,9 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts paymirror and the yardsticks, runs the pairs, stops everything, prints.
-/// Returns whether every ingest run committed a row for every 2xx.
+/// In process: starts paymirror and the yardsticks, runs the pairs on a settled
+/// database, stops everything, prints. Returns whether every ingest run committed a
+/// row for every 2xx.
 async fn run(args: &Args, db: &BenchDatabase) -> anyhow::Result<bool> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut settings =
@@ -113,40 +132,24 @@ async fn run(args: &Args, db: &BenchDatabase) -> anyhow::Result<bool> {
     // The harness's own connections, so that counting rows takes none of the apps'.
     let harness = connect(db, 2).await?;
     database::create_yardstick_tables(&harness).await?;
-    database::seed_payments(&harness, args.ids).await?;
+    database::seed_payments(&harness, args.ids, true).await?;
     let token = paymirror::tokens::create_token(&harness, "bench", &[]).await?;
+    database::capture_documents(&harness, &paymirror_base, &token, args.ids).await?;
 
-    // One pool for the yardsticks (only one runs at a time), as large as paymirror's.
-    let pool = connect(db, pool_size).await?;
-    let (group_commit, group_writer) = yardsticks::group_commit_receiver(pool.clone());
-    let served = [
-        yardsticks::serve(yardsticks::naive_receiver(pool.clone()), stop.clone()).await?,
-        yardsticks::serve(group_commit, stop.clone()).await?,
-        yardsticks::serve(yardsticks::bare_reads(pool.clone()), stop.clone()).await?,
-        yardsticks::serve(yardsticks::noop(), stop.clone()).await?,
-    ];
-    let endpoints = Endpoints {
-        paymirror: paymirror_base,
-        token,
-        naive: served[0].base.clone(),
-        group_commit: served[1].base.clone(),
-        reads: served[2].base.clone(),
-        noop: served[3].base.clone(),
-    };
+    let yardsticks = Yardsticks::start(db, pool_size, &stop).await?;
+    let endpoints = yardsticks.endpoints(paymirror_base, None, token);
     check_reads_answer(&endpoints).await?;
 
-    let measured = run_pairs(args, &endpoints, &harness).await;
+    let measured = run_pairs(args, &endpoints, &harness, false).await;
     stop.cancel();
-    for s in served {
-        let _ = s.task.await;
-    }
-    group_writer.abort();
+    yardsticks.stop().await;
     serving.await.context("paymirror task")??;
     let results = measured?;
     println!(
-        "\n## paymirror benchmark — {}\n",
+        "\n## paymirror benchmark, in process — {}\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
     );
+    println!("- paymirror: in the bench's process, sync off, `warn` logs; settled database");
     println!("- machine: {}", report::describe_machine());
     println!(
         "- load: {}",
@@ -157,13 +160,15 @@ async fn run(args: &Args, db: &BenchDatabase) -> anyhow::Result<bool> {
     Ok(report::print_ingest_checks(&results))
 }
 
-/// Runs each selected pair in turn.
+/// Runs each selected pair in turn. With `young_first`, the read pairs run first on
+/// the young database (kept from autovacuum), before anything settles it.
 async fn run_pairs(
     args: &Args,
     endpoints: &Endpoints,
     harness: &PgPool,
+    young_first: bool,
 ) -> anyhow::Result<Vec<(pairs::Pair, Vec<pairs::Run>)>> {
-    let selected = if args.only.is_empty() {
+    let selected: Vec<PairName> = if args.only.is_empty() {
         PairName::ALL.to_vec()
     } else {
         PairName::ALL
@@ -176,14 +181,164 @@ async fn run_pairs(
         ..shape(args)
     };
     let mut results = Vec::new();
+    if young_first {
+        for name in selected
+            .iter()
+            .copied()
+            .filter(|p| matches!(p, PairName::ById | PairName::Page))
+        {
+            // paymirror analyzes tables Postgres never analyzed within seconds of
+            // their first rows (`store::statistics`); autovacuum is held off.
+            let analyzed = database::analyzed(harness).await?;
+            eprintln!("pair {name} (young database; analyzed by paymirror: {analyzed})");
+            let mut pair = pair(name, endpoints);
+            pair.label = format!("{name}, young database");
+            let runs = run_pair(&pair, harness, shape(args), args.rounds, warmup).await?;
+            results.push((pair, runs));
+        }
+    }
     for name in selected {
         eprintln!("pair {name}");
         database::settle(harness).await?;
-        let pair = pair(name, endpoints);
+        let mut pair = pair(name, endpoints);
+        if young_first && matches!(name, PairName::ById | PairName::Page) {
+            pair.label = format!("{name}, settled database");
+        }
         let runs = run_pair(&pair, harness, shape(args), args.rounds, warmup).await?;
         results.push((pair, runs));
     }
     Ok(results)
+}
+
+/// The yardsticks, served in this process: one pool for all of them (only one runs
+/// at a time), as large as paymirror's and, like a bare app's, not pinging a
+/// connection before each use.
+struct Yardsticks {
+    served: Vec<yardsticks::Served>,
+    group_writer: tokio::task::JoinHandle<()>,
+}
+
+impl Yardsticks {
+    async fn start(
+        db: &BenchDatabase,
+        size: u32,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Yardsticks> {
+        let pool = PgPoolOptions::new()
+            .max_connections(size)
+            .test_before_acquire(false)
+            .connect(db.url.as_str())
+            .await
+            .context("connecting the yardsticks")?;
+        let (group_commit, group_writer) = yardsticks::group_commit_receiver(pool.clone());
+        let served = vec![
+            yardsticks::serve(yardsticks::naive_receiver(pool.clone()), stop.clone()).await?,
+            yardsticks::serve(group_commit, stop.clone()).await?,
+            yardsticks::serve(yardsticks::bare_reads(pool.clone()), stop.clone()).await?,
+            yardsticks::serve(yardsticks::noop(), stop.clone()).await?,
+        ];
+        Ok(Yardsticks {
+            served,
+            group_writer,
+        })
+    }
+
+    fn endpoints(&self, paymirror: String, paymirror_pid: Option<u32>, token: String) -> Endpoints {
+        Endpoints {
+            paymirror,
+            paymirror_pid,
+            token,
+            naive: self.served[0].base.clone(),
+            group_commit: self.served[1].base.clone(),
+            reads: self.served[2].base.clone(),
+            noop: self.served[3].base.clone(),
+        }
+    }
+
+    /// Waits for the yardsticks to stop (the stop token must have fired).
+    async fn stop(self) {
+        for s in self.served {
+            let _ = s.task.await;
+        }
+        self.group_writer.abort();
+    }
+}
+
+/// As deployed: the simulator and `paymirror serve` from the release binary, the
+/// yardsticks in this process; the read pairs on the young database, then every pair
+/// on the settled one. Returns whether every ingest run committed a row for every 2xx.
+async fn run_deployed(
+    args: &Args,
+    db: &BenchDatabase,
+    binary: &std::path::Path,
+) -> anyhow::Result<bool> {
+    let simulator = deployed::start_simulator(binary, MERCHANT).await?;
+    let paymirror =
+        deployed::start_paymirror(binary, db.url.as_str(), &simulator.base, MERCHANT).await?;
+    eprintln!(
+        "paymirror serve (pid {}) at {}",
+        paymirror.pid, paymirror.base
+    );
+    let harness = connect(db, 2).await?;
+    database::keep_young(&harness).await?;
+    database::create_yardstick_tables(&harness).await?;
+    database::seed_payments(&harness, args.ids, false).await?;
+    let token = paymirror::tokens::create_token(&harness, "bench", &[]).await?;
+    database::capture_documents(&harness, &paymirror.base, &token, args.ids).await?;
+
+    let stop = CancellationToken::new();
+    // paymirror's default pool size, so the yardsticks hold as many connections.
+    let pool_size = Settings::load_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))?
+        .database
+        .max_connections;
+    let yardsticks = Yardsticks::start(db, pool_size, &stop).await?;
+    let endpoints = yardsticks.endpoints(paymirror.base.clone(), Some(paymirror.pid), token);
+    check_reads_answer(&endpoints).await?;
+
+    let measured = run_pairs(args, &endpoints, &harness, true).await;
+    let dropped = dropped_log_lines(&paymirror.base).await;
+    stop.cancel();
+    yardsticks.stop().await;
+    let logged = paymirror.stop().await?;
+    simulator.stop().await?;
+    let results = measured?;
+    println!(
+        "\n## paymirror benchmark, as deployed — {}\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    println!(
+        "- paymirror: `{} serve`, its own process, default configuration (info logs, sync on \
+         against `paymirror simulator`, pool {pool_size}); it logged {} lines ({:.1} MiB) to the \
+         pipe this bench drained, and dropped {}",
+        binary.display(),
+        logged.lines,
+        logged.bytes as f64 / 1024.0 / 1024.0,
+        dropped.map_or("? (no answer from /metrics)".into(), |d| d.to_string())
+    );
+    println!("- machine: {}", report::describe_machine());
+    println!(
+        "- load: {}",
+        report::describe_shape(shape(args), args.rounds)
+    );
+    report::print_summary(&results);
+    report::print_runs(&results);
+    Ok(report::print_ingest_checks(&results))
+}
+
+/// paymirror's `paymirror_log_lines_dropped_total`, from its `/metrics`.
+async fn dropped_log_lines(base: &str) -> Option<u64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("paymirror_log_lines_dropped_total "))?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|v| v as u64)
 }
 
 fn shape(args: &Args) -> Shape {
@@ -203,32 +358,44 @@ async fn connect(db: &BenchDatabase, size: u32) -> anyhow::Result<PgPool> {
         .context("connecting to the run's database")
 }
 
-/// Fails unless both read sides answer a filled payment with its document: a read
-/// pair measured against 404s would measure nothing.
+/// Fails unless both read sides answer with the same bytes, a filled payment's
+/// document and the first page: a read pair measured against 404s, or against a
+/// smaller answer, would measure nothing.
 async fn check_reads_answer(at: &Endpoints) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
-    let ours: serde_json::Value = http
+    for path in ["/v1/payins/P-1", "/v1/payins?limit=100"] {
+        let ours = http
+            .get(format!("{}{path}", at.paymirror))
+            .bearer_auth(&at.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        let bare = http
+            .get(format!("{}{path}", at.reads))
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        anyhow::ensure!(
+            ours == bare,
+            "the bare read serves other bytes for {path}:\n{}\n{}",
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&bare)
+        );
+    }
+    let document: serde_json::Value = http
         .get(format!("{}/v1/payins/P-1", at.paymirror))
         .bearer_auth(&at.token)
         .send()
         .await?
-        .error_for_status()?
         .json()
         .await?;
     anyhow::ensure!(
-        ours["status"] == "SUCCESS" && ours["platform"]["process"]["status"] == "SUCCESS",
-        "paymirror did not serve the filled payment P-1: {ours}"
-    );
-    let bare: serde_json::Value = http
-        .get(format!("{}/v1/payins/P-1", at.reads))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    anyhow::ensure!(
-        bare == ours["platform"],
-        "the bare read serves another document"
+        document["status"] == "SUCCESS",
+        "paymirror did not serve the filled payment P-1: {document}"
     );
     Ok(())
 }

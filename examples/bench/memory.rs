@@ -1,5 +1,7 @@
-//! This process's memory, from `/proc/self/status`: the resident set now (`VmRSS`)
+//! A process's memory, from `/proc/<pid>/status`: the resident set now (`VmRSS`)
 //! and its peak (`VmHWM`), which is reset before each run so it is that run's peak.
+//! The process is this one (in-process paymirror, and the yardsticks) or paymirror's
+//! own process (as deployed).
 
 /// Resident memory around one run, in KiB.
 #[derive(Debug, Clone, Copy)]
@@ -14,16 +16,20 @@ pub struct Rss {
 
 /// What was resident before a run; [`Sample::finish`] completes it.
 pub struct Sample {
+    proc_dir: String,
     before_kib: u64,
     reset: bool,
 }
 
 impl Sample {
-    /// Resets the peak (writing 5 to `/proc/self/clear_refs`) and reads the resident set.
-    pub fn start() -> Sample {
-        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    /// Resets the peak of process `pid` (this one if `None`) by writing 5 to its
+    /// `clear_refs`, and reads its resident set.
+    pub fn start(pid: Option<u32>) -> Sample {
+        let proc_dir = pid.map_or("/proc/self".into(), |pid| format!("/proc/{pid}"));
+        let reset = std::fs::write(format!("{proc_dir}/clear_refs"), "5").is_ok();
         Sample {
-            before_kib: read_kib("VmRSS:").unwrap_or(0),
+            before_kib: read_kib(&proc_dir, "VmRSS:").unwrap_or(0),
+            proc_dir,
             reset,
         }
     }
@@ -31,16 +37,16 @@ impl Sample {
     pub fn finish(self) -> Rss {
         Rss {
             before_kib: self.before_kib,
-            after_kib: read_kib("VmRSS:").unwrap_or(0),
-            peak_kib: read_kib("VmHWM:").unwrap_or(0),
+            after_kib: read_kib(&self.proc_dir, "VmRSS:").unwrap_or(0),
+            peak_kib: read_kib(&self.proc_dir, "VmHWM:").unwrap_or(0),
             peak_is_this_run: self.reset,
         }
     }
 }
 
-/// Reads one `Name:   1234 kB` line of `/proc/self/status`.
-fn read_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Reads one `Name:   1234 kB` line of `<proc_dir>/status`.
+fn read_kib(proc_dir: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("{proc_dir}/status")).ok()?;
     status
         .lines()
         .find_map(|line| line.strip_prefix(field))?

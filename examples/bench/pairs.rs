@@ -47,6 +47,8 @@ impl std::fmt::Display for PairName {
 /// One side of a pair: where it listens and what it is sent.
 pub struct Side {
     pub who: &'static str,
+    /// The process whose memory a run records (`None`: this one).
+    pub pid: Option<u32>,
     pub base: String,
     pub requests: Requests,
     pub bearer: Option<String>,
@@ -55,7 +57,8 @@ pub struct Side {
 }
 
 pub struct Pair {
-    pub name: PairName,
+    /// The pair as the tables show it: its name, and the database it ran on.
+    pub label: String,
     pub paymirror: Side,
     pub yardstick: Side,
 }
@@ -63,6 +66,8 @@ pub struct Pair {
 /// Where everything listens, and paymirror's API token.
 pub struct Endpoints {
     pub paymirror: String,
+    /// paymirror's own process, as deployed (`None`: in this process).
+    pub paymirror_pid: Option<u32>,
     pub token: String,
     pub naive: String,
     pub group_commit: String,
@@ -84,6 +89,7 @@ const PAGE: Requests = Requests::Fixed {
 pub fn pair(name: PairName, at: &Endpoints) -> Pair {
     let paymirror = |requests: Requests, bearer: bool, ledger| Side {
         who: "paymirror",
+        pid: at.paymirror_pid,
         base: at.paymirror.clone(),
         requests,
         bearer: bearer.then(|| at.token.clone()),
@@ -91,6 +97,7 @@ pub fn pair(name: PairName, at: &Endpoints) -> Pair {
     };
     let yardstick = |who, base: &str, requests, ledger| Side {
         who,
+        pid: None,
         base: base.to_owned(),
         requests,
         bearer: None,
@@ -129,7 +136,7 @@ pub fn pair(name: PairName, at: &Endpoints) -> Pair {
         ),
     };
     Pair {
-        name,
+        label: name.to_string(),
         paymirror,
         yardstick,
     }
@@ -202,7 +209,7 @@ async fn measure(
         Some(table) => count_rows(pool, table).await?,
         None => 0,
     };
-    let sample = Sample::start();
+    let sample = Sample::start(side.pid);
     let measured = run_wrk(&side.base, &side.requests, shape, side.bearer.as_deref()).await?;
     let rss = sample.finish();
     let committed = match side.ledger {

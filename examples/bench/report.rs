@@ -52,7 +52,7 @@ pub fn print_runs(results: &[(Pair, Vec<Run>)]) {
             let peak_note = if run.rss.peak_is_this_run { "" } else { "*" };
             println!(
                 "| {} | {} | {} {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} → {}{peak_note} → {} |",
-                pair.name,
+                pair.label,
                 run.round,
                 side.who,
                 side.requests.describe(),
@@ -99,7 +99,7 @@ pub fn print_summary(results: &[(Pair, Vec<Run>)]) {
         ] {
             println!(
                 "| {} | {} {} | {:.0} | {:.2} | {:.2} | {} | {ratio} |",
-                pair.name,
+                pair.label,
                 side.who,
                 side.requests.describe(),
                 m.rate,
@@ -129,7 +129,7 @@ pub fn print_ingest_checks(results: &[(Pair, Vec<Run>)]) -> bool {
     let peak = ingest.iter().map(|r| r.rss.peak_kib).max().unwrap_or(0);
     let non_2xx: u64 = ingest.iter().map(|r| r.measured.non_2xx).sum();
     println!(
-        "\npaymirror ingest over {} runs: peak RSS of this process {} MiB; non-2xx {non_2xx}; \
+        "\npaymirror ingest over {} runs: peak RSS of paymirror {} MiB; non-2xx {non_2xx}; \
          every 2xx committed (rows ≥ 2xx, every ingest run of both sides): {}",
         ingest.len(),
         mib(peak),

@@ -17,8 +17,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::database::MERCHANT;
-
 /// Most callbacks the group-commit writer inserts in one statement (paymirror's
 /// `inbox.batch_size` default).
 const GROUP_COMMIT_BATCH: usize = 512;
@@ -127,8 +125,9 @@ async fn write_batches(pool: PgPool, mut waiting: mpsc::Receiver<Waiting>) {
     }
 }
 
-/// `GET /v1/payins/{id}` and `GET /v1/payins?limit=`: one select each, the stored
-/// platform documents returned as the text Postgres renders.
+/// `GET /v1/payins/{id}` and `GET /v1/payins?limit=`: one select each of the very
+/// bytes paymirror serves (captured from it into `bench_documents`), returned as
+/// they are: the ceiling of a read, with nothing around it.
 pub fn bare_reads(pool: PgPool) -> Router {
     Router::new()
         .route("/v1/payins/{id}", get(read_one))
@@ -137,16 +136,14 @@ pub fn bare_reads(pool: PgPool) -> Router {
 }
 
 async fn read_one(State(pool): State<PgPool>, Path(id): Path<String>) -> Response {
-    let doc: Result<Option<Option<String>>, _> = sqlx::query_scalar(
-        "select platform::text from payments where merchant_code = $1 and kind = 'payin' and id = $2",
-    )
-    .bind(MERCHANT)
-    .bind(id)
-    .fetch_optional(&pool)
-    .await;
+    let doc: Result<Option<String>, _> =
+        sqlx::query_scalar("select body from bench_documents where id = $1")
+            .bind(id)
+            .fetch_optional(&pool)
+            .await;
     match doc {
-        Ok(Some(Some(doc))) => json_text(doc),
-        Ok(_) => StatusCode::NOT_FOUND.into_response(),
+        Ok(Some(doc)) => json_text(doc),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
@@ -156,13 +153,14 @@ struct PageQuery {
     limit: Option<i64>,
 }
 
+/// The first page in paymirror's shape: `{"items":[…],"nextCursor":"p<position>"}`
+/// (`null` on a short page), assembled by Postgres as one text.
 async fn read_page(State(pool): State<PgPool>, Query(q): Query<PageQuery>) -> Response {
     let page: Result<String, _> = sqlx::query_scalar(
-        "select coalesce(json_agg(platform), '[]')::text from (
-           select platform from payments where merchant_code = $1 and kind = 'payin'
-           order by position limit $2) p",
+        "select '{\"items\":[' || coalesce(string_agg(body, ',' order by position), '') || '],\"nextCursor\":'
+                || case when count(*) = $1 then '\"p' || max(position) || '\"' else 'null' end || '}'
+         from (select position, body from bench_documents order by position limit $1) p",
     )
-    .bind(MERCHANT)
     .bind(q.limit.unwrap_or(100).clamp(1, 1000))
     .fetch_one(&pool)
     .await;

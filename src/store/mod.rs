@@ -8,6 +8,7 @@ mod callbacks;
 mod changes;
 mod history;
 mod payments;
+mod statistics;
 
 pub use browse::{latest_changes, search_payments, Search};
 pub use callback_position::{CallbackPosition, Towards, CURSOR_PATTERN};
@@ -21,6 +22,7 @@ pub use payments::{
     find_payment, find_payment_checked, list_payments, list_payments_checked, upsert_payment,
     CheckedPayment, ListFilter, PaymentRow, Upserted,
 };
+pub use statistics::{analyze_young_tables, analyze_young_tables_periodically};
 
 /// The hot statements, for the plan checks of `tests/explain.rs`.
 pub mod sql {

@@ -33,6 +33,7 @@ mod queue;
 mod reconcile;
 mod recovery;
 mod replica;
+mod statistics;
 mod status_api;
 mod sync;
 mod tokens;

@@ -1,0 +1,81 @@
+//! A young database gets statistics as soon as it holds rows: without them, Postgres
+//! may serve a payment by id through `payments_by_position`, reading every payment of
+//! the merchant's kind per read.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::helpers::{eventually, TestApp};
+
+/// The index the generic plan of a read by key takes.
+async fn index_of_a_read_by_key(app: &TestApp) -> String {
+    let mut conn = app.pool.acquire().await.expect("a connection");
+    sqlx::raw_sql(
+        "set plan_cache_mode = force_generic_plan;
+         deallocate all;
+         prepare by_key as select id from payments where merchant_code = $1 and kind = $2 and id = $3",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("prepare");
+    let row = sqlx::query("explain (format json) execute by_key('M1', 'payin', 'P-77')")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("explain");
+    let plan: Value = row.try_get(0).expect("a JSON plan");
+    plan[0]["Plan"]["Index Name"]
+        .as_str()
+        .unwrap_or("no index")
+        .to_owned()
+}
+
+/// Waits until Postgres has statistics for every table of `tables`.
+async fn analyzed(app: &TestApp, tables: &[&str]) -> Vec<String> {
+    eventually(Duration::from_secs(30), || async {
+        let analyzed: Vec<String> = sqlx::query_scalar(
+            "select relname::text from pg_class
+             where relname = any($1) and reltuples >= 0 order by relname",
+        )
+        .bind(tables)
+        .fetch_all(&app.pool)
+        .await
+        .ok()?;
+        (analyzed.len() == tables.len()).then_some(analyzed)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn tables_filled_before_autovacuum_gets_to_them_are_analyzed_within_seconds() {
+    let app = TestApp::spawn().await;
+    // Autovacuum off, so only paymirror can analyze the tables in this test.
+    sqlx::raw_sql(
+        "alter table payments set (autovacuum_enabled = false);
+         alter table sync_jobs set (autovacuum_enabled = false);
+         insert into payments (merchant_code, kind, id)
+         select 'M1', case when g % 2 = 0 then 'payin' else 'payout' end, 'P-' || g
+         from generate_series(1, 20000) g",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("a young database with 20,000 payments");
+    assert_eq!(analyzed(&app, &["payments"]).await, ["payments"]);
+    assert_eq!(index_of_a_read_by_key(&app).await, "payments_pkey");
+
+    // The foreign-key check of each job is a read by key: before the payments had
+    // statistics, this statement walked 10,000 payments per job (minutes).
+    sqlx::raw_sql(
+        "set statement_timeout = '20s';
+         insert into sync_jobs (merchant_code, kind, payment_id, state, priority)
+         select merchant_code, kind, id, 'idle', 0 from payments",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("20,000 jobs");
+    assert_eq!(
+        analyzed(&app, &["payments", "sync_jobs"]).await,
+        ["payments", "sync_jobs"]
+    );
+}
