@@ -99,8 +99,14 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
+        let lanes = crate::db::Lanes::new(
+            pool.clone(),
+            settings.database.read_lanes,
+            settings.database.ping_after_idle,
+        );
         let state = AppState::new(AppParts {
             pool,
+            lanes,
             merchant_code,
             inbox,
             metrics: metrics_handle(),

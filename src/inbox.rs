@@ -282,10 +282,10 @@ impl Held {
             Some(mut conn) => {
                 match crate::db::ping_if_due(&mut conn, idle_for, ping_after_idle).await {
                     Ok(()) => conn,
-                    Err(_) => connect(pool).await?,
+                    Err(_) => crate::db::connect_outside_pool(pool).await?,
                 }
             }
-            None => connect(pool).await?,
+            None => crate::db::connect_outside_pool(pool).await?,
         };
         Ok(self.conn.insert(conn))
     }
@@ -312,16 +312,6 @@ impl Held {
             }
         }
     }
-}
-
-/// Opens a connection with `pool`'s options. Failing to, the server may have gone
-/// away: the pool's connections become suspect (see [`crate::db::needs_ping`]).
-async fn connect(pool: &PgPool) -> sqlx::Result<PgConnection> {
-    let connected = PgConnection::connect_with(&pool.connect_options()).await;
-    if connected.is_err() {
-        crate::db::suspect_connections();
-    }
-    connected
 }
 
 /// How a batch's callbacks ended, by kind, outcome and result: one count per group

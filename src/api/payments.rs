@@ -80,9 +80,12 @@ async fn find_checked(
     kind: PaymentKind,
     id: &PaymentId,
 ) -> Result<PaymentDocument, ApiError> {
+    let mut lane = state.lanes.acquire().await?;
     let found =
-        store::find_payment_checked(&state.pool, &state.merchant_code, kind, id, token.hash())
-            .await?;
+        store::find_payment_checked(&mut *lane, &state.merchant_code, kind, id, token.hash()).await;
+    lane.settle(&found);
+    drop(lane);
+    let found = found?;
     let Some(found) = found else {
         auth::check(state, token, Permission::Read).await?;
         return Err(ApiError::NotFound(format!(
@@ -276,14 +279,13 @@ async fn list_checked(
     kind: PaymentKind,
     filter: &ListFilter,
 ) -> Result<Page, ApiError> {
-    let rows = store::list_payments_checked(
-        &state.pool,
-        &state.merchant_code,
-        kind,
-        filter,
-        token.hash(),
-    )
-    .await?;
+    let mut lane = state.lanes.acquire().await?;
+    let rows =
+        store::list_payments_checked(&mut *lane, &state.merchant_code, kind, filter, token.hash())
+            .await;
+    lane.settle(&rows);
+    drop(lane);
+    let rows = rows?;
     match rows.first() {
         Some(first) => auth::admit(state, token, first.caller.clone(), Permission::Read)?,
         None => auth::check(state, token, Permission::Read).await?,

@@ -16,6 +16,11 @@ impl DatabaseSettings {
         })
     }
 
+    /// Connections of the pool: `max_connections` less the read lanes, at least one.
+    pub fn pool_size(&self) -> u32 {
+        self.max_connections.saturating_sub(self.read_lanes).max(1)
+    }
+
     /// Returns a lazily connecting pool: start-up does not fail if Postgres is briefly away.
     ///
     /// Every session gets a `statement_timeout`, an idle-in-transaction timeout and
@@ -48,7 +53,8 @@ impl DatabaseSettings {
                     Ok(true)
                 })
             })
-            .max_connections(self.max_connections)
+            // The read lanes hold the rest of `max_connections` (`db::Lanes`).
+            .max_connections(self.pool_size())
             .acquire_timeout(self.acquire_timeout)
             .connect_lazy_with(options))
     }

@@ -154,6 +154,12 @@ impl Settings {
             "must be 60-3600",
         )?;
         require(
+            self.database.read_lanes < self.database.max_connections,
+            "database.read_lanes",
+            "PAYMIRROR__DATABASE__READ_LANES",
+            "must be less than database.max_connections",
+        )?;
+        require(
             self.sync.concurrency >= 1,
             "sync.concurrency",
             "PAYMIRROR__SYNC__CONCURRENCY",

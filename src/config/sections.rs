@@ -45,6 +45,8 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
+    /// Of `max_connections`, those held for the hot reads outside the pool (`db::Lanes`).
+    pub read_lanes: u32,
     #[serde(rename = "acquire_timeout_ms", deserialize_with = "units::millis")]
     pub acquire_timeout: Duration,
     #[serde(rename = "statement_timeout_ms", deserialize_with = "units::millis")]

@@ -21,6 +21,8 @@ pub struct AppState(Arc<AppParts>);
 /// The fields of [`AppState`], reached through it.
 pub struct AppParts {
     pub pool: PgPool,
+    /// Connections held outside the pool for the hot reads (a payment, a page).
+    pub lanes: crate::db::Lanes,
     pub merchant_code: Arc<str>,
     pub inbox: Inbox,
     pub metrics: PrometheusHandle,

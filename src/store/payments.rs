@@ -211,7 +211,7 @@ async fn stale_or_missing(
 /// Returns the payment with the permissions of the token hashed as `token_hash`,
 /// or `None` if paymirror never heard of it (the token is then not checked).
 pub async fn find_payment_checked(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     merchant_code: &str,
     kind: PaymentKind,
     id: &PaymentId,
@@ -222,7 +222,7 @@ pub async fn find_payment_checked(
         .bind(kind.as_str())
         .bind(id.as_str())
         .bind(token_hash)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await
 }
 
@@ -269,7 +269,7 @@ pub static LIST_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
 /// after the cursor, each with the permissions of the token hashed as `token_hash`
 /// (an empty page does not check the token).
 pub async fn list_payments_checked(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     merchant_code: &str,
     kind: PaymentKind,
     filter: &ListFilter,
@@ -283,7 +283,7 @@ pub async fn list_payments_checked(
         .bind(filter.after.unwrap_or(0))
         .bind(filter.limit)
         .bind(token_hash)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await
 }
 

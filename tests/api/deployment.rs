@@ -14,6 +14,7 @@ async fn postgres_over_tls_with_sslmode_require() {
     let settings = DatabaseSettings {
         url: format!("{}?sslmode=require", db.url).into(),
         max_connections: 1,
+        read_lanes: 0,
         acquire_timeout: Duration::from_millis(3000),
         statement_timeout: Duration::from_secs(10),
         ping_after_idle: Duration::from_millis(500),

@@ -101,6 +101,7 @@ pub fn test_settings(db: &TestDatabase, platform_base_url: &str) -> Settings {
         .pointed_at(db.url.as_str(), platform_base_url, "M1", "sim-secret");
     settings.database.acquire_timeout = Duration::from_millis(1000);
     settings.database.max_connections = 5;
+    settings.database.read_lanes = 1;
     settings.sync.enabled = false;
     settings.sync.poll_interval = Duration::from_millis(100);
     settings.sync.backoff_base = Duration::from_millis(10);

@@ -18,6 +18,7 @@ mod forged;
 mod helpers;
 mod hostile;
 mod isolation;
+mod lanes;
 mod load_balancer;
 mod logs;
 mod long_poll;

@@ -1,4 +1,9 @@
-//! What a database error means: for the row that caused it, and for the connections.
+//! What a database error means: for the row that caused it, and for the connections;
+//! when a connection is pinged; and the read lanes (connections held outside the pool).
+
+mod lanes;
+
+pub use lanes::{LaneConnection, Lanes};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -78,6 +83,17 @@ fn ping_due(
 ) -> bool {
     idle_for >= ping_after_idle
         || (suspect_since_us != 0 && given_back <= Duration::from_micros(suspect_since_us))
+}
+
+/// Opens a connection with `pool`'s options, outside it. Failing to, the server may
+/// have gone away: the pool's connections become suspect (see [`needs_ping`]).
+pub async fn connect_outside_pool(pool: &sqlx::PgPool) -> sqlx::Result<sqlx::PgConnection> {
+    let connected =
+        <sqlx::PgConnection as sqlx::Connection>::connect_with(&pool.connect_options()).await;
+    if connected.is_err() {
+        suspect_connections();
+    }
+    connected
 }
 
 /// Returns the SQLSTATE when Postgres refused the *data* of a statement (a data
