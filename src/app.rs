@@ -103,6 +103,7 @@ impl Application {
             pool.clone(),
             settings.database.read_lanes,
             settings.database.ping_after_idle,
+            settings.database.acquire_timeout,
         );
         let state = AppState::new(AppParts {
             pool,

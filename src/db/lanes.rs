@@ -9,15 +9,14 @@
 //! its connection rather than keep it, and one whose connection failed is dropped
 //! too. Like the pool, a lane idle for `database.ping_after_idle_ms`, or given back
 //! before the last connection failure, is pinged before its next read
-//! ([`super::needs_ping`]). A read that finds every lane busy takes a pooled
-//! connection, so the lanes never queue a request.
+//! ([`super::needs_ping`]). A read that finds every lane busy waits for one, as it
+//! would for a pooled connection, at most `database.acquire_timeout_ms`.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A lane's connection between reads, with when its last read finished.
@@ -32,47 +31,48 @@ pub struct Lanes {
     free: std::sync::Arc<Semaphore>,
     pool: PgPool,
     ping_after_idle: Duration,
+    acquire_timeout: Duration,
 }
 
-/// A connection for one read: a lane's or, all lanes being busy, a pooled one. Call
-/// [`LaneConnection::settle`] with the read's result when it is done.
+/// A lane's connection for one read. Call [`LaneConnection::settle`] with the read's
+/// result when it is done.
 pub struct LaneConnection<'a> {
     lanes: &'a Lanes,
-    conn: Taken,
-}
-
-enum Taken {
-    Lane {
-        /// Taken out only by `drop`.
-        conn: Option<PgConnection>,
-        _permit: OwnedSemaphorePermit,
-        /// Settled with a result that leaves the connection fit for another read.
-        keep: bool,
-    },
-    Pooled(PoolConnection<Postgres>),
+    /// Taken out only by `drop`.
+    conn: Option<PgConnection>,
+    _permit: OwnedSemaphorePermit,
+    /// Settled with a result that leaves the connection fit for another read.
+    keep: bool,
 }
 
 impl Lanes {
-    /// `lanes` connections (opened on first use) beside `pool`, whose options they share.
-    pub fn new(pool: PgPool, lanes: u32, ping_after_idle: Duration) -> Lanes {
+    /// `lanes` connections (at least one, opened on first use) beside `pool`, whose
+    /// options they share; a read waits at most `acquire_timeout` for a free lane.
+    pub fn new(
+        pool: PgPool,
+        lanes: u32,
+        ping_after_idle: Duration,
+        acquire_timeout: Duration,
+    ) -> Lanes {
         Lanes {
             idle: Mutex::new(Vec::new()),
-            free: std::sync::Arc::new(Semaphore::new(lanes as usize)),
+            free: std::sync::Arc::new(Semaphore::new(lanes.max(1) as usize)),
             pool,
             ping_after_idle,
+            acquire_timeout,
         }
     }
 
-    /// Returns a free lane's connection (opened, or pinged if due, as needed), or a
-    /// pooled connection if every lane is busy.
+    /// Returns a free lane's connection (opened, or pinged if due, as needed), waiting
+    /// for one at most the acquire timeout (then `PoolTimedOut`, as the pool says).
     pub async fn acquire(&self) -> sqlx::Result<LaneConnection<'_>> {
-        let Ok(permit) = self.free.clone().try_acquire_owned() else {
-            let pooled = self.pool.acquire().await?;
-            return Ok(LaneConnection {
-                lanes: self,
-                conn: Taken::Pooled(pooled),
-            });
-        };
+        let permit =
+            match tokio::time::timeout(self.acquire_timeout, self.free.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(permit)) => permit,
+                _ => return Err(sqlx::Error::PoolTimedOut),
+            };
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(Idle { mut conn, used }) => {
@@ -85,11 +85,9 @@ impl Lanes {
         };
         Ok(LaneConnection {
             lanes: self,
-            conn: Taken::Lane {
-                conn: Some(conn),
-                _permit: permit,
-                keep: false,
-            },
+            conn: Some(conn),
+            _permit: permit,
+            keep: false,
         })
     }
 
@@ -104,12 +102,10 @@ impl LaneConnection<'_> {
     /// for the next read unless the connection failed (then every idle connection
     /// becomes suspect, as for the pool).
     pub fn settle<T>(&mut self, result: &sqlx::Result<T>) {
-        if let Taken::Lane { keep, .. } = &mut self.conn {
-            *keep = match result {
-                Err(e) => !super::note_failure(e),
-                Ok(_) => true,
-            };
-        }
+        self.keep = match result {
+            Err(e) => !super::note_failure(e),
+            Ok(_) => true,
+        };
     }
 }
 
@@ -117,16 +113,14 @@ impl Drop for LaneConnection<'_> {
     /// Gives a settled lane's connection back; one not settled (its read was
     /// cancelled mid-statement, or failed the connection) is closed.
     fn drop(&mut self) {
-        if let Taken::Lane {
-            conn, keep: true, ..
-        } = &mut self.conn
-        {
-            if let (Some(conn), Ok(mut idle)) = (conn.take(), self.lanes.idle.lock()) {
-                idle.push(Idle {
-                    conn,
-                    used: Instant::now(),
-                });
-            }
+        if !self.keep {
+            return;
+        }
+        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.lanes.idle.lock()) {
+            idle.push(Idle {
+                conn,
+                used: Instant::now(),
+            });
         }
     }
 }
@@ -135,19 +129,13 @@ impl Deref for LaneConnection<'_> {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        match &self.conn {
-            Taken::Lane { conn, .. } => conn.as_ref().unwrap_or_else(|| unreachable_taken()),
-            Taken::Pooled(pooled) => pooled,
-        }
+        self.conn.as_ref().unwrap_or_else(|| unreachable_taken())
     }
 }
 
 impl DerefMut for LaneConnection<'_> {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        match &mut self.conn {
-            Taken::Lane { conn, .. } => conn.as_mut().unwrap_or_else(|| unreachable_taken()),
-            Taken::Pooled(pooled) => pooled,
-        }
+        self.conn.as_mut().unwrap_or_else(|| unreachable_taken())
     }
 }
 

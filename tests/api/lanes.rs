@@ -22,7 +22,12 @@ async fn backend_pid(lanes: &Lanes) -> i32 {
 async fn a_settled_read_keeps_its_lane_and_a_cancelled_one_closes_it() {
     let db = TestDatabase::create().await;
     let pool = PgPool::connect(db.url.as_str()).await.expect("a pool");
-    let lanes = Lanes::new(pool.clone(), 1, Duration::from_secs(60));
+    let lanes = Lanes::new(
+        pool.clone(),
+        1,
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+    );
 
     let first = backend_pid(&lanes).await;
     assert_eq!(lanes.idle(), 1);
@@ -52,20 +57,33 @@ async fn a_settled_read_keeps_its_lane_and_a_cancelled_one_closes_it() {
 }
 
 #[tokio::test]
-async fn a_read_finding_every_lane_busy_takes_a_pooled_connection() {
+async fn a_read_finding_every_lane_busy_waits_for_one_and_no_longer_than_the_timeout() {
     let db = TestDatabase::create().await;
     let pool = PgPool::connect(db.url.as_str()).await.expect("a pool");
-    let lanes = Lanes::new(pool.clone(), 1, Duration::from_secs(60));
+    let lanes = Lanes::new(
+        pool.clone(),
+        1,
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+    );
 
     let mut busy = lanes.acquire().await.expect("the one lane");
-    let held: i32 = sqlx::query_scalar("select pg_backend_pid()")
+    let held: Result<i32, _> = sqlx::query_scalar("select pg_backend_pid()")
         .fetch_one(&mut *busy)
-        .await
-        .expect("a pid");
-    let other = backend_pid(&lanes).await;
-    assert_ne!(other, held);
-    assert_eq!(lanes.idle(), 0, "a pooled connection is not kept as a lane");
+        .await;
+    busy.settle(&held);
+    let waited = lanes.acquire().await;
+    assert!(
+        matches!(waited, Err(sqlx::Error::PoolTimedOut)),
+        "the second read gives up after the acquire timeout"
+    );
+    drop(waited);
     drop(busy);
+    assert_eq!(
+        backend_pid(&lanes).await,
+        held.expect("a pid"),
+        "once given back, the lane serves the next read"
+    );
     pool.close().await;
 }
 
@@ -73,7 +91,12 @@ async fn a_read_finding_every_lane_busy_takes_a_pooled_connection() {
 async fn a_failed_statement_keeps_the_lane_and_a_lost_connection_does_not() {
     let db = TestDatabase::create().await;
     let pool = PgPool::connect(db.url.as_str()).await.expect("a pool");
-    let lanes = Lanes::new(pool.clone(), 1, Duration::from_secs(60));
+    let lanes = Lanes::new(
+        pool.clone(),
+        1,
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+    );
     let first = backend_pid(&lanes).await;
 
     let mut lane = lanes.acquire().await.expect("a lane");
