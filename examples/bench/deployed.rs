@@ -61,12 +61,14 @@ pub async fn start_simulator(binary: &Path, merchant: &str) -> anyhow::Result<Pr
 
 /// Starts `paymirror serve` on a free port against `database_url`, syncing from
 /// `platform`: every other setting is the compiled default (it runs in an empty
-/// directory, so no `config/` file applies, and no `PAYMIRROR__*` of this shell).
+/// directory, so no `config/` file applies, and no `PAYMIRROR__*` of this shell),
+/// unless `extra_env` sets it.
 pub async fn start_paymirror(
     binary: &Path,
     database_url: &str,
     platform: &str,
     merchant: &str,
+    extra_env: &[(String, String)],
 ) -> anyhow::Result<Process> {
     let port = free_port()?;
     let dir = std::env::temp_dir().join(format!("paymirror-bench-{}", std::process::id()));
@@ -80,7 +82,8 @@ pub async fn start_paymirror(
         .env("PAYMIRROR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("PAYMIRROR__PLATFORM__BASE_URL", platform)
         .env("PAYMIRROR__PLATFORM__MERCHANT_CODE", merchant)
-        .env("PAYMIRROR__PLATFORM__SECRET", SECRET);
+        .env("PAYMIRROR__PLATFORM__SECRET", SECRET)
+        .envs(extra_env.iter().map(|(k, v)| (k, v)));
     let base = format!("http://127.0.0.1:{port}");
     start(command, base, "/readyz").await
 }

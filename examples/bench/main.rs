@@ -78,6 +78,10 @@ struct Args {
     /// of the release binary as deployed.
     #[arg(long)]
     in_process: bool,
+    /// Extra environment for `paymirror serve` as deployed (`KEY=VALUE`, repeatable),
+    /// to measure a setting against the default: `--paymirror-env PAYMIRROR__INBOX__WRITERS=2`.
+    #[arg(long, value_parser = parse_env_pair)]
+    paymirror_env: Vec<(String, String)>,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -273,8 +277,14 @@ async fn run_deployed(
     binary: &std::path::Path,
 ) -> anyhow::Result<bool> {
     let simulator = deployed::start_simulator(binary, MERCHANT).await?;
-    let paymirror =
-        deployed::start_paymirror(binary, db.url.as_str(), &simulator.base, MERCHANT).await?;
+    let paymirror = deployed::start_paymirror(
+        binary,
+        db.url.as_str(),
+        &simulator.base,
+        MERCHANT,
+        &args.paymirror_env,
+    )
+    .await?;
     eprintln!(
         "paymirror serve (pid {}) at {}",
         paymirror.pid, paymirror.base
@@ -323,6 +333,12 @@ async fn run_deployed(
     report::print_summary(&results);
     report::print_runs(&results);
     Ok(report::print_ingest_checks(&results))
+}
+
+fn parse_env_pair(pair: &str) -> Result<(String, String), String> {
+    pair.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{pair:?} is not KEY=VALUE"))
 }
 
 /// paymirror's `paymirror_log_lines_dropped_total`, from its `/metrics`.
