@@ -245,11 +245,16 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let callbacks = Router::new()
         .route("/callbacks/payins", post(callbacks::receive_payin))
         .route("/callbacks/payouts", post(callbacks::receive_payout))
-        .layer(DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            CallbackSlots::new(&settings.server),
-            admission::limit_callbacks,
-        ));
+        // One `layer` call for the pair: each call wraps every route once more (one
+        // more boxed service to clone and call per request).
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(
+                    CallbackSlots::new(&settings.server),
+                    admission::limit_callbacks,
+                ))
+                .layer(DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES)),
+        );
     // The API bounds its own routes: a long poll may hold its request longer.
     let answered = Router::new()
         .merge(callbacks)
@@ -266,10 +271,6 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     Router::new()
         .merge(answered)
         .merge(v1)
-        .layer(RequestBodyTimeoutLayer::new(
-            settings.server.body_read_timeout,
-        ))
-        .layer(middleware::from_fn(render_foreign_errors))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::map_request(requests::drop_unusable_request_id))
@@ -285,7 +286,11 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
                         .on_failure(requests::on_body_failure),
                 )
                 .layer(PropagateRequestIdLayer::new(requests::REQUEST_ID))
-                .layer(middleware::from_fn(requests::record_request)),
+                .layer(middleware::from_fn(requests::record_request))
+                .layer(middleware::from_fn(render_foreign_errors))
+                .layer(RequestBodyTimeoutLayer::new(
+                    settings.server.body_read_timeout,
+                )),
         )
         .with_state(state)
 }

@@ -5,6 +5,8 @@
 //! Routes are labelled by their matched template (`/v1/{kinds}/{id}`), never the raw
 //! path: ids in labels would make a series per payment.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
@@ -95,34 +97,70 @@ pub fn on_body_failure(class: ServerErrorsFailureClass, latency: Duration, _span
 /// other answers at DEBUG, everything else at INFO.
 pub async fn record_request(request: Request, next: Next) -> Response {
     let method = method_label(request.method());
-    let route = route_label(&request).to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(request).await;
     let latency = started.elapsed();
-    let status = response.status();
-    let is_probe = PROBES.contains(&route.as_str());
-    metrics::counter!(
-        "paymirror_http_requests_total",
-        "method" => method,
-        "route" => route.clone(),
-        "status" => status.as_u16().to_string()
-    )
-    .increment(1);
-    metrics::histogram!(
-        "paymirror_http_request_duration_seconds",
-        "method" => method,
-        "route" => route
-    )
-    .record(latency.as_secs_f64());
-    let (status, latency_ms) = (status.as_u16(), millis(latency));
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let status = response.status().as_u16();
+    with_request_metrics(method, route, status, |m| {
+        m.requests.increment(1);
+        m.duration.record(latency.as_secs_f64());
+    });
+    let latency_ms = millis(latency);
     if status >= 500 {
         tracing::error!(target: ACCESS_LOG, status, latency_ms, "answered with a server error");
-    } else if is_probe {
+    } else if PROBES.contains(&route) {
         tracing::debug!(target: ACCESS_LOG, status, latency_ms, "answered");
     } else {
         tracing::info!(target: ACCESS_LOG, status, latency_ms, "answered");
     }
     response
+}
+
+/// The HTTP metrics of one method, route and status.
+struct RequestMetrics {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// Label sets seen by this thread, by method and status, then route: each request
+/// finds its handles with two lookups and no allocation, rather than building its
+/// labels and having the registry hash and find them. Bounded: a few methods, the
+/// statuses the service answers, the route templates.
+type Seen = HashMap<(&'static str, u16), HashMap<Box<str>, RequestMetrics>>;
+
+thread_local! {
+    static REQUEST_METRICS: RefCell<Seen> = RefCell::new(HashMap::new());
+}
+
+fn with_request_metrics(
+    method: &'static str,
+    route: &str,
+    status: u16,
+    record: impl FnOnce(&RequestMetrics),
+) {
+    REQUEST_METRICS.with_borrow_mut(|seen| {
+        let routes = seen.entry((method, status)).or_default();
+        if let Some(found) = routes.get(route) {
+            return record(found);
+        }
+        let made = RequestMetrics {
+            requests: metrics::counter!(
+                "paymirror_http_requests_total",
+                "method" => method,
+                "route" => route.to_owned(),
+                "status" => status.to_string()
+            ),
+            duration: metrics::histogram!(
+                "paymirror_http_request_duration_seconds",
+                "method" => method,
+                "route" => route.to_owned()
+            ),
+        };
+        record(&made);
+        routes.insert(route.into(), made);
+    });
 }
 
 /// Returns the matched route template, or [`UNMATCHED`].

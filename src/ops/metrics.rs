@@ -79,7 +79,7 @@ pub const SERIES: &[Series] = &[
     counter("paymirror_stale_reads_total", "Platform answers older than the stored final status: logged and counted, never stored."),
     counter("paymirror_dead_syncs_total", "Syncs that gave up (see `paymirror syncs dead`)."),
     gauge("paymirror_sync_jobs", "Sync jobs of this merchant by state (pending, running, dead), read from Postgres at scrape time. Cluster-wide: every replica reports the same value, aggregate with max, not sum."),
-    counter("paymirror_log_lines_dropped_total", "Log lines dropped because the log writer's queue (65,536 lines) was full: stderr did not keep up. Requests never wait for logging."),
+    counter("paymirror_log_lines_dropped_total", "Log lines dropped because the log writer's buffer (16 MiB) was full: stderr did not keep up. Requests never wait for logging."),
     gauge("paymirror_oldest_due_sync_seconds", "How late the oldest due pending sync is, read from Postgres at scrape time. Cluster-wide: every replica reports the same value, aggregate with max, not sum."),
 ];
 

@@ -1,0 +1,126 @@
+//! Logging set-up: `tracing` to stderr as text or JSON, filtered by `RUST_LOG` or `log.level`.
+//! Text has ANSI colours only on a terminal, and never with `NO_COLOR` set.
+//!
+//! Lines are written by a thread of their own, never on a request's path: a request
+//! formats its line into a bounded buffer ([`LOG_BUFFER_BYTES`]) and goes on; the
+//! writer thread writes the buffer to stderr every few milliseconds ([`writer`]).
+//! When stderr cannot keep up (a stalled log collector) and the buffer is full, new
+//! lines are **dropped, not waited for**: requests are never slowed by logging.
+//! Dropped lines are counted in `paymirror_log_lines_dropped_total`.
+
+mod writer;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::sync::{Mutex, OnceLock};
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogSettings;
+
+/// Bytes of log lines buffered for the writer thread at most; past it, new lines are
+/// dropped and counted. At about 200 bytes a line, 80,000 lines: four seconds of
+/// access log at full callback load, for a log collector that stalls.
+pub const LOG_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+
+/// The installed writer (its count of dropped lines), and its thread's guard
+/// (dropping it writes what is buffered: [`finish`]).
+static WRITER: OnceLock<writer::LineWriter> = OnceLock::new();
+static GUARD: Mutex<Option<writer::Guard>> = Mutex::new(None);
+
+/// Installs the global subscriber; a second call (tests) is a no-op.
+pub fn init(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{},sqlx=warn,hyper=info,reqwest=info",
+            settings.level
+        ))
+    });
+    let ansi = wants_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    let (writer, guard) = match writer::spawn(std::io::stderr(), LOG_BUFFER_BYTES) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            // No thread to spare: lines are written on the caller's path instead.
+            let installed = if settings.format == "json" {
+                builder.json().with_writer(std::io::stderr).try_init()
+            } else {
+                builder.with_writer(std::io::stderr).try_init()
+            };
+            if installed.is_ok() {
+                tracing::warn!(error = %e, "no log writer thread; logging on the callers' path");
+            }
+            return;
+        }
+    };
+    let builder = builder.with_writer(writer.clone());
+    let installed = if settings.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    if installed.is_ok() {
+        let _ = WRITER.set(writer);
+        if let Ok(mut kept) = GUARD.lock() {
+            *kept = Some(guard);
+        }
+    }
+}
+
+/// Log lines dropped since start because the writer's buffer was full.
+pub fn dropped_log_lines() -> u64 {
+    WRITER.get().map_or(0, writer::LineWriter::dropped)
+}
+
+/// Writes every buffered log line and stops the writer thread. Called once, as the
+/// process ends: lines logged after it are dropped.
+pub fn finish() {
+    let guard = GUARD.lock().ok().and_then(|mut kept| kept.take());
+    drop(guard);
+}
+
+/// Returns whether log text gets ANSI colours: only on a terminal, and not when
+/// `NO_COLOR` is set to anything but the empty string (no-color.org). On a pipe or
+/// in a file (a container's log driver) escapes would be noise for grep and parsers.
+fn wants_colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutdown signal received; draining");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(wants_colour(true, None));
+        assert!(wants_colour(true, Some(OsString::new())));
+        assert!(!wants_colour(true, Some("1".into())));
+        assert!(!wants_colour(false, None));
+        assert!(!wants_colour(false, Some("1".into())));
+    }
+}
