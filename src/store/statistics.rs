@@ -24,15 +24,24 @@ const NEVER_ANALYZED: &str = "select c.relname::text from pg_class c
      order by c.relname";
 
 /// Analyzes every table that holds rows and was never analyzed; returns their names.
-/// A table another session is analyzing (another replica) is skipped.
+/// A table another session is analyzing (another replica) is skipped, quietly:
+/// replicas started together all find the same young tables, and Postgres's "lock
+/// not available" warning would reach every other replica's log as a WARN line.
 pub async fn analyze_young_tables(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     let tables: Vec<String> = sqlx::query_scalar(NEVER_ANALYZED).fetch_all(pool).await?;
     for table in &tables {
         // The name comes from the catalogue, quoted: it cannot escape.
         let quoted = format!("\"{}\"", table.replace('"', "\"\""));
-        sqlx::raw_sql(&format!("analyze (skip_locked) {quoted}"))
-            .execute(pool)
+        let analyze = format!("analyze (skip_locked) {quoted}");
+        let mut tx = pool.begin().await?;
+        sqlx::query("set local client_min_messages = error")
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(&analyze)
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
     }
     Ok(tables)
 }

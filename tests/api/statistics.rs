@@ -79,3 +79,91 @@ async fn tables_filled_before_autovacuum_gets_to_them_are_analyzed_within_second
         ["payments", "sync_jobs"]
     );
 }
+
+/// Log output captured for the current thread.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut held) = self.0.lock() {
+            held.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Replicas started together all find the same young tables: the one that gets a
+/// table's lock analyzes it, the others skip it. Skipping is expected, so it must not
+/// reach the operators' logs as Postgres's "lock not available" warning.
+#[tokio::test]
+async fn a_table_another_replica_is_analyzing_is_skipped_without_a_warning() {
+    let db = crate::helpers::TestDatabase::create().await;
+    let pool = sqlx::PgPool::connect(db.url.as_str())
+        .await
+        .expect("a pool");
+    paymirror::migrations::migrator()
+        .run(&pool)
+        .await
+        .expect("migrated");
+    sqlx::raw_sql(
+        "alter table payments set (autovacuum_enabled = false);
+         insert into payments (merchant_code, kind, id) values ('M1', 'payin', 'P-1')",
+    )
+    .execute(&pool)
+    .await
+    .expect("a payment");
+    // The statistics collector reports the row within a second or so.
+    eventually(Duration::from_secs(30), || async {
+        let live: i64 = sqlx::query_scalar(
+            "select n_live_tup from pg_stat_user_tables where relname = 'payments'",
+        )
+        .fetch_one(&pool)
+        .await
+        .ok()?;
+        (live > 0).then_some(())
+    })
+    .await;
+    // Another replica's analyze, as far as locks go.
+    let mut other = pool.begin().await.expect("a transaction");
+    sqlx::query("lock table payments in share update exclusive mode")
+        .execute(&mut *other)
+        .await
+        .expect("the lock analyze takes");
+
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer({
+            let captured = captured.clone();
+            move || captured.clone()
+        })
+        .finish();
+    let analyzed = {
+        let _default = tracing::subscriber::set_default(subscriber);
+        paymirror::store::analyze_young_tables(&pool).await
+    };
+    other.rollback().await.expect("rolled back");
+
+    assert!(analyzed.is_ok(), "{analyzed:?}");
+    let logged = captured
+        .0
+        .lock()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .unwrap_or_default();
+    assert!(
+        !logged.contains("skipping analyze"),
+        "the skip reached the logs:\n{logged}"
+    );
+    let analyzed_since: Option<f32> =
+        sqlx::query_scalar("select reltuples from pg_class where relname = 'payments'")
+            .fetch_one(&pool)
+            .await
+            .expect("reltuples");
+    assert_eq!(analyzed_since, Some(-1.0), "the locked table was skipped");
+}
