@@ -44,7 +44,10 @@ impl LoadBalancer {
         };
         let http = app.http.clone();
         let probe = format!("{}/healthz", lb.internal);
-        eventually(Duration::from_secs(10), || {
+        // HAProxy passes requests once its health check has seen `/readyz` answer;
+        // on a loaded CI machine a first check can time out, and the server then
+        // needs `rise 2` checks `inter 2s` apart: 10 s was cut once (2026-12-06).
+        eventually(Duration::from_secs(30), || {
             let (http, probe) = (http.clone(), probe.clone());
             async move {
                 let answer = http.get(&probe).send().await.ok()?;
