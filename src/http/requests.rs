@@ -101,7 +101,7 @@ pub async fn record_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(request).await;
     let latency = started.elapsed();
-    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let route = label_of(route.as_ref());
     let status = response.status().as_u16();
     with_request_metrics(method, route, status, |m| {
         m.requests.increment(1);
@@ -165,10 +165,12 @@ fn with_request_metrics(
 
 /// Returns the matched route template, or [`UNMATCHED`].
 fn route_label(request: &Request) -> &str {
-    request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED, MatchedPath::as_str)
+    label_of(request.extensions().get::<MatchedPath>())
+}
+
+/// The route label of a matched template, or [`UNMATCHED`].
+fn label_of(matched: Option<&MatchedPath>) -> &str {
+    matched.map_or(UNMATCHED, MatchedPath::as_str)
 }
 
 fn method_label(method: &Method) -> &'static str {

@@ -43,33 +43,45 @@ pub fn init(settings: &LogSettings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi);
-    let (writer, guard) = match writer::spawn(std::io::stderr(), LOG_BUFFER_BYTES) {
-        Ok(spawned) => spawned,
+    let json = settings.format == "json";
+    match writer::spawn(std::io::stderr(), LOG_BUFFER_BYTES) {
+        Ok((writer, guard)) => {
+            if install(builder.with_writer(writer.clone()), json) {
+                let _ = WRITER.set(writer);
+                if let Ok(mut kept) = GUARD.lock() {
+                    *kept = Some(guard);
+                }
+            }
+        }
         Err(e) => {
             // No thread to spare: lines are written on the caller's path instead.
-            let installed = if settings.format == "json" {
-                builder.json().with_writer(std::io::stderr).try_init()
-            } else {
-                builder.with_writer(std::io::stderr).try_init()
-            };
-            if installed.is_ok() {
+            if install(builder.with_writer(std::io::stderr), json) {
                 tracing::warn!(error = %e, "no log writer thread; logging on the callers' path");
             }
-            return;
         }
-    };
-    let builder = builder.with_writer(writer.clone());
-    let installed = if settings.format == "json" {
+    }
+}
+
+/// Installs `builder` as the global subscriber, as JSON lines or text; returns
+/// whether it was installed (not if one already was).
+fn install<W>(
+    builder: tracing_subscriber::fmt::SubscriberBuilder<
+        tracing_subscriber::fmt::format::DefaultFields,
+        tracing_subscriber::fmt::format::Format,
+        EnvFilter,
+        W,
+    >,
+    json: bool,
+) -> bool
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let installed = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
-    if installed.is_ok() {
-        let _ = WRITER.set(writer);
-        if let Ok(mut kept) = GUARD.lock() {
-            *kept = Some(guard);
-        }
-    }
+    installed.is_ok()
 }
 
 /// Log lines dropped since start because the writer's buffer was full.

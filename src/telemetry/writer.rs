@@ -152,10 +152,23 @@ impl Drop for Guard {
 mod tests {
     use super::*;
 
-    /// Stands for a stderr nobody reads: each write waits until the test lets it go.
+    /// Stands for stderr: each write waits until the test lets it go (one write per
+    /// message, every write once the sender is dropped), then keeps what it was given.
     struct Stalled {
         go: mpsc::Receiver<()>,
         written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    /// An output that holds every write until the returned sender is dropped, and
+    /// what it has written.
+    fn stalled_output() -> (Stalled, mpsc::Sender<()>, Arc<Mutex<Vec<u8>>>) {
+        let (release, go) = mpsc::channel();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let out = Stalled {
+            go,
+            written: written.clone(),
+        };
+        (out, release, written)
     }
 
     impl Write for Stalled {
@@ -179,12 +192,7 @@ mod tests {
 
     #[test]
     fn lines_beyond_the_buffer_are_dropped_and_counted_without_waiting() -> anyhow::Result<()> {
-        let (release, go) = mpsc::channel();
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let stalled = Stalled {
-            go,
-            written: written.clone(),
-        };
+        let (stalled, release, written) = stalled_output();
         // Room for ten 8-byte lines ("line 00\n").
         let (writer, guard) = spawn(stalled, 80)?;
         for n in 0..100 {
@@ -195,7 +203,7 @@ mod tests {
         }
         // The writer thread holds at most one buffer's worth, the buffer another.
         assert!(writer.dropped() >= 80, "{} dropped", writer.dropped());
-        std::thread::spawn(move || while release.send(()).is_ok() {});
+        drop(release);
         drop(guard);
         let text = written_text(&written);
         assert!(text.starts_with("line 00\n"), "{text:?}");
@@ -211,13 +219,8 @@ mod tests {
 
     #[test]
     fn lines_are_written_within_a_flush_and_all_of_them_at_the_end() -> anyhow::Result<()> {
-        let (release, go) = mpsc::channel();
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let out = Stalled {
-            go,
-            written: written.clone(),
-        };
-        std::thread::spawn(move || while release.send(()).is_ok() {});
+        let (out, release, written) = stalled_output();
+        drop(release);
         let (writer, guard) = spawn(out, 1 << 20)?;
         writer.clone().write_all(b"first\n")?;
         // Written by the thread on its own, with no further line to push it out.
