@@ -32,7 +32,7 @@ use crate::store::{
     analyze_young_tables_periodically, merge_pending_periodically, prune_periodically, ChangeSignal,
 };
 use crate::sync::SyncWorker;
-use crate::tokens::UsageLog;
+use crate::tokens::{CheckedTokens, UsageLog};
 use crate::{api, callbacks, console, openapi};
 
 /// How often API token use (last use, count) is written.
@@ -113,6 +113,7 @@ impl Application {
             metrics: metrics_handle(),
             changes: ChangeSignal::default(),
             token_use: UsageLog::default(),
+            checked_tokens: CheckedTokens::default(),
             console: ConsoleState::new(&settings, tally, client),
         });
         Ok(Application {
@@ -190,6 +191,12 @@ impl Application {
             TOKEN_USE_FLUSH,
             shutdown.clone(),
         ));
+        let token_changes = tokio::spawn(
+            state
+                .checked_tokens
+                .clone()
+                .run(state.pool.clone(), shutdown.clone()),
+        );
         let minutes = tokio::spawn(crate::ops::keep_minutes(
             state.pool.clone(),
             state.merchant_code.clone(),
@@ -216,7 +223,15 @@ impl Application {
         let mut tasks = writers;
         tasks.extend(worker_task);
         tasks.extend([
-            listening, pruning, merging, statistics, recording, upkeep, minutes, sessions,
+            listening,
+            pruning,
+            merging,
+            statistics,
+            recording,
+            token_changes,
+            upkeep,
+            minutes,
+            sessions,
         ]);
         let left = settings
             .server

@@ -9,8 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::background::{every, Merge, Pending};
 
+mod checked;
 mod permission;
 
+pub use checked::{CheckedTokens, Ticket, CHANNEL as CHANGES_CHANNEL};
 pub use permission::Permission;
 
 pub const TOKEN_LEN: usize = 30;
@@ -28,10 +30,14 @@ pub struct TokenInfo {
 
 /// Returns the SHA-256 of a secret as lowercase hex: what the database keeps instead of it.
 pub(crate) fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(token.as_bytes());
+    let mut hex = String::with_capacity(2 * digest.len());
+    for b in digest {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    hex
 }
 
 /// Creates a token for `account`, deactivating its earlier ones, and returns it.

@@ -10,7 +10,7 @@ use crate::inbox::Inbox;
 use crate::ops::Tally;
 use crate::platform::PlatformClient;
 use crate::store::ChangeSignal;
-use crate::tokens::UsageLog;
+use crate::tokens::{CheckedTokens, UsageLog};
 
 /// What every handler can reach: one shared allocation, so the clone each request's
 /// extractors and middleware take is one reference count, not one per field (cloning
@@ -30,6 +30,8 @@ pub struct AppParts {
     pub changes: ChangeSignal,
     /// API token use, written every few seconds rather than on each request.
     pub token_use: UsageLog,
+    /// The tokens this replica found active, until a change is heard.
+    pub checked_tokens: CheckedTokens,
     /// The operator console's settings, counts and view of the platform client.
     pub console: ConsoleState,
 }

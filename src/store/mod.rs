@@ -28,5 +28,7 @@ pub use statistics::{analyze_young_tables, analyze_young_tables_periodically};
 pub mod sql {
     pub use super::callbacks::{LIST_IGNORED, LIST_NEWER_FOR_PAYMENT, LIST_OLDER_FOR_PAYMENT};
     pub use super::changes::{LIST_CHANGES, PUBLISH};
-    pub use super::payments::{FIND_PAYMENT_CHECKED, LIST_PAYMENTS};
+    pub use super::payments::{
+        FIND_PAYMENT, FIND_PAYMENT_CHECKED, LIST_PAYMENTS, LIST_PAYMENTS_CHECKED,
+    };
 }

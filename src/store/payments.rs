@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use std::sync::LazyLock;
 
 use sqlx::postgres::PgRow;
-use sqlx::{Column, FromRow, PgConnection, PgPool, Postgres, Row};
+use sqlx::{Column, FromRow, PgConnection, Postgres, Row};
 
 use crate::domain::JobState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
@@ -137,8 +137,15 @@ impl<'r> FromRow<'r, PgRow> for CheckedPayment {
     }
 }
 
-/// The select of one payment by `$1` merchant, `$2` kind, `$3` id, with the
-/// permissions of the token hash `$4` as `caller`.
+/// The select of one payment by `$1` merchant, `$2` kind, `$3` id.
+pub static FIND_PAYMENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "select {PAYMENT_COLUMNS} {PAYMENTS_WITH_JOBS}
+         where p.merchant_code = $1 and p.kind = $2 and p.id = $3"
+    )
+});
+
+/// [`FIND_PAYMENT`] with the permissions of the token hash `$4` as `caller`.
 pub static FIND_PAYMENT_CHECKED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS}
@@ -283,16 +290,19 @@ pub async fn find_payment_checked(
         .await
 }
 
-/// Returns the payment, or `None` if paymirror never heard of it:
-/// [`find_payment_checked`] without a token.
+/// Returns the payment, or `None` if paymirror never heard of it; no token is read.
 pub async fn find_payment(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     merchant_code: &str,
     kind: PaymentKind,
     id: &PaymentId,
 ) -> sqlx::Result<Option<PaymentRow>> {
-    let found = find_payment_checked(pool, merchant_code, kind, id, "").await?;
-    Ok(found.map(|f| f.payment))
+    sqlx::query_as(&FIND_PAYMENT)
+        .bind(merchant_code)
+        .bind(kind.as_str())
+        .bind(id.as_str())
+        .fetch_optional(db)
+        .await
 }
 
 /// What a page of payments is restricted to; `after` is the cursor: a position in
@@ -306,18 +316,23 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
-/// The page query of [`list_payments`]: `$1` merchant, `$2` kind, `$3` statuses,
-/// `$4` updated after, `$5` cursor, `$6` limit, and the permissions of the token
-/// hash `$7` as `caller`.
-pub static LIST_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS}
-         where p.merchant_code = $1 and p.kind = $2
+/// The conditions and order of a page: `$1` merchant, `$2` kind, `$3` statuses,
+/// `$4` updated after, `$5` cursor, `$6` limit.
+const PAGE: &str = "where p.merchant_code = $1 and p.kind = $2
            and (cardinality($3::text[]) = 0 or p.status = any($3))
            and ($4::timestamptz is null or p.updated_at > $4)
            and p.position > $5
          order by p.position
-         limit $6",
+         limit $6";
+
+/// The page query of [`list_payments`].
+pub static LIST_PAYMENTS: LazyLock<String> =
+    LazyLock::new(|| format!("select {PAYMENT_COLUMNS} {PAYMENTS_WITH_JOBS} {PAGE}"));
+
+/// [`LIST_PAYMENTS`] with the permissions of the token hash `$7` as `caller`.
+pub static LIST_PAYMENTS_CHECKED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS} {PAGE}",
         permissions_of(7)
     )
 });
@@ -332,7 +347,7 @@ pub async fn list_payments_checked(
     filter: &ListFilter,
     token_hash: &str,
 ) -> sqlx::Result<Vec<CheckedPayment>> {
-    sqlx::query_as(&LIST_PAYMENTS)
+    sqlx::query_as(&LIST_PAYMENTS_CHECKED)
         .bind(merchant_code)
         .bind(kind.as_str())
         .bind(&filter.statuses)
@@ -344,13 +359,21 @@ pub async fn list_payments_checked(
         .await
 }
 
-/// [`list_payments_checked`] without a token.
+/// Returns up to `limit` payments in the order they last changed (commit order),
+/// after the cursor; no token is read.
 pub async fn list_payments(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     merchant_code: &str,
     kind: PaymentKind,
     filter: &ListFilter,
 ) -> sqlx::Result<Vec<PaymentRow>> {
-    let rows = list_payments_checked(pool, merchant_code, kind, filter, "").await?;
-    Ok(rows.into_iter().map(|r| r.payment).collect())
+    sqlx::query_as(&LIST_PAYMENTS)
+        .bind(merchant_code)
+        .bind(kind.as_str())
+        .bind(&filter.statuses)
+        .bind(filter.updated_after)
+        .bind(filter.after.unwrap_or(0))
+        .bind(filter.limit)
+        .fetch_all(db)
+        .await
 }

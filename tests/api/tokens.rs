@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use paymirror::tokens::{self, Permission};
 
 use crate::helpers::{assert_error, TestApp};
@@ -25,7 +27,112 @@ async fn a_revoked_token_is_never_valid_again() {
         .expect("revoked");
     app.token("other", &[]).await;
 
-    assert_error(app.get("/v1/payins", Some(&token)).await, 401).await;
+    // The replica remembered the token until the database's notice of the change.
+    refused_soon(&app, "/v1/payins", &token, 401).await;
+    for path in ["/v1/payins", "/v1/payins/P-1", "/v1/payouts", "/v1/changes"] {
+        assert_error(app.get(path, Some(&token)).await, 401).await;
+    }
+}
+
+/// Waits until `path` answers `status` to `token` (a replica hears of a token's change
+/// from the database, milliseconds after it commits), then checks the answer's body.
+async fn refused_soon(app: &TestApp, path: &str, token: &str, status: u16) {
+    let answer = crate::helpers::eventually(Duration::from_secs(10), || async {
+        let answer = app.get(path, Some(token)).await;
+        (answer.status() == status).then_some(answer)
+    })
+    .await;
+    assert_error(answer, status).await;
+}
+
+/// Waits for the replica's connection listening for token changes; returns its pid.
+async fn token_listener(app: &TestApp) -> i32 {
+    crate::helpers::eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar(
+            "select pid from pg_stat_activity
+             where datname = current_database()
+               and query ilike 'listen%paymirror_api_tokens%'",
+        )
+        .fetch_optional(&app.pool)
+        .await
+        .ok()
+        .flatten()
+    })
+    .await
+}
+
+/// A replica remembers the tokens it found active; the database itself announces a
+/// change, so one made by hand (or by an older release) is heard as well.
+#[tokio::test]
+async fn a_token_changed_by_hand_is_refused_by_a_replica_that_remembered_it() {
+    let app = TestApp::spawn().await;
+    token_listener(&app).await;
+    let stored = app.post_callback("payins", r#"{"idEntity":"P-1"}"#).await;
+    assert_eq!(stored.status(), 200);
+    let reader = app.token("reader", &[]).await;
+    let writer = app.token("writer", &[Permission::Write]).await;
+    for token in [&reader, &writer] {
+        for path in ["/v1/payins/P-1", "/v1/payins"] {
+            assert_eq!(app.get(path, Some(token)).await.status(), 200);
+        }
+    }
+
+    sqlx::query("update api_tokens set active = false where account = 'reader'")
+        .execute(&app.pool)
+        .await
+        .expect("deactivated by hand");
+    refused_soon(&app, "/v1/payins/P-1", &reader, 401).await;
+    assert_error(app.get("/v1/payins", Some(&reader)).await, 401).await;
+
+    sqlx::query("update api_tokens set permissions = '{admin}' where account = 'writer'")
+        .execute(&app.pool)
+        .await
+        .expect("re-permissioned by hand");
+    refused_soon(&app, "/v1/payins", &writer, 403).await;
+    assert_error(app.get("/v1/payins/P-1", Some(&writer)).await, 403).await;
+
+    sqlx::query("delete from api_tokens")
+        .execute(&app.pool)
+        .await
+        .expect("deleted by hand");
+    refused_soon(&app, "/v1/payins/P-1", &writer, 401).await;
+}
+
+/// A notice sent while the replica's listening connection is down is lost: the replica
+/// forgets every token when it loses the connection, and checks each in the database
+/// until it listens again.
+#[tokio::test]
+async fn a_replica_that_lost_its_listening_connection_forgets_every_token() {
+    let app = TestApp::spawn().await;
+    let listener = token_listener(&app).await;
+    let token = app.token("billing", &[]).await;
+    assert_eq!(app.get("/v1/payins", Some(&token)).await.status(), 200);
+    assert_eq!(app.get("/v1/payins", Some(&token)).await.status(), 200);
+
+    // No notice this time: the change is made with the triggers off, after the
+    // listening connection is gone.
+    let terminated: bool = sqlx::query_scalar("select pg_terminate_backend($1)")
+        .bind(listener)
+        .fetch_one(&app.pool)
+        .await
+        .expect("terminated");
+    assert!(terminated);
+    let mut tx = app.pool.begin().await.expect("a transaction");
+    sqlx::query("alter table api_tokens disable trigger user")
+        .execute(&mut *tx)
+        .await
+        .expect("triggers off");
+    sqlx::query("update api_tokens set active = false")
+        .execute(&mut *tx)
+        .await
+        .expect("deactivated");
+    sqlx::query("alter table api_tokens enable trigger user")
+        .execute(&mut *tx)
+        .await
+        .expect("triggers on");
+    tx.commit().await.expect("committed");
+
+    refused_soon(&app, "/v1/payins", &token, 401).await;
 }
 
 #[tokio::test]
