@@ -19,7 +19,8 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::callbacks::admission::{self, CallbackSlots};
-use crate::config::Settings;
+use crate::config::{PlatformSettings, Settings};
+use crate::domain::Merchants;
 use crate::http::server::{self, answer_within};
 use crate::http::{
     error_response, probes, render_foreign_errors, requests, AppParts, AppState, ConsoleState,
@@ -46,7 +47,8 @@ const SESSION_PRUNING: Duration = Duration::from_secs(60);
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    worker: SyncWorker,
+    /// One per merchant, the default merchant's first.
+    workers: Vec<SyncWorker>,
     writers: Vec<JoinHandle<()>>,
     settings: Settings,
 }
@@ -59,38 +61,41 @@ impl Application {
         settings.validate_for_serve()?;
         migrate(&settings.database).await?;
         let pool = settings.database.pool()?;
-        let merchant_code: Arc<str> = settings.platform.merchant_code.as_str().into();
-        let max_rps = settings.platform.max_rps;
-        let limiter = Arc::new(if settings.platform.shared_budget {
-            let in_flight_bound =
-                settings.platform.connect_timeout + settings.platform.request_timeout;
-            let budget = SharedBudget::new(
-                pool.clone(),
-                &merchant_code,
-                max_rps,
-                WINDOW,
-                in_flight_bound,
-            )
-            .await?;
-            RateLimiter::with_shared_budget(max_rps, budget)
-        } else {
-            RateLimiter::new(max_rps)
-        });
         let tally = Tally::default();
-        let client = Arc::new(
-            PlatformClient::new(&settings.platform, limiter)?.counting_into(tally.clone()),
-        );
-        let worker = SyncWorker::new(
-            pool.clone(),
-            merchant_code.clone(),
-            client.clone(),
-            settings.sync.clone(),
-            settings.reconcile.clone(),
-        )
-        .counting_into(tally.clone());
+        // Each merchant has its own token, rate budget (shared across replicas),
+        // pause, outage detection and workers: one merchant refused, throttled or
+        // down never holds another's syncs.
+        let mut workers = Vec::new();
+        let mut clients = Vec::new();
+        for merchant in settings.merchants()? {
+            let platform = PlatformSettings {
+                base_url: merchant.base_url,
+                merchant_code: merchant.code,
+                secret: merchant.secret,
+                max_rps: merchant.max_rps,
+                ..settings.platform.clone()
+            };
+            let code: Arc<str> = platform.merchant_code.as_str().into();
+            let limiter = Arc::new(limiter(&pool, &platform).await?);
+            let client =
+                Arc::new(PlatformClient::new(&platform, limiter)?.counting_into(tally.clone()));
+            workers.push(
+                SyncWorker::new(
+                    pool.clone(),
+                    code,
+                    client.clone(),
+                    settings.sync.clone(),
+                    settings.reconcile.clone(),
+                )
+                .counting_into(tally.clone()),
+            );
+            clients.push(client);
+        }
+        let merchants = Merchants::new(workers.iter().map(|w| w.merchant_code().clone()).collect());
+        let merchant_code = merchants.default_code().clone();
+        let client = clients.swap_remove(0);
         let (inbox, writers) = Inbox::start(
             pool.clone(),
-            merchant_code.clone(),
             &settings.inbox,
             settings.database.ping_after_idle,
             tally.clone(),
@@ -109,6 +114,7 @@ impl Application {
             pool,
             lanes,
             merchant_code,
+            merchants,
             inbox,
             metrics: metrics_handle(),
             changes: ChangeSignal::default(),
@@ -119,7 +125,7 @@ impl Application {
         Ok(Application {
             listener,
             state,
-            worker,
+            workers,
             writers,
             settings,
         })
@@ -136,9 +142,18 @@ impl Application {
         &self.state.pool
     }
 
-    /// The worker, for driving syncs by hand (tests run it with `sync.enabled = false`).
+    /// The default merchant's worker, for driving syncs by hand (tests run it with
+    /// `sync.enabled = false`).
     pub fn worker(&self) -> SyncWorker {
-        self.worker.clone()
+        self.workers[0].clone()
+    }
+
+    /// The worker of a configured merchant.
+    pub fn worker_for(&self, merchant_code: &str) -> Option<SyncWorker> {
+        self.workers
+            .iter()
+            .find(|w| &**w.merchant_code() == merchant_code)
+            .cloned()
     }
 
     /// Serves HTTP and runs the sync workers until `shutdown` fires; then stops taking
@@ -148,14 +163,18 @@ impl Application {
         let Application {
             listener,
             state,
-            worker,
+            workers,
             writers,
             settings,
         } = self;
-        let worker_task = settings
-            .sync
-            .enabled
-            .then(|| tokio::spawn(worker.run(shutdown.clone())));
+        let worker_tasks: Vec<JoinHandle<()>> = if settings.sync.enabled {
+            workers
+                .into_iter()
+                .map(|w| tokio::spawn(w.run(shutdown.clone())))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let listening = tokio::spawn(
             state
                 .changes
@@ -221,7 +240,7 @@ impl Application {
         // the worker lets its fetches finish, the other tasks stop; all within what is
         // left of the grace period.
         let mut tasks = writers;
-        tasks.extend(worker_task);
+        tasks.extend(worker_tasks);
         tasks.extend([
             listening,
             pruning,
@@ -260,6 +279,14 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let callbacks = Router::new()
         .route("/callbacks/payins", post(callbacks::receive_payin))
         .route("/callbacks/payouts", post(callbacks::receive_payout))
+        .route(
+            "/callbacks/{merchant}/payins",
+            post(callbacks::receive_merchant_payin),
+        )
+        .route(
+            "/callbacks/{merchant}/payouts",
+            post(callbacks::receive_merchant_payout),
+        )
         // One `layer` call for the pair: each call wraps every route once more (one
         // more boxed service to clone and call per request).
         .layer(
@@ -308,4 +335,23 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
                 )),
         )
         .with_state(state)
+}
+
+/// The merchant's rate limiter: its `max_rps` shared with every replica through
+/// Postgres (`platform.shared_budget`), or this process's alone.
+async fn limiter(pool: &PgPool, platform: &PlatformSettings) -> anyhow::Result<RateLimiter> {
+    let max_rps = platform.max_rps;
+    if !platform.shared_budget {
+        return Ok(RateLimiter::new(max_rps));
+    }
+    let in_flight_bound = platform.connect_timeout + platform.request_timeout;
+    let budget = SharedBudget::new(
+        pool.clone(),
+        &platform.merchant_code,
+        max_rps,
+        WINDOW,
+        in_flight_bound,
+    )
+    .await?;
+    Ok(RateLimiter::with_shared_budget(max_rps, budget))
 }

@@ -29,6 +29,8 @@ use crate::queue::{distinct_payments, enqueue_ctes, Priority, NOTIFY_CHANNEL};
 /// A callback as received: its payment (none if the body had no `idEntity`) and body.
 #[derive(Debug)]
 pub struct InboxEntry {
+    /// A configured merchant code (the callback's URL named it).
+    pub merchant: Arc<str>,
     pub kind: PaymentKind,
     pub id: Option<PaymentId>,
     pub body: Value,
@@ -93,7 +95,6 @@ struct Writer {
     /// Where stored callbacks are counted for the console's charts.
     tally: Tally,
     pool: PgPool,
-    merchant_code: Arc<str>,
     batch_size: usize,
     commit_timeout: Duration,
     /// The held connection is pinged before a batch when it was not used for this long.
@@ -107,7 +108,6 @@ impl Inbox {
     /// says for `ping_after_idle`.
     pub fn start(
         pool: PgPool,
-        merchant_code: Arc<str>,
         settings: &InboxSettings,
         ping_after_idle: Duration,
         tally: Tally,
@@ -118,7 +118,6 @@ impl Inbox {
             rx: Arc::new(Mutex::new(rx)),
             tally,
             pool,
-            merchant_code,
             batch_size: settings.batch_size,
             commit_timeout,
             ping_after_idle,
@@ -199,6 +198,9 @@ impl Writer {
                 held.close().await;
                 return;
             }
+            // One statement writes one merchant's callbacks: a batch is written as
+            // runs of one merchant each (almost always a single run).
+            batch.sort_by(|a, b| a.entry.merchant.cmp(&b.entry.merchant));
             let answers = self.commit(&mut held, &batch).await;
             metrics::histogram!("paymirror_inbox_batch_size").record(batch.len() as f64);
             let mut counted = Outcomes::default();
@@ -216,11 +218,17 @@ impl Writer {
     async fn commit(&self, held: &mut Held, batch: &[Submission]) -> Vec<Answer> {
         let mut answers = vec![Err(NotStored::Unavailable); batch.len()];
         let mut todo: Vec<Range<usize>> = Vec::with_capacity(16);
-        todo.push(0..batch.len());
+        let mut start = 0;
+        for end in 1..=batch.len() {
+            if end == batch.len() || batch[end].entry.merchant != batch[start].entry.merchant {
+                todo.push(start..end);
+                start = end;
+            }
+        }
         while let Some(range) = todo.pop() {
             let written = tokio::time::timeout(self.commit_timeout, async {
                 let conn = held.connection(&self.pool, self.ping_after_idle).await?;
-                write_batch(conn, &self.merchant_code, &batch[range.clone()]).await
+                write_batch(conn, &batch[range.clone()]).await
             })
             .await;
             held.judge(&written);
@@ -366,11 +374,12 @@ pub static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
 
 /// Writes the callbacks and their sync jobs in one statement (one round trip, its
 /// own transaction): the callbacks, payment stubs and sync jobs commit together.
-async fn write_batch(
-    conn: &mut PgConnection,
-    merchant_code: &str,
-    batch: &[Submission],
-) -> sqlx::Result<()> {
+/// Every callback of `batch` is the same merchant's.
+async fn write_batch(conn: &mut PgConnection, batch: &[Submission]) -> sqlx::Result<()> {
+    let Some(first) = batch.first() else {
+        return Ok(());
+    };
+    let merchant_code: &str = &first.entry.merchant;
     let kinds: Vec<&str> = batch.iter().map(|s| s.entry.kind.as_str()).collect();
     let ids: Vec<Option<&str>> = batch
         .iter()

@@ -35,6 +35,8 @@ const API_TOKEN: &str = "apiToken";
     paths(
         crate::callbacks::receive_payin,
         crate::callbacks::receive_payout,
+        crate::callbacks::receive_merchant_payin,
+        crate::callbacks::receive_merchant_payout,
         crate::http::probes::healthz,
         crate::http::probes::readyz,
         crate::http::probes::render_metrics,

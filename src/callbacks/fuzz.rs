@@ -12,7 +12,7 @@ use crate::storable::numeric::fits_numeric;
 /// Checks what every accepted body must satisfy, whatever it was made from.
 fn assert_storable(body: &[u8]) {
     let id_pattern = Regex::new("^[A-Za-z0-9_-]{1,250}$").expect("valid regex");
-    let Ok(entry) = parse_callback(PaymentKind::Payin, body) else {
+    let Ok(entry) = parse_callback("M1".into(), PaymentKind::Payin, body) else {
         return;
     };
     if let Some(id) = &entry.id {
@@ -123,7 +123,7 @@ proptest! {
     fn a_body_with_nothing_to_make_safe_is_stored_as_is(data in plain_value()) {
         let body = serde_json::json!({"idEntity": "TST-1", "data": data});
         let text = serde_json::to_vec(&body).expect("serialises");
-        let entry = parse_callback(PaymentKind::Payout, &text).expect("accepted");
+        let entry = parse_callback("M1".into(), PaymentKind::Payout, &text).expect("accepted");
         prop_assert_eq!(entry.body, body);
     }
 }

@@ -9,12 +9,14 @@ pub mod admission;
 #[cfg(test)]
 mod fuzz;
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 
 use crate::domain::{PaymentId, PaymentKind};
-use crate::http::error::RawBody;
+use crate::http::error::{Path, RawBody};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::inbox::{InboxEntry, NotStored};
@@ -34,7 +36,8 @@ pub async fn receive_payin(
     State(state): State<AppState>,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
-    receive(state, PaymentKind::Payin, &body).await
+    let merchant = state.merchants.default_code().clone();
+    receive(state, merchant, PaymentKind::Payin, &body).await
 }
 
 /// `POST /callbacks/payouts`: a payout changed.
@@ -49,11 +52,65 @@ pub async fn receive_payout(
     State(state): State<AppState>,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
-    receive(state, PaymentKind::Payout, &body).await
+    let merchant = state.merchants.default_code().clone();
+    receive(state, merchant, PaymentKind::Payout, &body).await
 }
 
-async fn receive(state: AppState, kind: PaymentKind, body: &[u8]) -> Result<StatusCode, ApiError> {
-    let entry = parse_callback(kind, body)?;
+/// `POST /callbacks/{merchant}/payins`: a payin of that merchant changed.
+#[utoipa::path(post, path = "/callbacks/{merchant}/payins", tag = "callbacks", operation_id = "receiveMerchantPayinCallback",
+    params(("merchant" = String, Path, description = "A merchant code this deployment serves", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body(content = Object, description = "`{\"idEntity\": \"<id>\"}`; extra fields are kept"),
+    responses(
+        (status = 200, description = "Stored durably and a sync scheduled (or, without idEntity, recorded as ignored)"),
+        (status = 400, description = "Invalid JSON or id", body = crate::http::error::ErrorBody),
+        (status = 404, description = "No such merchant is served here; nothing was stored", body = crate::http::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::http::error::ErrorBody),
+        (status = 503, description = "Not stored; retry", body = crate::http::error::ErrorBody)))]
+pub async fn receive_merchant_payin(
+    State(state): State<AppState>,
+    Path(merchant): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<StatusCode, ApiError> {
+    let merchant = served(&state, &merchant)?;
+    receive(state, merchant, PaymentKind::Payin, &body).await
+}
+
+/// `POST /callbacks/{merchant}/payouts`: a payout of that merchant changed.
+#[utoipa::path(post, path = "/callbacks/{merchant}/payouts", tag = "callbacks", operation_id = "receiveMerchantPayoutCallback",
+    params(("merchant" = String, Path, description = "A merchant code this deployment serves", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body(content = Object, description = "`{\"idEntity\": \"<id>\"}`; extra fields are kept"),
+    responses(
+        (status = 200, description = "Stored durably and a sync scheduled (or, without idEntity, recorded as ignored)"),
+        (status = 400, description = "Invalid JSON or id", body = crate::http::error::ErrorBody),
+        (status = 404, description = "No such merchant is served here; nothing was stored", body = crate::http::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::http::error::ErrorBody),
+        (status = 503, description = "Not stored; retry", body = crate::http::error::ErrorBody)))]
+pub async fn receive_merchant_payout(
+    State(state): State<AppState>,
+    Path(merchant): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<StatusCode, ApiError> {
+    let merchant = served(&state, &merchant)?;
+    receive(state, merchant, PaymentKind::Payout, &body).await
+}
+
+/// The configured code a callback's URL names, or 404: the callback is not stored,
+/// and the code (client bytes) goes no further.
+fn served(state: &AppState, merchant: &str) -> Result<Arc<str>, ApiError> {
+    state
+        .merchants
+        .get(merchant)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound("no merchant with this code is served here".into()))
+}
+
+async fn receive(
+    state: AppState,
+    merchant: Arc<str>,
+    kind: PaymentKind,
+    body: &[u8],
+) -> Result<StatusCode, ApiError> {
+    let entry = parse_callback(merchant, kind, body)?;
     match &entry.id {
         Some(id) => tracing::debug!(%kind, %id, "callback received"),
         None => tracing::info!(%kind, "callback without idEntity recorded as ignored"),
@@ -74,7 +131,11 @@ impl From<NotStored> for ApiError {
 /// Parses a callback body: a JSON object whose `idEntity`, if present, must be a valid
 /// payment id. Extra fields and unknown event types are kept, not judged; the body is
 /// returned in the form `jsonb` stores (see [`body`]), untouched when it needs nothing.
-fn parse_callback(kind: PaymentKind, body: &[u8]) -> Result<InboxEntry, ApiError> {
+fn parse_callback(
+    merchant: Arc<str>,
+    kind: PaymentKind,
+    body: &[u8],
+) -> Result<InboxEntry, ApiError> {
     let body = crate::storable::parse_storable(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             ApiError::BadRequest(format!("the body is refused: {e}"))
@@ -94,7 +155,12 @@ fn parse_callback(kind: PaymentKind, body: &[u8]) -> Result<InboxEntry, ApiError
         ),
         Some(_) => return Err(ApiError::BadRequest("idEntity must be a string".into())),
     };
-    Ok(InboxEntry { kind, id, body })
+    Ok(InboxEntry {
+        merchant,
+        kind,
+        id,
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -104,6 +170,7 @@ mod tests {
     #[test]
     fn accepts_extra_fields_and_unknown_events() {
         let entry = parse_callback(
+            "M1".into(),
             PaymentKind::Payin,
             br#"{"idEntity": "TST-1", "event": "payment.somethingNew", "x": [1]}"#,
         )
@@ -114,13 +181,15 @@ mod tests {
 
     #[test]
     fn an_object_without_id_is_ignored_not_rejected() {
-        let entry = parse_callback(PaymentKind::Payout, br#"{"event": "ping"}"#).expect("accepted");
+        let entry = parse_callback("M1".into(), PaymentKind::Payout, br#"{"event": "ping"}"#)
+            .expect("accepted");
         assert!(entry.id.is_none());
     }
 
     #[test]
     fn stores_a_safe_form_of_nul_and_huge_numbers() {
         let entry = parse_callback(
+            "M1".into(),
             PaymentKind::Payin,
             br#"{"idEntity": "TST-1", "note": "a\u0000b", "n": 1e200000, "m": 42.05}"#,
         )
@@ -138,7 +207,8 @@ mod tests {
             "[".repeat(depth),
             "]".repeat(depth)
         );
-        let err = parse_callback(PaymentKind::Payin, body.as_bytes()).expect_err("too deep");
+        let err =
+            parse_callback("M1".into(), PaymentKind::Payin, body.as_bytes()).expect_err("too deep");
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     }
 
@@ -154,7 +224,7 @@ mod tests {
             br#"{"idEntity": "TST\u0000"}"#,
             br#"{"idEntity": "\ud800"}"#,
         ] {
-            let err = parse_callback(PaymentKind::Payin, body).expect_err("rejected");
+            let err = parse_callback("M1".into(), PaymentKind::Payin, body).expect_err("rejected");
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
         }
     }

@@ -9,9 +9,11 @@ use config::FileFormat;
 use secrecy::ExposeSecret;
 
 mod database;
+mod merchants;
 mod sections;
 mod units;
 
+pub use merchants::{is_valid_code, MerchantEntry, MerchantSettings};
 pub use sections::{
     ConsoleSettings, DatabaseSettings, InboxSettings, LogSettings, PlatformSettings,
     ReconcileSettings, SecureCookie, ServerSettings, Settings, SyncSettings,
@@ -61,11 +63,12 @@ impl Settings {
         if let Some(url) = var("DATABASE_URL") {
             builder = builder.set_override("database.url", url)?;
         }
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .context("reading configuration")?
             .try_deserialize()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        settings.merchant_secrets = merchants::read_secrets(&settings.merchants, var);
         settings.validate_common()?;
         Ok(settings)
     }
@@ -171,6 +174,7 @@ impl Settings {
             "PAYMIRROR__SYNC__LEASE_MS",
             "must be at least 300",
         )?;
+        self.merchants()?;
         Ok(())
     }
 }
@@ -237,6 +241,136 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(error.contains("lease_ms"), "{error}");
+    }
+
+    /// Loads with `toml` as `config/default.toml` and `env` as the environment.
+    fn load_file(toml: &str, env: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let dir = std::env::temp_dir().join(format!(
+            "paymirror-config-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        std::fs::write(dir.join("default.toml"), toml).expect("written");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let loaded = Settings::load_with(&dir, Some(env));
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
+    }
+
+    const TWO_MERCHANTS: &str = r#"
+[[merchants]]
+code = "M2"
+secret_env = "M2_SECRET"
+max_rps = 5
+
+[[merchants]]
+code = "M3"
+secret_env = "M3_SECRET"
+base_url = "http://127.0.0.1:9999"
+"#;
+
+    const DEFAULT_MERCHANT: [(&str, &str); 3] = [
+        ("PAYMIRROR__PLATFORM__MERCHANT_CODE", "M1"),
+        ("PAYMIRROR__PLATFORM__SECRET", "s1"),
+        ("PAYMIRROR__PLATFORM__BASE_URL", "http://127.0.0.1:8090"),
+    ];
+
+    #[test]
+    fn merchants_entries_add_to_the_default_merchant() {
+        let mut env = DEFAULT_MERCHANT.to_vec();
+        env.extend([("M2_SECRET", "s2"), ("M3_SECRET", "s3")]);
+        let settings = load_file(TWO_MERCHANTS, &env).expect("loads");
+        settings.validate_for_serve().expect("valid");
+        let merchants = settings.merchants().expect("merchants");
+        let seen: Vec<(&str, &str, u32, &str)> = merchants
+            .iter()
+            .map(|m| {
+                (
+                    m.code.as_str(),
+                    m.secret.expose_secret(),
+                    m.max_rps,
+                    m.base_url.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("M1", "s1", 10, "http://127.0.0.1:8090"),
+                ("M2", "s2", 5, "http://127.0.0.1:8090"),
+                ("M3", "s3", 10, "http://127.0.0.1:9999"),
+            ]
+        );
+        let shown = format!("{settings:?} {merchants:?}");
+        for secret in ["s1", "s2", "s3"] {
+            assert!(
+                !shown.contains(&format!("\"{secret}\"")),
+                "{secret} in {shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_single_merchant_keys_alone_are_one_merchant() {
+        let settings = load(&DEFAULT_MERCHANT).expect("loads");
+        let codes: Vec<String> = settings
+            .merchants()
+            .expect("merchants")
+            .into_iter()
+            .map(|m| m.code)
+            .collect();
+        assert_eq!(codes, ["M1"]);
+    }
+
+    #[test]
+    fn an_invalid_or_repeated_entry_stops_start_up_naming_it() {
+        let cases = [
+            (
+                "[[merchants]]\ncode = \"M1\"\nsecret_env = \"M2_SECRET\"\n",
+                "merchants[0] (code \"M1\"): this merchant code is configured twice",
+            ),
+            (
+                "[[merchants]]\ncode = \"M2\"\nsecret_env = \"M2_SECRET\"\n[[merchants]]\ncode = \"M2\"\nsecret_env = \"M2_SECRET\"\n",
+                "merchants[1] (code \"M2\"): this merchant code is configured twice",
+            ),
+            (
+                "[[merchants]]\ncode = \"M 2\"\nsecret_env = \"M2_SECRET\"\n",
+                "merchants[0] (code \"M 2\"): code must be",
+            ),
+            (
+                "[[merchants]]\ncode = \"M2\"\nsecret_env = \"UNSET_SECRET\"\n",
+                "merchants[0] (code \"M2\"): the environment variable UNSET_SECRET (secret_env) is not set",
+            ),
+            (
+                "[[merchants]]\ncode = \"M2\"\nsecret_env = \"M2_SECRET\"\nmax_rps = 0\n",
+                "merchants[0] (code \"M2\"): max_rps must be at least 1",
+            ),
+            (
+                "[[merchants]]\ncode = \"M2\"\nsecret_env = \"M2_SECRET\"\nbase_url = \"nowhere\"\n",
+                "merchants[0] (code \"M2\"): base_url is not a valid URL",
+            ),
+        ];
+        let mut env = DEFAULT_MERCHANT.to_vec();
+        env.push(("M2_SECRET", "s2"));
+        for (toml, expected) in cases {
+            let error = load_file(toml, &env)
+                .and_then(|s| s.validate_for_serve())
+                .expect_err(toml)
+                .to_string();
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains("s2"), "{error}");
+        }
+        let error = load_file(
+            "[[merchants]]\ncode = \"M2\"\nsecret = \"inline\"\nsecret_env = \"M2_SECRET\"\n",
+            &env,
+        )
+        .expect_err("an unknown key")
+        .to_string();
+        assert!(error.contains("secret"), "{error}");
     }
 
     #[test]

@@ -20,6 +20,13 @@ pub struct Settings {
     pub inbox: InboxSettings,
     pub log: LogSettings,
     pub console: ConsoleSettings,
+    /// Merchants beyond the default one (`[[merchants]]`, files only); see
+    /// [`Settings::merchants`].
+    #[serde(default)]
+    pub merchants: Vec<super::MerchantEntry>,
+    /// The secrets the entries name, read from the environment at load.
+    #[serde(skip)]
+    pub merchant_secrets: std::collections::HashMap<String, secrecy::SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,11 +2,13 @@
 
 mod job_state;
 mod kind;
+mod merchants;
 mod payment_id;
 mod status;
 
 pub use job_state::JobState;
 pub use kind::PaymentKind;
+pub use merchants::Merchants;
 pub use payment_id::{PaymentId, PaymentIdError};
 pub use status::PaymentStatus;
 

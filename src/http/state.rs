@@ -23,7 +23,10 @@ pub struct AppParts {
     pub pool: PgPool,
     /// Connections held outside the pool for the hot reads (a payment, a page).
     pub lanes: crate::db::Lanes,
+    /// The default merchant's code: `merchants.default_code()`.
     pub merchant_code: Arc<str>,
+    /// Every merchant code this deployment serves.
+    pub merchants: crate::domain::Merchants,
     pub inbox: Inbox,
     pub metrics: PrometheusHandle,
     /// Wakes `GET /v1/changes` requests waiting for a change.

@@ -57,6 +57,11 @@ impl SyncWorker {
         }
     }
 
+    /// The merchant whose syncs this worker runs.
+    pub fn merchant_code(&self) -> &Arc<str> {
+        &self.merchant_code
+    }
+
     /// Returns this worker counting the status changes it commits into `tally`.
     pub fn counting_into(self, tally: Tally) -> Self {
         SyncWorker { tally, ..self }

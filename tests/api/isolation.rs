@@ -13,11 +13,69 @@ use serde_json::json;
 use crate::helpers::TestApp;
 
 fn entry(id: &str, body: serde_json::Value) -> InboxEntry {
+    entry_of("M1", id, body)
+}
+
+fn entry_of(merchant: &str, id: &str, body: serde_json::Value) -> InboxEntry {
     InboxEntry {
+        merchant: Arc::from(merchant),
         kind: PaymentKind::Payin,
         id: Some(PaymentId::parse(id).expect("valid id")),
         body,
     }
+}
+
+/// A batch holding two merchants' callbacks stores each under its own code, and a row
+/// Postgres refuses in one merchant's run leaves the other's alone.
+#[tokio::test]
+async fn a_batch_of_two_merchants_stores_each_under_its_own_code() {
+    let app = TestApp::spawn().await;
+    let settings = InboxSettings {
+        writers: 1,
+        batch_size: 64,
+        ..crate::helpers::test_settings(&app.db, "http://127.0.0.1:9").inbox
+    };
+    let (inbox, _writers) = Inbox::start(
+        app.pool.clone(),
+        &settings,
+        std::time::Duration::from_millis(500),
+        Tally::default(),
+    );
+    // Interleaved, so one batch holds both merchants, the same ids under each.
+    let submissions = (0..20).map(|n| {
+        let inbox = inbox.clone();
+        async move {
+            let merchant = if n % 2 == 0 { "M1" } else { "M2" };
+            let id = format!("SAME-{}", n / 2);
+            inbox
+                .submit(entry_of(merchant, &id, json!({ "idEntity": id })))
+                .await
+        }
+    });
+    let hostile = inbox.submit(entry_of(
+        "M2",
+        "BAD-1",
+        json!({"idEntity": "BAD-1", "note": "\u{0}"}),
+    ));
+    let (answers, hostile) = tokio::join!(futures_util::future::join_all(submissions), hostile);
+
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert!(matches!(hostile, Err(NotStored::Refused(_))), "{hostile:?}");
+    let stored: Vec<(String, i64)> = sqlx::query_as(
+        "select merchant_code, count(*) from callbacks_on_record
+         where payment_id like 'SAME-%' group by 1 order by 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("callbacks");
+    assert_eq!(stored, [("M1".into(), 10), ("M2".into(), 10)]);
+    let jobs: Vec<(String, i64)> = sqlx::query_as(
+        "select merchant_code, count(*) from sync_jobs where state = 'pending' group by 1 order by 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("jobs");
+    assert_eq!(jobs, [("M1".into(), 10), ("M2".into(), 10)]);
 }
 
 #[tokio::test]
@@ -30,7 +88,6 @@ async fn a_row_postgres_refuses_is_refused_alone_and_its_batch_neighbours_commit
     };
     let (inbox, _writers) = Inbox::start(
         app.pool.clone(),
-        Arc::from("M1"),
         &settings,
         std::time::Duration::from_millis(500),
         Tally::default(),
@@ -88,7 +145,6 @@ async fn with_the_database_down_every_callback_of_the_batch_is_unavailable() {
     };
     let (inbox, _writers) = Inbox::start(
         app.pool.clone(),
-        Arc::from("M1"),
         &settings,
         std::time::Duration::from_millis(500),
         Tally::default(),

@@ -23,6 +23,7 @@ mod load_balancer;
 mod logs;
 mod long_poll;
 mod memory;
+mod merchants;
 mod migrations;
 mod openapi;
 mod openapi_tools;
