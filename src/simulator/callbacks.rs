@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::faults::chance;
+use super::merchant::path_segment;
 use super::payment::Payment;
 use super::state::Shared;
 
@@ -21,13 +22,14 @@ pub const UNKNOWN_EVENT: &str = "payment.noteAdded";
 
 /// Starts background deliveries announcing that `payment` changed; returns at once.
 ///
-/// Applies the faults in force: the callback may be dropped, sent twice,
+/// Applies the faults in force for the payment's merchant (its own, else the
+/// global ones): the callback may be dropped, sent twice,
 /// followed by one with an unknown event type, or delayed at random.
 pub fn announce(shared: &Arc<Shared>, payment: &Payment) {
     let Some(url) = callback_url(shared, payment) else {
         return;
     };
-    let faults = shared.faults();
+    let faults = shared.faults_for(Some(&payment.merchant));
     if chance(faults.drop_callback_rate) {
         shared.mutate(|state| state.stats.callbacks_dropped += 1);
         return;
@@ -47,14 +49,22 @@ pub fn announce(shared: &Arc<Shared>, payment: &Payment) {
 }
 
 /// Returns where callbacks for `payment` go: its own URL, else
-/// `{callback_base_url}/callbacks/{payins|payouts}`, else nowhere.
+/// `{callback_base_url}/callbacks/{payins|payouts}` for the primary merchant
+/// and `{callback_base_url}/callbacks/{CODE}/{payins|payouts}` for another
+/// (the code percent-encoded), else nowhere.
 fn callback_url(shared: &Shared, payment: &Payment) -> Option<String> {
     if let Some(url) = &payment.callback_url {
         return Some(url.clone());
     }
     let base = shared.config.callback_base_url.as_deref()?;
     let base = base.trim_end_matches('/');
-    Some(format!("{base}/callbacks/{}", payment.kind.plural()))
+    let kind = payment.kind.plural();
+    if payment.merchant == shared.primary() {
+        Some(format!("{base}/callbacks/{kind}"))
+    } else {
+        let code = path_segment(&payment.merchant);
+        Some(format!("{base}/callbacks/{code}/{kind}"))
+    }
 }
 
 /// Spawns one callback's delivery with retries, its first attempt after

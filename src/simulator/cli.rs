@@ -1,14 +1,20 @@
 //! `paymirror simulator`: the simulator as a long-running process.
 
+use std::ffi::OsStr;
+use std::fmt;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, TypedValueParser};
+use clap::error::ErrorKind;
 
-use super::{Faults, Simulator, SimulatorConfig};
+use super::{Faults, SimMerchant, Simulator, SimulatorConfig};
+
+/// The `max_rps` of an extra merchant whose `--merchants` entry gives none.
+const DEFAULT_MERCHANT_MAX_RPS: u32 = 10;
 
 /// Flags of `paymirror simulator`; each can also come from a `SIMULATOR_*` variable.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Clone)]
 pub struct SimulatorArgs {
     /// Address to listen on.
     #[arg(long, env = "SIMULATOR_LISTEN", default_value = "127.0.0.1:8090")]
@@ -30,6 +36,21 @@ pub struct SimulatorArgs {
     /// Accepted requests per sliding second; more are answered 429.
     #[arg(long, env = "SIMULATOR_MAX_RPS", default_value_t = 10)]
     pub max_rps: u32,
+    /// Merchants besides the primary one, comma-separated, each CODE:SECRET or
+    /// CODE:SECRET:MAX_RPS (MAX_RPS 10 if omitted); their callbacks go to
+    /// {base}/callbacks/{CODE}/payins|payouts.
+    // `std::vec::Vec`, not `Vec`: clap then takes the whole list as one value,
+    // so an empty SIMULATOR_MERCHANTS means no merchant rather than one empty entry.
+    #[arg(
+        long,
+        env = "SIMULATOR_MERCHANTS",
+        hide_env_values = true,
+        value_parser = MerchantListParser,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "CODE:SECRET[:MAX_RPS],..."
+    )]
+    pub merchants: std::vec::Vec<SimMerchant>,
     /// Pause between callback attempts (the platform: 120000).
     #[arg(
         long,
@@ -44,6 +65,111 @@ pub struct SimulatorArgs {
     // Boxed: they would make `SimulatorArgs` dwarf the other commands' arguments.
     #[command(flatten)]
     pub faults: Box<FaultArgs>,
+}
+
+impl fmt::Debug for SimulatorArgs {
+    /// Shows every flag but the secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimulatorArgs")
+            .field("listen", &self.listen)
+            .field("merchant_code", &self.merchant_code)
+            .field("secret", &"***")
+            .field("callback_base_url", &self.callback_base_url)
+            .field("max_rps", &self.max_rps)
+            .field("merchants", &self.merchants)
+            .field(
+                "callback_retry_interval_ms",
+                &self.callback_retry_interval_ms,
+            )
+            .field("payin_expiry_ms", &self.payin_expiry_ms)
+            .field("faults", &self.faults)
+            .finish()
+    }
+}
+
+/// Parses the `--merchants` list: comma-separated entries, each `CODE:SECRET`
+/// or `CODE:SECRET:MAX_RPS` (a secret may hold `:` only when MAX_RPS follows);
+/// a blank list is no merchant. Its errors name an entry by position and code,
+/// never by its text, which holds a secret.
+#[derive(Clone, Copy)]
+struct MerchantListParser;
+
+impl TypedValueParser for MerchantListParser {
+    type Value = Vec<SimMerchant>;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Vec<SimMerchant>, clap::Error> {
+        let list = value
+            .to_str()
+            .ok_or_else(|| "the list is not UTF-8".to_owned());
+        list.and_then(parse_merchants).map_err(|reason| {
+            let message = format!("invalid --merchants (SIMULATOR_MERCHANTS): {reason}\n");
+            clap::Error::raw(ErrorKind::ValueValidation, message).with_cmd(cmd)
+        })
+    }
+}
+
+/// Returns the merchants a `--merchants` list describes, or why it does not
+/// describe them (a code repeated within the list included).
+fn parse_merchants(list: &str) -> Result<Vec<SimMerchant>, String> {
+    if list.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut merchants: Vec<SimMerchant> = Vec::new();
+    for (index, entry) in list.split(',').enumerate() {
+        let merchant = parse_merchant_entry(index + 1, entry)?;
+        if let Some(first) = merchants.iter().position(|m| m.code == merchant.code) {
+            return Err(format!(
+                "entry {} ({:?}) repeats the code of entry {}",
+                index + 1,
+                merchant.code,
+                first + 1
+            ));
+        }
+        merchants.push(merchant);
+    }
+    Ok(merchants)
+}
+
+/// Returns the merchant entry `number` (from 1) describes, or why it does not
+/// describe one.
+fn parse_merchant_entry(number: usize, entry: &str) -> Result<SimMerchant, String> {
+    const FORM: &str = "expected CODE:SECRET or CODE:SECRET:MAX_RPS";
+    let entry = entry.trim();
+    if entry.is_empty() {
+        return Err(format!("entry {number} is empty ({FORM}, comma-separated)"));
+    }
+    let Some((code, rest)) = entry.split_once(':') else {
+        return Err(format!("entry {number} ({entry:?}) has no secret ({FORM})"));
+    };
+    if code.is_empty() {
+        return Err(format!("entry {number} has an empty code ({FORM})"));
+    }
+    let (secret, max_rps) = match rest.rsplit_once(':') {
+        None => (rest, DEFAULT_MERCHANT_MAX_RPS),
+        Some((secret, raw)) => match raw.trim().parse::<u32>() {
+            Ok(max_rps) if max_rps > 0 => (secret, max_rps),
+            _ => {
+                return Err(format!(
+                    "entry {number} ({code:?}): MAX_RPS must be a whole number above 0"
+                ))
+            }
+        },
+    };
+    if secret.is_empty() {
+        return Err(format!(
+            "entry {number} ({code:?}) has an empty secret ({FORM})"
+        ));
+    }
+    Ok(SimMerchant {
+        code: code.to_owned(),
+        secret: secret.to_owned(),
+        max_rps,
+    })
 }
 
 /// Fault flags of `paymirror simulator`; see [`Faults`] for what each does.
@@ -155,6 +281,7 @@ impl From<&SimulatorArgs> for SimulatorConfig {
             merchant_code: args.merchant_code.clone(),
             secret: args.secret.clone(),
             max_rps: args.max_rps,
+            merchants: args.merchants.clone(),
             callback_base_url: args.callback_base_url.clone(),
             callback_retry_interval: Duration::from_millis(args.callback_retry_interval_ms),
             payin_expiry: Duration::from_millis(args.payin_expiry_ms),
@@ -163,16 +290,30 @@ impl From<&SimulatorArgs> for SimulatorConfig {
     }
 }
 
-/// Runs the simulator from the CLI until Ctrl-C / SIGTERM.
-pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (SIMULATOR_LISTEN)", args.listen))?;
-    let config = SimulatorConfig::from(&args);
+/// Returns the configuration the flags describe, or what is wrong with them:
+/// invalid fault flags, or extra merchants whose code repeats another's or
+/// the primary merchant's.
+fn config_of(args: &SimulatorArgs) -> anyhow::Result<SimulatorConfig> {
+    let config = SimulatorConfig::from(args);
     config
         .faults
         .validate()
         .map_err(|reason| anyhow::anyhow!("invalid fault flags: {reason}"))?;
+    config.validate_merchants().map_err(|reason| {
+        anyhow::anyhow!(
+            "invalid --merchants (SIMULATOR_MERCHANTS): {reason} \
+             (the primary merchant is --merchant-code, SIMULATOR_MERCHANT_CODE)"
+        )
+    })?;
+    Ok(config)
+}
+
+/// Runs the simulator from the CLI until Ctrl-C / SIGTERM.
+pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
+    let config = config_of(&args)?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (SIMULATOR_LISTEN)", args.listen))?;
     let simulator = Simulator::start(listener, config).await?;
     tracing::info!(url = %simulator.base_url(), "simulator listening");
     crate::telemetry::shutdown_signal().await;
@@ -217,6 +358,89 @@ mod tests {
         assert!(Cli::try_parse_from(["sim", "--throttle-rate", "-0.1"]).is_err());
         assert!(Cli::try_parse_from(["sim", "--duplicate-callback-rate", "0.25"]).is_ok());
         assert!(Cli::try_parse_from(["sim", "--wrong-id-rate", "2"]).is_err());
+    }
+
+    #[test]
+    fn merchants_are_parsed_with_their_own_secret_and_rate() {
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--secret=primary-secret",
+            "--merchants",
+            "M2:s2, M3:a:b:25,M4:s4:1 ",
+        ])
+        .unwrap();
+        let config = config_of(&cli.args).unwrap();
+        let merchant = |code: &str, secret: &str, max_rps| SimMerchant {
+            code: code.into(),
+            secret: secret.into(),
+            max_rps,
+        };
+        assert_eq!(
+            config.merchants,
+            [
+                merchant("M2", "s2", 10),
+                merchant("M3", "a:b", 25),
+                merchant("M4", "s4", 1)
+            ]
+        );
+        let shown = format!("{:?} {config:?}", cli.args);
+        assert!(shown.contains("M3") && shown.contains("***"), "{shown}");
+        for secret in ["primary-secret", "s2", "a:b", "s4"] {
+            assert!(!shown.contains(&format!("\"{secret}\"")), "{shown}");
+        }
+        for none in [
+            &["sim"][..],
+            &["sim", "--merchants="],
+            &["sim", "--merchants", " "],
+        ] {
+            let cli = Cli::try_parse_from(none).unwrap();
+            assert!(
+                config_of(&cli.args).unwrap().merchants.is_empty(),
+                "{none:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_merchant_entries_are_named_without_their_secret() {
+        let cases = [
+            ("M2:s2,,M3:s3", "entry 2 is empty"),
+            ("M2:s2,", "entry 2 is empty"),
+            (":hidden-1", "entry 1 has an empty code"),
+            ("M2", "entry 1 (\"M2\") has no secret"),
+            ("M2:", "entry 1 (\"M2\") has an empty secret"),
+            ("M3:x,M2::5", "entry 2 (\"M2\") has an empty secret"),
+            (
+                "M2:hidden-2:0",
+                "entry 1 (\"M2\"): MAX_RPS must be a whole number above 0",
+            ),
+            ("M2:hidden-3:ten", "entry 1 (\"M2\"): MAX_RPS must be"),
+            ("M2:hidden-4:-1", "entry 1 (\"M2\"): MAX_RPS must be"),
+            ("M2:hid:den-5", "entry 1 (\"M2\"): MAX_RPS must be"),
+            (
+                "M2:hidden-6,M3:x,M2:hidden-7",
+                "entry 3 (\"M2\") repeats the code of entry 1",
+            ),
+        ];
+        for (raw, expected) in cases {
+            let error = Cli::try_parse_from(["sim", "--merchants", raw])
+                .err()
+                .unwrap_or_else(|| panic!("{raw} was accepted"))
+                .to_string();
+            assert!(error.contains(expected), "{raw}: {error}");
+            assert!(error.contains("--merchants"), "{raw}: {error}");
+            assert!(!error.contains("hid"), "{raw}: {error}");
+        }
+        let cli = Cli::try_parse_from(["sim", "--merchants", "M1:hidden-8"]).unwrap();
+        let error = config_of(&cli.args).unwrap_err().to_string();
+        let expected = "merchant M1 repeats the primary merchant's code";
+        assert!(error.contains(expected), "{error}");
+        assert!(
+            error.contains("--merchants") && !error.contains("hidden"),
+            "{error}"
+        );
+        let primary = Cli::try_parse_from(["sim", "--merchant-code=M7", "--merchants=M7:x"]);
+        assert!(config_of(&primary.unwrap().args).is_err());
     }
 
     #[test]

@@ -154,6 +154,7 @@ mod tests {
 
     fn payment(amount: &str) -> Payment {
         Payment {
+            merchant: "M1".into(),
             kind: PaymentKind::Payout,
             id: PaymentId::parse("TST-1").unwrap(),
             id_payment: Uuid::new_v4(),

@@ -79,6 +79,15 @@ impl TokenKeys {
         Ok(claims)
     }
 
+    /// Returns the `sub` of the bearer token in `authorization` if its signature
+    /// is ours, expired or not: whose token it is, as the platform can tell even
+    /// when it refuses the token.
+    pub fn subject(&self, authorization: Option<&str>) -> Option<String> {
+        let token = bearer_token(authorization)?;
+        // The platform's clock at the epoch: no signed token has expired by it.
+        self.verify(token, 0).ok().map(|claims| claims.sub)
+    }
+
     /// Returns the claims if `authorization` is a valid bearer token allowing
     /// `operation` when the platform's clock reads `now_secs`.
     pub fn authorize(
@@ -160,6 +169,7 @@ mod tests {
         let claims = keys.verify(&token, now).unwrap();
         assert_eq!((claims.sub.as_str(), claims.exp), ("M1", now + 60));
         let header = format!("Bearer {token}");
+        assert_eq!(keys.subject(Some(&header)).as_deref(), Some("M1"));
         assert!(keys.authorize(Some(&header), "GET /payins/X", now).is_ok());
         assert_eq!(
             keys.authorize(Some(&header), "GET /payouts/X", now)
@@ -180,6 +190,10 @@ mod tests {
             .issue("M1", ops(&[".*"]), now, 60)
             .unwrap();
         assert_eq!(keys.verify(&foreign, now).unwrap_err(), TokenError::Invalid);
+        // Whose token it is shows through its expiry, not through a foreign signature.
+        let expired_header = format!("Bearer {expired}");
+        assert_eq!(keys.subject(Some(&expired_header)).as_deref(), Some("M1"));
+        assert_eq!(keys.subject(Some(&format!("Bearer {foreign}"))), None);
         for header in [
             None,
             Some(""),

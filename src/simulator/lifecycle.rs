@@ -16,16 +16,17 @@ use crate::domain::{PaymentId, PaymentKind};
 /// The status every payment starts in.
 pub const PROCESSING: &str = "PROCESSING";
 
-/// Stores `new` as PROCESSING (replacing any payment with the same kind and id),
-/// announces it, and schedules its move to `final_status` if one is given and,
-/// for a payin, its expiry.
-pub fn create_payment(shared: &Arc<Shared>, new: NewPayment) {
+/// Stores `new` as a PROCESSING payment of `merchant` (replacing any payment
+/// of that merchant with the same kind and id), announces it, and schedules
+/// its move to `final_status` if one is given and, for a payin, its expiry.
+pub fn create_payment(shared: &Arc<Shared>, merchant: &str, new: NewPayment) {
     let created_at = Utc::now();
     let expire_after = match new.kind {
         PaymentKind::Payin => Some(new.expire_after.unwrap_or(shared.config.payin_expiry)),
         PaymentKind::Payout => None,
     };
     let payment = Payment {
+        merchant: merchant.to_owned(),
         kind: new.kind,
         id: new.id,
         id_payment: Uuid::new_v4(),
@@ -41,7 +42,7 @@ pub fn create_payment(shared: &Arc<Shared>, new: NewPayment) {
         is_test: new.is_test,
         callback_url: new.callback_url,
     };
-    let key = (payment.kind, payment.id.clone());
+    let key = (payment.merchant.clone(), payment.kind, payment.id.clone());
     shared.mutate(|state| state.payments.insert(key, payment.clone()));
     callbacks::announce(shared, &payment);
     if let Some(status) = new.final_status {
@@ -60,11 +61,19 @@ fn later_by(at: DateTime<Utc>, after: Duration) -> Option<DateTime<Utc>> {
     at.checked_add_signed(TimeDelta::from_std(after).ok()?)
 }
 
-/// Moves a payment to `status` and announces it; returns false if there is no
-/// such payment. The same status again is still announced, as a test may want.
-pub fn set_status(shared: &Arc<Shared>, kind: PaymentKind, id: &PaymentId, status: &str) -> bool {
+/// Moves a payment of `merchant` to `status` and announces it; returns false
+/// if there is no such payment. The same status again is still announced, as
+/// a test may want.
+pub fn set_status(
+    shared: &Arc<Shared>,
+    merchant: &str,
+    kind: PaymentKind,
+    id: &PaymentId,
+    status: &str,
+) -> bool {
     change_status(
         shared,
+        merchant,
         kind,
         id,
         |_| true,
@@ -77,13 +86,16 @@ pub fn set_status(shared: &Arc<Shared>, kind: PaymentKind, id: &PaymentId, statu
 /// whether it happened.
 fn change_status(
     shared: &Arc<Shared>,
+    merchant: &str,
     kind: PaymentKind,
     id: &PaymentId,
     allowed: impl FnOnce(&Payment) -> bool,
     change: impl FnOnce(&mut Payment, DateTime<Utc>),
 ) -> bool {
     let changed = shared.mutate(|state| {
-        let payment = state.payments.get_mut(&(kind, id.clone()))?;
+        let payment = state
+            .payments
+            .get_mut(&(merchant.to_owned(), kind, id.clone()))?;
         if !allowed(payment) {
             return None;
         }
@@ -99,10 +111,17 @@ fn change_status(
     }
 }
 
-/// Returns the current status of a payment, if it exists.
-pub fn status_of(shared: &Shared, kind: PaymentKind, id: &PaymentId) -> Option<String> {
+/// Returns the current status of a payment of `merchant`, if it exists.
+pub fn status_of(
+    shared: &Shared,
+    merchant: &str,
+    kind: PaymentKind,
+    id: &PaymentId,
+) -> Option<String> {
     shared.read(|state| {
-        let payment = state.payments.get(&(kind, id.clone()))?;
+        let payment = state
+            .payments
+            .get(&(merchant.to_owned(), kind, id.clone()))?;
         Some(payment.status.clone())
     })
 }
@@ -116,6 +135,7 @@ fn schedule_change(
     change: impl FnOnce(&mut Payment, DateTime<Utc>) + Send + 'static,
 ) {
     let shared = Arc::clone(shared);
+    let merchant = payment.merchant.clone();
     let (kind, id, id_payment) = (payment.kind, payment.id.clone(), payment.id_payment);
     tokio::spawn(async move {
         tokio::select! {
@@ -123,6 +143,6 @@ fn schedule_change(
             _ = tokio::time::sleep(delay) => {}
         }
         let unchanged = |current: &Payment| current.id_payment == id_payment && !current.is_final();
-        change_status(&shared, kind, &id, unchanged, change);
+        change_status(&shared, &merchant, kind, &id, unchanged, change);
     });
 }

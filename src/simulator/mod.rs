@@ -1,6 +1,11 @@
 //! A stateful stand-in for the payment platform (SPEC §1 and §4): tokens with
 //! operation regexes, the version header, a sliding 1-second throttle, payments
 //! that move to a final status and announce it by callback, and injectable faults.
+//!
+//! It serves one primary merchant and any number of others
+//! ([`SimulatorConfig::merchants`]), each with its own secret, throttle window,
+//! payments and, optionally, faults ([`Simulator::set_merchant_faults`]). The
+//! methods without `_as` act for the primary merchant, as when it served one.
 
 mod admin;
 mod answer;
@@ -12,6 +17,7 @@ mod faults;
 mod gate;
 mod jwt;
 mod lifecycle;
+mod merchant;
 mod payment;
 mod platform_routes;
 mod server;
@@ -20,6 +26,7 @@ mod state;
 mod tests;
 mod window;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,17 +39,29 @@ use state::Shared;
 
 pub use cli::{run, FaultArgs, SimulatorArgs};
 pub use faults::Faults;
-pub use state::{RecordedRequest, SimStats};
+pub use merchant::SimMerchant;
+pub use state::{MerchantStats, RecordedRequest, SimStats};
 
 /// How the simulated platform behaves.
-#[derive(Debug, Clone)]
+///
+/// `merchant_code`, `secret` and `max_rps` are the primary merchant, the one
+/// the methods without `_as` act for; `merchants` lists the others. Each
+/// merchant has its own secret, its own throttle window and its own payments
+/// (the same kind and id under two merchants are two payments).
+#[derive(Clone)]
 pub struct SimulatorConfig {
+    /// The primary merchant's code.
     pub merchant_code: String,
-    /// The merchant secret `POST /auth-tokens` accepts.
+    /// The secret `POST /auth-tokens` accepts for the primary merchant.
     pub secret: String,
-    /// Accepted platform requests allowed in any sliding 1000 ms window.
+    /// The primary merchant's accepted requests allowed in any sliding 1000 ms
+    /// window (requests naming no configured merchant count here too).
     pub max_rps: u32,
-    /// Callbacks go to `{base}/callbacks/{payins|payouts}` unless the payment has its own URL.
+    /// The merchants besides the primary one; none by default.
+    pub merchants: Vec<SimMerchant>,
+    /// Callbacks go to `{base}/callbacks/{payins|payouts}` for the primary
+    /// merchant and to `{base}/callbacks/{CODE}/{payins|payouts}` for another,
+    /// unless the payment has its own URL.
     pub callback_base_url: Option<String>,
     /// Pause between callback attempts (the platform: 2 minutes).
     pub callback_retry_interval: Duration,
@@ -53,6 +72,22 @@ pub struct SimulatorConfig {
     pub faults: Faults,
 }
 
+impl fmt::Debug for SimulatorConfig {
+    /// Shows everything but the secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimulatorConfig")
+            .field("merchant_code", &self.merchant_code)
+            .field("secret", &"***")
+            .field("max_rps", &self.max_rps)
+            .field("merchants", &self.merchants)
+            .field("callback_base_url", &self.callback_base_url)
+            .field("callback_retry_interval", &self.callback_retry_interval)
+            .field("payin_expiry", &self.payin_expiry)
+            .field("faults", &self.faults)
+            .finish()
+    }
+}
+
 impl Default for SimulatorConfig {
     /// Returns the real platform's behaviour, without faults, with the
     /// simulator's own credentials.
@@ -61,6 +96,7 @@ impl Default for SimulatorConfig {
             merchant_code: "M1".into(),
             secret: "sim-secret".into(),
             max_rps: 10,
+            merchants: Vec::new(),
             callback_base_url: None,
             callback_retry_interval: Duration::from_secs(120),
             payin_expiry: Duration::from_secs(15 * 60),
@@ -116,11 +152,15 @@ pub struct Simulator {
 
 impl Simulator {
     /// Serves on an already-bound listener (tests bind 127.0.0.1:0); spawns the
-    /// server and returns at once.
+    /// server and returns at once. Errors if the merchants are not valid
+    /// ([`SimulatorConfig::validate_merchants`]).
     pub async fn start(
         listener: tokio::net::TcpListener,
         config: SimulatorConfig,
     ) -> anyhow::Result<Simulator> {
+        config
+            .validate_merchants()
+            .map_err(|reason| anyhow::anyhow!("invalid simulator merchants: {reason}"))?;
         let addr = listener.local_addr()?;
         // Callbacks target the merchant directly, as the platform would, never a proxy from the environment.
         let http = reqwest::Client::builder().no_proxy().build()?;
@@ -140,29 +180,70 @@ impl Simulator {
         format!("http://{}", self.addr)
     }
 
-    /// Creates a PROCESSING payment (replacing one with the same kind and id),
-    /// sends its callback and schedules its finalisation.
+    /// Creates a PROCESSING payment of the primary merchant (replacing one with
+    /// the same kind and id), sends its callback and schedules its finalisation.
     pub async fn create_payment(&self, p: NewPayment) {
-        lifecycle::create_payment(&self.shared, p);
+        lifecycle::create_payment(&self.shared, self.primary(), p);
     }
 
-    /// Moves a payment to `status` and sends a callback; returns false if the
-    /// kind and id are unknown.
+    /// Creates a PROCESSING payment of `merchant`, as [`Simulator::create_payment`]
+    /// does for the primary merchant; errors (creating nothing) if `merchant` is
+    /// not one the simulator serves.
+    pub async fn create_payment_as(&self, merchant: &str, p: NewPayment) -> anyhow::Result<()> {
+        self.known(merchant)?;
+        lifecycle::create_payment(&self.shared, merchant, p);
+        Ok(())
+    }
+
+    /// Moves a payment of the primary merchant to `status` and sends a callback;
+    /// returns false if the kind and id are unknown.
     pub async fn set_status(&self, kind: PaymentKind, id: &PaymentId, status: &str) -> bool {
-        lifecycle::set_status(&self.shared, kind, id, status)
+        lifecycle::set_status(&self.shared, self.primary(), kind, id, status)
     }
 
-    /// Returns the payment's current status, or `None` if it does not exist.
+    /// Moves a payment of `merchant` to `status` and sends a callback; returns
+    /// false if that merchant has no payment with this kind and id.
+    pub async fn set_status_as(
+        &self,
+        merchant: &str,
+        kind: PaymentKind,
+        id: &PaymentId,
+        status: &str,
+    ) -> bool {
+        lifecycle::set_status(&self.shared, merchant, kind, id, status)
+    }
+
+    /// Returns the current status of the primary merchant's payment, or `None`
+    /// if it does not exist.
     pub fn payment_status(&self, kind: PaymentKind, id: &PaymentId) -> Option<String> {
-        lifecycle::status_of(&self.shared, kind, id)
+        lifecycle::status_of(&self.shared, self.primary(), kind, id)
     }
 
-    /// Returns every payment with its current status, sorted by kind and id.
+    /// Returns the current status of `merchant`'s payment, or `None` if that
+    /// merchant has no payment with this kind and id.
+    pub fn payment_status_as(
+        &self,
+        merchant: &str,
+        kind: PaymentKind,
+        id: &PaymentId,
+    ) -> Option<String> {
+        lifecycle::status_of(&self.shared, merchant, kind, id)
+    }
+
+    /// Returns every payment of the primary merchant with its current status,
+    /// sorted by kind and id.
     pub fn payments(&self) -> Vec<(PaymentKind, PaymentId, String)> {
+        self.payments_as(self.primary())
+    }
+
+    /// Returns every payment of `merchant` with its current status, sorted by
+    /// kind and id (none for a merchant the simulator does not serve).
+    pub fn payments_as(&self, merchant: &str) -> Vec<(PaymentKind, PaymentId, String)> {
         let mut list: Vec<_> = self.shared.read(|state| {
             state
                 .payments
                 .values()
+                .filter(|p| p.merchant == merchant)
                 .map(|p| (p.kind, p.id.clone(), p.status.clone()))
                 .collect()
         });
@@ -188,19 +269,53 @@ impl Simulator {
     }
 
     /// Changes the extra delay before answering payment fetches (whole
-    /// milliseconds; the other faults stay as they are).
+    /// milliseconds; the other faults stay as they are). Only the global
+    /// faults change, not a merchant's own ([`Simulator::set_merchant_faults`]).
     pub fn set_latency(&self, d: Duration) {
         self.shared.set_latency(d);
     }
 
-    /// Returns the faults in force now.
+    /// Returns the global faults in force now (those of every merchant without
+    /// its own, see [`Simulator::set_merchant_faults`]).
     pub fn faults(&self) -> Faults {
         self.shared.faults()
     }
 
-    /// Replaces every fault at once; requests and callbacks from now on see them.
+    /// Replaces every global fault at once; requests and callbacks from now on
+    /// see them, except those of a merchant with its own faults.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.set_faults(faults);
+    }
+
+    /// Gives `merchant` its own faults (`Some`), used instead of the global ones
+    /// for its token requests, its fetches and its payments' callbacks, or
+    /// returns it to the global faults (`None`). Returns false, changing
+    /// nothing, if the simulator does not serve `merchant`.
+    ///
+    /// `connectDelayMs` acts on connections, before any merchant is known, so it
+    /// is only ever taken from the global faults.
+    pub fn set_merchant_faults(&self, merchant: &str, faults: Option<Faults>) -> bool {
+        self.shared.set_merchant_faults(merchant, faults)
+    }
+
+    /// Returns `merchant`'s own faults, or `None` if it follows the global ones
+    /// (or is not a merchant the simulator serves).
+    pub fn merchant_faults(&self, merchant: &str) -> Option<Faults> {
+        self.shared.merchant_faults(merchant)
+    }
+
+    /// Returns the primary merchant's code.
+    fn primary(&self) -> &str {
+        self.shared.primary()
+    }
+
+    /// Returns `Ok` if the simulator serves `merchant`.
+    fn known(&self, merchant: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.shared.merchant(merchant).is_some(),
+            "the simulator serves no merchant {merchant:?}"
+        );
+        Ok(())
     }
 
     /// Resolves once `pred` holds, re-checking after every recorded request,

@@ -16,6 +16,8 @@ const MIN_FEE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 /// A payment as the simulated platform holds it.
 #[derive(Debug, Clone)]
 pub struct Payment {
+    /// The code of the merchant whose payment it is.
+    pub merchant: String,
     pub kind: PaymentKind,
     /// The merchant's id, as `idPayin` / `idPayout`.
     pub id: PaymentId,

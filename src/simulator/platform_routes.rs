@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::answer::describe;
 use super::answer_faults;
 use super::faults::{chance, Faults};
-use super::gate::gate;
+use super::gate::{gate, Caller};
 use super::jwt::{compile_operation, TokenError};
 use super::state::Shared;
 use crate::domain::{PaymentId, PaymentKind};
@@ -58,8 +58,11 @@ struct TokenRequest {
     operations: Vec<String>,
 }
 
-/// Answers `POST /auth-tokens` with a signed token, or the platform's error
-/// for a bad body, validity, merchant, inactive merchant, secret or operation.
+/// Answers `POST /auth-tokens` with a token whose `sub` is the merchant, or
+/// the platform's error for a bad body, validity, merchant, inactive merchant,
+/// secret (each merchant has its own) or operation.
+///
+/// The faults are the merchant's own if it has them, else the global ones.
 ///
 /// With `token_lifetime_cap_secs` the token's `exp` may come sooner than
 /// `validitySecs` asked: clients must read `exp`, not trust their request; with
@@ -78,14 +81,14 @@ async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
             "validitySecs must be within 60..3600",
         );
     }
-    if request.merchant_code != shared.config.merchant_code {
+    let Some(merchant) = shared.merchant(&request.merchant_code) else {
         return not_acceptable(json!({"code": "MERCHANT_NOT_FOUND"}));
-    }
-    let faults = shared.faults();
+    };
+    let faults = shared.faults_for(Some(&merchant.code));
     if faults.merchant_inactive {
         return merchant_inactive();
     }
-    if request.secret != shared.config.secret {
+    if request.secret != merchant.secret {
         return describe(
             StatusCode::FORBIDDEN,
             "the secret is not valid for this merchant",
@@ -107,7 +110,7 @@ async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
         .issue(&request.merchant_code, request.operations, now, lifetime)
     {
         Ok(token) => {
-            shared.mutate(|state| state.stats.tokens_issued += 1);
+            shared.mutate(|state| state.count_token(&request.merchant_code));
             Json(json!({ "token": token })).into_response()
         }
         Err(error) => {
@@ -120,39 +123,43 @@ async fn issue_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
 /// Answers `GET /payins/{id}`.
 async fn fetch_payin(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    fetch_payment(&shared, PaymentKind::Payin, &id, &uri, &headers).await
+    let faults = shared.faults_for(caller.0.as_deref());
+    fetch_payment(&shared, &faults, PaymentKind::Payin, &id, &uri, &headers).await
 }
 
 /// Answers `GET /payouts/{id}`.
 async fn fetch_payout(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    fetch_payment(&shared, PaymentKind::Payout, &id, &uri, &headers).await
+    let faults = shared.faults_for(caller.0.as_deref());
+    fetch_payment(&shared, &faults, PaymentKind::Payout, &id, &uri, &headers).await
 }
 
-/// Returns the payment's document (401/403 for a token that does not allow
-/// the request, 410 for an unknown or not yet visible id, or a fault's
-/// answer: a redirect, an error, or a bent document), after the configured
-/// latency and jitter.
+/// Returns the document of the token's merchant's payment (401/403 for a
+/// token that does not allow the request, 410 for an id unknown to that
+/// merchant or not yet visible, or a fault's answer: a redirect, an error, or
+/// a bent document), after the latency and jitter of `faults` (the caller's).
 ///
 /// The answer is computed first and delayed afterwards, so it reflects the
 /// state at arrival even if the payment changes while the answer is delayed.
 async fn fetch_payment(
     shared: &Shared,
+    faults: &Faults,
     kind: PaymentKind,
     id: &str,
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Response {
-    let faults = shared.faults();
-    let answer = answer_fetch(shared, &faults, kind, id, uri, headers);
+    let answer = answer_fetch(shared, faults, kind, id, uri, headers);
     let delay = faults.fetch_delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -188,11 +195,9 @@ fn answer_fetch(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     let operation = format!("GET {}", uri.path());
-    match shared
-        .keys()
-        .authorize(authorization, &operation, faults.platform_now_secs())
-    {
-        Ok(_) => {}
+    let now = faults.platform_now_secs();
+    let merchant = match shared.keys().authorize(authorization, &operation, now) {
+        Ok(claims) => claims.sub,
         Err(TokenError::Invalid) => {
             return describe(
                 StatusCode::UNAUTHORIZED,
@@ -205,11 +210,11 @@ fn answer_fetch(
                 "the token does not allow this operation",
             )
         }
-    }
+    };
     let invisible_for = Duration::from_millis(faults.invisible_for_ms);
     let document = PaymentId::parse(id).ok().and_then(|id| {
         shared.read(|state| {
-            let payment = state.payments.get(&(kind, id))?;
+            let payment = state.payments.get(&(merchant, kind, id))?;
             // A fresh payment may not be visible to the platform's API yet.
             (payment.created_instant.elapsed() >= invisible_for).then(|| payment.document())
         })

@@ -62,7 +62,7 @@ async fn admin_routes_create_change_and_list_payments_unlogged() {
         .unwrap();
     assert_eq!(
         listed,
-        json!([{"kind": "payout", "id": "PO-1", "status": "REFUSED"}])
+        json!([{"merchantCode": "M1", "kind": "payout", "id": "PO-1", "status": "REFUSED"}])
     );
     let stats: Value = http
         .get(admin("/stats"))

@@ -177,7 +177,7 @@ async fn fresh_payments_answer_410_until_they_are_visible() {
         ..Faults::default()
     });
     let created = sim.shared.read(|state| {
-        let key = (PaymentKind::Payout, id("F-2"));
+        let key = ("M1".to_owned(), PaymentKind::Payout, id("F-2"));
         state.payments[&key].created_instant
     });
     // Not a check but a wait: from this instant on the payment must be visible.

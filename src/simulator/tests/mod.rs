@@ -5,6 +5,7 @@ mod answer_faults;
 mod callbacks;
 mod document;
 mod faults;
+mod merchants;
 mod platform;
 mod schema;
 mod spec;
