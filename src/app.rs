@@ -20,6 +20,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::callbacks::admission::{self, CallbackSlots};
 use crate::config::{PlatformSettings, Settings};
+use crate::db::notices::{self, Hearer};
 use crate::domain::Merchants;
 use crate::http::server::{self, answer_within};
 use crate::http::{
@@ -29,12 +30,13 @@ use crate::inbox::Inbox;
 use crate::migrations::migrate;
 use crate::ops::{metrics_handle, Tally};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
+use crate::store::CHANGES_CHANNEL;
 use crate::store::{
     analyze_young_tables_periodically, merge_pending_periodically, prune_periodically, ChangeSignal,
 };
-use crate::sync::SyncWorker;
-use crate::tokens::{CheckedTokens, UsageLog};
-use crate::{api, callbacks, console, openapi};
+use crate::sync::{SyncWake, SyncWorker};
+use crate::tokens::{self, CheckedTokens, UsageLog};
+use crate::{api, callbacks, console, openapi, queue};
 
 /// How often API token use (last use, count) is written.
 const TOKEN_USE_FLUSH: Duration = Duration::from_secs(2);
@@ -49,6 +51,8 @@ pub struct Application {
     state: AppState,
     /// One per merchant, the default merchant's first.
     workers: Vec<SyncWorker>,
+    /// Wakes every merchant's workers when a sync is queued.
+    wake: SyncWake,
     writers: Vec<JoinHandle<()>>,
     settings: Settings,
 }
@@ -67,6 +71,7 @@ impl Application {
         // down never holds another's syncs.
         let mut workers = Vec::new();
         let mut clients = Vec::new();
+        let wake = SyncWake::default();
         for merchant in settings.merchants()? {
             let platform = PlatformSettings {
                 base_url: merchant.base_url,
@@ -87,7 +92,8 @@ impl Application {
                     settings.sync.clone(),
                     settings.reconcile.clone(),
                 )
-                .counting_into(tally.clone()),
+                .counting_into(tally.clone())
+                .woken_by(wake.clone()),
             );
             clients.push(client);
         }
@@ -126,6 +132,7 @@ impl Application {
             listener,
             state,
             workers,
+            wake,
             writers,
             settings,
         })
@@ -148,12 +155,9 @@ impl Application {
         self.workers[0].clone()
     }
 
-    /// The worker of a configured merchant.
-    pub fn worker_for(&self, merchant_code: &str) -> Option<SyncWorker> {
-        self.workers
-            .iter()
-            .find(|w| &**w.merchant_code() == merchant_code)
-            .cloned()
+    /// Every merchant's worker, the default merchant's first.
+    pub fn workers(&self) -> Vec<SyncWorker> {
+        self.workers.clone()
     }
 
     /// Serves HTTP and runs the sync workers until `shutdown` fires; then stops taking
@@ -164,6 +168,7 @@ impl Application {
             listener,
             state,
             workers,
+            wake,
             writers,
             settings,
         } = self;
@@ -175,12 +180,21 @@ impl Application {
         } else {
             Vec::new()
         };
-        let listening = tokio::spawn(
-            state
-                .changes
-                .clone()
-                .run(state.pool.clone(), shutdown.clone()),
-        );
+        // One LISTEN connection for the process: syncs queued, changes committed,
+        // API tokens changed.
+        let hearers: Vec<(&'static str, Arc<dyn Hearer>)> = vec![
+            (queue::NOTIFY_CHANNEL, Arc::new(wake)),
+            (CHANGES_CHANNEL, Arc::new(state.changes.clone())),
+            (
+                tokens::CHANGES_CHANNEL,
+                Arc::new(state.checked_tokens.clone()),
+            ),
+        ];
+        let listening = tokio::spawn(notices::listen(
+            state.pool.clone(),
+            hearers,
+            shutdown.clone(),
+        ));
         let pruning = tokio::spawn(prune_periodically(
             state.pool.clone(),
             settings.inbox.retention,
@@ -210,12 +224,6 @@ impl Application {
             TOKEN_USE_FLUSH,
             shutdown.clone(),
         ));
-        let token_changes = tokio::spawn(
-            state
-                .checked_tokens
-                .clone()
-                .run(state.pool.clone(), shutdown.clone()),
-        );
         let minutes = tokio::spawn(crate::ops::keep_minutes(
             state.pool.clone(),
             state.merchant_code.clone(),
@@ -242,15 +250,7 @@ impl Application {
         let mut tasks = writers;
         tasks.extend(worker_tasks);
         tasks.extend([
-            listening,
-            pruning,
-            merging,
-            statistics,
-            recording,
-            token_changes,
-            upkeep,
-            minutes,
-            sessions,
+            listening, pruning, merging, statistics, recording, upkeep, minutes, sessions,
         ]);
         let left = settings
             .server

@@ -2,6 +2,7 @@
 //! when a connection is pinged; and the read lanes (connections held outside the pool).
 
 mod lanes;
+pub mod notices;
 
 pub use lanes::{LaneConnection, Lanes};
 

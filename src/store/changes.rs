@@ -9,16 +9,15 @@
 //! A cursor never passes a change still to commit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::Upserted;
+use crate::db::notices::{Heard, Hearer};
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 
 /// Postgres channel notified when changes commit.
@@ -121,40 +120,16 @@ impl ChangeSignal {
     pub async fn stopping(&self) {
         self.stopping.cancelled().await
     }
-
-    /// Listens until `cancel` fires, reconnecting after a lost connection; every
-    /// (re)connection also wakes the waiters, since changes may have come meanwhile.
-    pub async fn run(self, pool: PgPool, cancel: CancellationToken) {
-        let _stop_waiters = self.stopping.clone().drop_guard();
-        while !cancel.is_cancelled() {
-            match listen(&pool).await {
-                Ok(mut listener) => {
-                    self.notify.notify_waiters();
-                    loop {
-                        tokio::select! {
-                            received = listener.recv() => match received {
-                                Ok(_) => self.notify.notify_waiters(),
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "change feed listener lost; reconnecting");
-                                    break;
-                                }
-                            },
-                            () = cancel.cancelled() => return,
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "change feed listener could not connect"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                () = cancel.cancelled() => return,
-            }
-        }
-    }
 }
 
-async fn listen(pool: &PgPool) -> sqlx::Result<PgListener> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANGES_CHANNEL).await?;
-    Ok(listener)
+impl Hearer for ChangeSignal {
+    /// Wakes the waiters on a change and on listening (again), since changes may have
+    /// come meanwhile; at a stop, answers them at once.
+    fn heard(&self, heard: Heard) {
+        match heard {
+            Heard::Connected | Heard::Notice => self.notify.notify_waiters(),
+            Heard::Lost => {}
+            Heard::Stopped => self.stopping.cancel(),
+        }
+    }
 }

@@ -4,13 +4,13 @@ mod job;
 
 use std::sync::Arc;
 
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ReconcileSettings, SyncSettings};
+use crate::db::notices::{Heard, Hearer};
 use crate::ops::Tally;
 use crate::platform::PlatformClient;
 use crate::queue::{self, Pick, RetryPolicy};
@@ -28,6 +28,21 @@ pub struct SyncWorker {
     reconcile: ReconcileSettings,
     /// Status changes per minute, for the console's charts.
     tally: Tally,
+    /// Woken when a job may have become due (shared by every merchant's worker).
+    wake: SyncWake,
+}
+
+/// Wakes idle sync workers when a sync is queued (the queue's notice) or when
+/// listening starts again (notices may have been missed). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct SyncWake(Arc<Notify>);
+
+impl Hearer for SyncWake {
+    fn heard(&self, heard: Heard) {
+        if matches!(heard, Heard::Connected | Heard::Notice) {
+            self.0.notify_waiters();
+        }
+    }
 }
 
 impl SyncWorker {
@@ -54,7 +69,13 @@ impl SyncWorker {
             settings,
             reconcile,
             tally: Tally::default(),
+            wake: SyncWake::default(),
         }
+    }
+
+    /// Returns this worker woken by `wake` (which the process's listener feeds).
+    pub fn woken_by(self, wake: SyncWake) -> Self {
+        SyncWorker { wake, ..self }
     }
 
     /// The merchant whose syncs this worker runs.
@@ -70,8 +91,6 @@ impl SyncWorker {
     /// Runs until `cancel` fires, with up to `concurrency` fetches in flight, then
     /// waits for those fetches to finish.
     pub async fn run(self, cancel: CancellationToken) {
-        // Listen before the first claim, so no notification falls between the two.
-        let mut listener = self.listen().await;
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut in_flight = JoinSet::new();
         let mut next_reap = tokio::time::Instant::now();
@@ -102,6 +121,11 @@ impl SyncWorker {
                 Pick::Oldest => Pick::Newest,
                 Pick::Newest => Pick::Oldest,
             };
+            // Waiting for a wake-up starts before the claim, so a job queued between
+            // the claim and the wait is not missed.
+            let woken = self.wake.0.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             match queue::claim_picking(&self.pool, &self.merchant_code, 1, lease, pick).await {
                 Ok(mut jobs) if !jobs.is_empty() => {
                     let worker = self.clone();
@@ -113,7 +137,7 @@ impl SyncWorker {
                 }
                 Ok(_) => {
                     drop((permit, slot));
-                    self.idle(&mut listener, &cancel).await;
+                    self.idle(woken, &cancel).await;
                 }
                 Err(e) => {
                     if let Some(e) = e.downcast_ref::<sqlx::Error>() {
@@ -121,7 +145,7 @@ impl SyncWorker {
                     }
                     tracing::warn!(error = %e, "could not claim sync jobs");
                     drop((permit, slot));
-                    self.idle(&mut listener, &cancel).await;
+                    self.idle(woken, &cancel).await;
                 }
             }
             while in_flight.try_join_next().is_some() {}
@@ -147,25 +171,16 @@ impl SyncWorker {
         }
     }
 
-    async fn listen(&self) -> Option<PgListener> {
-        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
-        listener.listen(queue::NOTIFY_CHANNEL).await.ok()?;
-        Some(listener)
-    }
-
-    /// Waits for a notification, the poll interval, or cancellation.
-    async fn idle(&self, listener: &mut Option<PgListener>, cancel: &CancellationToken) {
-        let poll = tokio::time::sleep(self.settings.poll_interval);
-        match listener {
-            Some(l) => tokio::select! {
-                received = l.recv() => if received.is_err() { *listener = None },
-                _ = poll => {}
-                _ = cancel.cancelled() => {}
-            },
-            None => {
-                tokio::select! { _ = poll => {}, _ = cancel.cancelled() => return }
-                *listener = self.listen().await;
-            }
+    /// Waits for a wake-up, the poll interval, or cancellation.
+    async fn idle(
+        &self,
+        woken: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        cancel: &CancellationToken,
+    ) {
+        tokio::select! {
+            () = woken => {}
+            () = tokio::time::sleep(self.settings.poll_interval) => {}
+            () = cancel.cancelled() => {}
         }
     }
 

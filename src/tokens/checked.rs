@@ -15,11 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
-
 use super::Permission;
+use crate::db::notices::{Heard, Hearer};
 
 /// The channel the `api_tokens` triggers notify.
 pub const CHANNEL: &str = "paymirror_api_tokens";
@@ -29,9 +26,6 @@ pub const MAX_AGE: Duration = Duration::from_secs(60);
 
 /// How many tokens are kept at most; past it, all are forgotten and read again.
 const CAPACITY: usize = 10_000;
-
-/// How long to wait before listening again after the connection was lost.
-const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 
 /// The tokens this replica found active (by hash), shared by its handlers.
 #[derive(Clone, Default)]
@@ -104,55 +98,14 @@ impl CheckedTokens {
         inner.listening = listening;
         inner.tokens.clear();
     }
-
-    /// Listens for token changes until `cancel` fires, forgetting every token on each
-    /// notice and whenever the connection is lost (then listening again).
-    pub async fn run(self, pool: PgPool, cancel: CancellationToken) {
-        loop {
-            let listener = tokio::select! {
-                () = cancel.cancelled() => break,
-                listener = listen(&pool) => listener,
-            };
-            match listener {
-                Ok(mut listener) => {
-                    // Anything read before this point may have changed unheard.
-                    self.forget_all(true);
-                    loop {
-                        let notice = tokio::select! {
-                            () = cancel.cancelled() => break,
-                            notice = listener.try_recv() => notice,
-                        };
-                        match notice {
-                            Ok(Some(_)) => self.forget_all(true),
-                            Ok(None) | Err(_) => {
-                                self.forget_all(false);
-                                tracing::warn!("lost the connection that hears API token changes; checking each token in the database until it is back");
-                                break;
-                            }
-                        }
-                    }
-                    if cancel.is_cancelled() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    self.forget_all(false);
-                    tracing::warn!(error = %e, "cannot listen for API token changes; checking each token in the database");
-                }
-            }
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = tokio::time::sleep(RELISTEN_AFTER) => {}
-            }
-        }
-        self.forget_all(false);
-    }
 }
 
-async fn listen(pool: &PgPool) -> sqlx::Result<PgListener> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
+impl Hearer for CheckedTokens {
+    /// Forgets every token on a notice, on listening (again) and on losing the
+    /// connection; keeps tokens only while listening.
+    fn heard(&self, heard: Heard) {
+        self.forget_all(matches!(heard, Heard::Connected | Heard::Notice));
+    }
 }
 
 #[cfg(test)]

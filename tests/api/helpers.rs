@@ -114,6 +114,8 @@ pub struct TestApp {
     pub address: String,
     pub pool: PgPool,
     pub worker: SyncWorker,
+    /// Every merchant's worker, the default merchant's first.
+    pub workers: Vec<SyncWorker>,
     pub http: reqwest::Client,
     pub db: TestDatabase,
     shutdown: CancellationToken,
@@ -135,17 +137,26 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let pool = app.pool().clone();
         let worker = app.worker();
+        let workers = app.workers();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         TestApp {
             address,
             pool,
             worker,
+            workers,
             http: reqwest::Client::new(),
             db,
             shutdown,
             task: Some(task),
         }
+    }
+
+    /// The worker of a configured merchant.
+    pub fn worker_for(&self, merchant: &str) -> Option<&SyncWorker> {
+        self.workers
+            .iter()
+            .find(|w| &**w.merchant_code() == merchant)
     }
 
     pub async fn post_callback(&self, kinds: &str, body: impl Into<reqwest::Body>) -> Response {
