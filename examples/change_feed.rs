@@ -63,7 +63,7 @@ async fn run(args: &Args, db_url: &Url) -> anyhow::Result<()> {
     let pool = app.pool().clone();
     let stop = CancellationToken::new();
     let serving = tokio::spawn(app.run_until_stopped(stop.clone()));
-    let token = paymirror::tokens::create_token(&pool, "bench", &[]).await?;
+    let token = paymirror::tokens::create_token(&pool, "bench", &[], &[]).await?;
     let http = reqwest::Client::new();
 
     // Wake-up latency: the consumer waits; each change is committed while it waits.

@@ -66,12 +66,18 @@ pub enum SyncsCommand {
         /// Print a JSON array of objects (camelCase fields) instead of a table.
         #[arg(long)]
         json: bool,
+        /// The merchant code (default: the default merchant, platform.merchant_code).
+        #[arg(long)]
+        merchant: Option<String>,
     },
     /// Make dead syncs pending again with fresh attempts.
     Retry {
         /// Only those that died at or after this RFC 3339 time (default: all).
         #[arg(long)]
         since: Option<String>,
+        /// The merchant code (default: the default merchant, platform.merchant_code).
+        #[arg(long)]
+        merchant: Option<String>,
     },
 }
 
@@ -79,9 +85,17 @@ pub enum SyncsCommand {
 pub enum PlatformCommand {
     /// Show whether platform requests are paused (after a 429, 403 or 406) and how
     /// many requests the shared window counts now.
-    Status,
+    Status {
+        /// The merchant code (default: the default merchant, platform.merchant_code).
+        #[arg(long)]
+        merchant: Option<String>,
+    },
     /// End the pause at once: every replica resumes platform requests within a second.
-    Resume,
+    Resume {
+        /// The merchant code (default: the default merchant, platform.merchant_code).
+        #[arg(long)]
+        merchant: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,6 +107,9 @@ pub enum TokensCommand {
         /// read (GET) or write (GET and POST); repeatable; default read.
         #[arg(long = "permission", value_enum)]
         permissions: Vec<Permission>,
+        /// A merchant code the token may see; repeatable; default every merchant.
+        #[arg(long = "merchant")]
+        merchants: Vec<String>,
     },
     /// Deactivate the account's token for good.
     Revoke {
@@ -189,13 +206,36 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
-    let settings = load()?;
+/// The merchant code a command is about: `named` if this deployment is configured to
+/// serve it, else the default merchant (`platform.merchant_code`).
+fn configured_merchant(settings: &Settings, named: Option<&str>) -> anyhow::Result<String> {
+    let default = settings.platform.merchant_code.as_str();
     anyhow::ensure!(
-        !settings.platform.merchant_code.is_empty(),
+        !default.is_empty(),
         "invalid configuration key platform.merchant_code (PAYMIRROR__PLATFORM__MERCHANT_CODE): is not set"
     );
-    let merchant = settings.platform.merchant_code.as_str();
+    let Some(named) = named else {
+        return Ok(default.to_owned());
+    };
+    let configured = named == default || settings.merchants.iter().any(|m| m.code == named);
+    anyhow::ensure!(
+        configured,
+        "merchant {named:?} is not configured here (platform.merchant_code or a [[merchants]] entry)"
+    );
+    Ok(named.to_owned())
+}
+
+async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
+    let settings = load()?;
+    let merchant = configured_merchant(
+        &settings,
+        match &command {
+            SyncsCommand::Dead { merchant, .. } | SyncsCommand::Retry { merchant, .. } => {
+                merchant.as_deref()
+            }
+        },
+    )?;
+    let merchant = merchant.as_str();
     migrate(&settings.database).await?;
     let pool = settings.database.pool()?;
     let since = |raw: Option<String>| {
@@ -206,6 +246,7 @@ async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
             since: raw,
             limit,
             json,
+            ..
         } => {
             let dead = queue::list_dead_syncs(&pool, merchant, since(raw)?, limit).await?;
             if json {
@@ -215,7 +256,7 @@ async fn run_syncs(command: SyncsCommand) -> anyhow::Result<()> {
             }
             eprintln!("{} dead sync(s)", dead.len());
         }
-        SyncsCommand::Retry { since: raw } => {
+        SyncsCommand::Retry { since: raw, .. } => {
             let retried = queue::retry_dead_syncs(&pool, merchant, since(raw)?).await?;
             println!("{retried}");
             eprintln!("{retried} dead sync(s) scheduled again");
@@ -228,19 +269,29 @@ async fn run_platform(command: PlatformCommand) -> anyhow::Result<()> {
     let settings = load()?;
     migrate(&settings.database).await?;
     let pool = settings.database.pool()?;
-    let merchant = settings.platform.merchant_code.as_str();
-    match command {
-        PlatformCommand::Status => match platform::budget_state(&pool, merchant, WINDOW).await? {
-            Some(state) => {
-                let paused = state
-                    .paused_until
-                    .map(|t| format!("paused until {}", t.to_rfc3339()))
-                    .unwrap_or_else(|| "not paused".into());
-                println!("{paused}; {} request(s) in the window", state.counted);
+    let merchant = configured_merchant(
+        &settings,
+        match &command {
+            PlatformCommand::Status { merchant } | PlatformCommand::Resume { merchant } => {
+                merchant.as_deref()
             }
-            None => println!("no replica of merchant {merchant} has run yet"),
         },
-        PlatformCommand::Resume => {
+    )?;
+    let merchant = merchant.as_str();
+    match command {
+        PlatformCommand::Status { .. } => {
+            match platform::budget_state(&pool, merchant, WINDOW).await? {
+                Some(state) => {
+                    let paused = state
+                        .paused_until
+                        .map(|t| format!("paused until {}", t.to_rfc3339()))
+                        .unwrap_or_else(|| "not paused".into());
+                    println!("{paused}; {} request(s) in the window", state.counted);
+                }
+                None => println!("no replica of merchant {merchant} has run yet"),
+            }
+        }
+        PlatformCommand::Resume { .. } => {
             let resumed = platform::resume(&pool, merchant).await?;
             println!("{}", if resumed { "resumed" } else { "was not paused" });
         }
@@ -256,10 +307,14 @@ async fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
         TokensCommand::Create {
             account,
             permissions,
+            merchants,
         } => {
+            for code in &merchants {
+                configured_merchant(&settings, Some(code))?;
+            }
             println!(
                 "{}",
-                tokens::create_token(&pool, &account, &permissions).await?
+                tokens::create_token(&pool, &account, &permissions, &merchants).await?
             );
         }
         TokensCommand::Revoke { account } => {
@@ -285,6 +340,8 @@ async fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
 struct TokenRow<'a> {
     account: &'a str,
     permissions: &'a [Permission],
+    /// The merchant codes the token may see; null: every merchant.
+    merchants: Option<&'a [String]>,
     active: bool,
     created_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
@@ -296,6 +353,7 @@ impl<'a> From<&'a TokenInfo> for TokenRow<'a> {
         TokenRow {
             account: &t.account,
             permissions: &t.permissions,
+            merchants: t.merchants.as_deref(),
             active: t.active,
             created_at: t.created_at,
             last_used_at: t.last_used_at,
@@ -327,22 +385,27 @@ fn print_dead_syncs(dead: &[DeadSync]) {
 
 fn print_tokens(listed: &[TokenInfo]) {
     println!(
-        "{:<24} {:<12} {:<8} {:<25} {:<25} {:>8}",
-        "ACCOUNT", "PERMISSIONS", "ACTIVE", "CREATED", "LAST USED", "USES"
+        "{:<24} {:<12} {:<16} {:<8} {:<25} {:<25} {:>8}",
+        "ACCOUNT", "PERMISSIONS", "MERCHANTS", "ACTIVE", "CREATED", "LAST USED", "USES"
     );
     for t in listed {
         let last = t
             .last_used_at
             .map(|t| t.to_rfc3339())
             .unwrap_or_else(|| "-".into());
+        let merchants = t
+            .merchants
+            .as_ref()
+            .map_or_else(|| "*".to_owned(), |m| m.join(","));
         println!(
-            "{:<24} {:<12} {:<8} {:<25} {:<25} {:>8}",
+            "{:<24} {:<12} {:<16} {:<8} {:<25} {:<25} {:>8}",
             t.account,
             t.permissions
                 .iter()
                 .map(Permission::as_str)
                 .collect::<Vec<_>>()
                 .join(","),
+            merchants,
             t.active,
             t.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
             last,

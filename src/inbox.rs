@@ -203,13 +203,22 @@ impl Writer {
             batch.sort_by(|a, b| a.entry.merchant.cmp(&b.entry.merchant));
             let answers = self.commit(&mut held, &batch).await;
             metrics::histogram!("paymirror_inbox_batch_size").record(batch.len() as f64);
+            // Counted per merchant: the batch is in runs of one merchant each.
             let mut counted = Outcomes::default();
+            let mut counting: Option<Arc<str>> = None;
             for (submission, answer) in batch.drain(..).zip(answers) {
+                if let Some(previous) = counting.take_if(|m| *m != submission.entry.merchant) {
+                    counted.record(&self.tally, &previous);
+                    counted = Outcomes::default();
+                }
+                counting.get_or_insert_with(|| submission.entry.merchant.clone());
                 counted.add(&submission.entry, &answer);
                 // The requester may have gone away; the callback is stored all the same.
                 let _ = submission.committed.send(answer);
             }
-            counted.record(&self.tally);
+            if let Some(merchant) = counting {
+                counted.record(&self.tally, &merchant);
+            }
         }
     }
 
@@ -343,13 +352,13 @@ impl Outcomes {
         self.0[kind][outcome][result] += 1;
     }
 
-    /// Counts each group in `tally`.
-    fn record(&self, tally: &Tally) {
+    /// Counts each group in `tally`, as `merchant`'s.
+    fn record(&self, tally: &Tally, merchant: &Arc<str>) {
         for (kind, outcomes) in Self::KINDS.iter().zip(&self.0) {
             for (outcome, results) in Self::OUTCOMES.iter().zip(outcomes) {
                 for (written, &n) in Self::RESULTS.iter().zip(results) {
                     if n > 0 {
-                        tally.callbacks(*kind, outcome, *written, n);
+                        tally.callbacks(merchant, *kind, outcome, *written, n);
                     }
                 }
             }

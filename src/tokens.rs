@@ -22,6 +22,8 @@ pub const TOKEN_LEN: usize = 30;
 pub struct TokenInfo {
     pub account: String,
     pub permissions: Vec<Permission>,
+    /// The merchant codes the token may see; `None`: every merchant.
+    pub merchants: Option<Vec<String>>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -46,6 +48,7 @@ pub async fn create_token(
     pool: &PgPool,
     account: &str,
     permissions: &[Permission],
+    merchants: &[String],
 ) -> anyhow::Result<String> {
     anyhow::ensure!(!account.trim().is_empty(), "the account name is empty");
     if let Some(unknown) = permissions
@@ -60,15 +63,23 @@ pub async fn create_token(
     }
     names.sort_unstable();
     names.dedup();
+    let mut scope = merchants.to_vec();
+    scope.sort_unstable();
+    scope.dedup();
+    let scope = (!scope.is_empty()).then_some(scope);
     let token = Alphanumeric.sample_string(&mut rand::rng(), TOKEN_LEN);
     let mut tx = pool.begin().await?;
     deactivate(&mut tx, account).await?;
-    sqlx::query("insert into api_tokens (account, token_hash, permissions) values ($1, $2, $3)")
-        .bind(account)
-        .bind(hash(&token))
-        .bind(&names)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "insert into api_tokens (account, token_hash, permissions, merchants)
+         values ($1, $2, $3, $4)",
+    )
+    .bind(account)
+    .bind(hash(&token))
+    .bind(&names)
+    .bind(&scope)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(token)
 }
@@ -92,7 +103,7 @@ async fn deactivate(conn: &mut sqlx::PgConnection, account: &str) -> sqlx::Resul
 /// Returns every token's account, permissions and use, newest first.
 pub async fn list_tokens(pool: &PgPool) -> sqlx::Result<Vec<TokenInfo>> {
     sqlx::query_as(
-        "select account, permissions, active, created_at, last_used_at, use_count
+        "select account, permissions, merchants, active, created_at, last_used_at, use_count
          from api_tokens order by account, created_at desc",
     )
     .fetch_all(pool)
@@ -111,53 +122,59 @@ impl Presented {
         (token.len() == TOKEN_LEN).then(|| Presented { hash: hash(token) })
     }
 
-    /// The hash to bind for [`permissions_of`].
+    /// The hash the database keeps for this token.
     pub fn hash(&self) -> &str {
         &self.hash
     }
 
-    /// Returns the permissions read with [`permissions_of`] (`None`: no active
+    /// Returns the grant read from the database or remembered (`None`: no active
     /// token has this hash), and notes the use of a valid token in `usage`.
-    pub fn grant(
-        &self,
-        usage: &UsageLog,
-        permissions: Option<Vec<Permission>>,
-    ) -> Option<Vec<Permission>> {
-        let permissions = permissions?;
+    pub fn grant(&self, usage: &UsageLog, grant: Option<Grant>) -> Option<Grant> {
+        let grant = grant?;
         usage.record(self.hash.clone());
-        Some(permissions)
+        Some(grant)
     }
 }
 
-/// The token check as an expression of type `text[]` with the token hash as
-/// parameter `$n`: null unless an active token has that hash. A read splices it into
-/// its own statement to check its token in the same round trip.
-pub fn permissions_of(n: usize) -> String {
-    format!("(select permissions from api_tokens where token_hash = ${n} and active)")
+/// What an active token allows: its permissions, and the merchants it may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub permissions: Vec<Permission>,
+    /// The merchant codes the token may see; `None`: every merchant.
+    pub merchants: Option<Vec<String>>,
 }
 
-/// Returns the permissions of an active token, or `None` if the token is unknown or
+impl Grant {
+    /// Whether the token may see merchant `code`'s payments.
+    pub fn sees(&self, code: &str) -> bool {
+        self.merchants
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|c| c == code))
+    }
+}
+
+/// Returns what an active token allows, or `None` if the token is unknown or
 /// deactivated, and notes its use in `usage`.
 ///
-/// The check is a read of the token's row on every request, so a revocation or a
-/// replacement takes effect at once on every replica; the use (last use, count) is
-/// written later by [`UsageLog::flush`], so readers never queue on the row's lock.
+/// Replicas remember what they read here until the database announces a change
+/// ([`CheckedTokens`]); the use (last use, count) is written later by
+/// [`UsageLog::flush`], so readers never queue on the row's lock.
 pub async fn authenticate(
     pool: &PgPool,
     usage: &UsageLog,
     token: &Presented,
-) -> sqlx::Result<Option<Vec<Permission>>> {
+) -> sqlx::Result<Option<Grant>> {
     Ok(identify(pool, usage, token)
         .await?
-        .map(|identity| identity.permissions))
+        .map(|identity| identity.grant))
 }
 
-/// The active token a request presented: its row, account and permissions.
+/// The active token a request presented: its row, account and grant.
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub token_id: i64,
     pub account: String,
-    pub permissions: Vec<Permission>,
+    pub grant: Grant,
 }
 
 /// Like [`authenticate`], also returning which token row it is (the console's sessions
@@ -167,20 +184,29 @@ pub async fn identify(
     usage: &UsageLog,
     token: &Presented,
 ) -> sqlx::Result<Option<Identity>> {
-    let row: Option<(i64, String, Vec<Permission>)> = sqlx::query_as(
-        "select id, account, permissions from api_tokens where token_hash = $1 and active",
+    /// id, account, permissions, merchants.
+    type TokenRow = (i64, String, Vec<Permission>, Option<Vec<String>>);
+    let row: Option<TokenRow> = sqlx::query_as(
+        "select id, account, permissions, merchants from api_tokens
+         where token_hash = $1 and active",
     )
     .bind(token.hash())
     .fetch_optional(pool)
     .await?;
-    let Some((token_id, account, permissions)) = row else {
+    let Some((token_id, account, permissions, merchants)) = row else {
         return Ok(None);
     };
-    let permissions = token.grant(usage, Some(permissions)).unwrap_or_default();
+    let grant = Grant {
+        permissions,
+        merchants,
+    };
+    let Some(grant) = token.grant(usage, Some(grant)) else {
+        return Ok(None);
+    };
     Ok(Some(Identity {
         token_id,
         account,
-        permissions,
+        grant,
     }))
 }
 

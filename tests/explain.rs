@@ -323,23 +323,10 @@ fn hot_statements() -> Vec<(&'static str, &'static str, Vec<Arg>)> {
         ("queue depth", queue::DEPTH, vec![Arg::Text("M1")]),
         ("oldest due", queue::OLDEST_DUE, vec![Arg::Text("M1")]),
         (
-            "list page, token checked",
-            store::LIST_PAYMENTS_CHECKED.as_str(),
-            vec![
-                Arg::Text("M1"),
-                kind(),
-                Arg::Texts(vec![]),
-                Arg::Time(None),
-                Arg::Int8(500_000),
-                Arg::Int8(100),
-                Arg::Text("0123"),
-            ],
-        ),
-        (
             "list page",
             store::LIST_PAYMENTS.as_str(),
             vec![
-                Arg::Text("M1"),
+                Arg::Texts(vec!["M1"]),
                 kind(),
                 Arg::Texts(vec![]),
                 Arg::Time(None),
@@ -376,11 +363,6 @@ fn hot_statements() -> Vec<(&'static str, &'static str, Vec<Arg>)> {
             ],
         ),
         (
-            "payment by id, token checked",
-            store::FIND_PAYMENT_CHECKED.as_str(),
-            vec![Arg::Text("M1"), kind(), id(), Arg::Text("0123")],
-        ),
-        (
             "payment by id",
             store::FIND_PAYMENT.as_str(),
             vec![Arg::Text("M1"), kind(), id()],
@@ -400,7 +382,7 @@ fn hot_statements() -> Vec<(&'static str, &'static str, Vec<Arg>)> {
         (
             "change feed",
             store::LIST_CHANGES,
-            vec![Arg::Text("M1"), Arg::Int8(1000), Arg::Int8(100)],
+            vec![Arg::Texts(vec!["M1"]), Arg::Int8(1000), Arg::Int8(100)],
         ),
     ]
 }

@@ -137,7 +137,7 @@ async fn run(args: &Args, db: &BenchDatabase) -> anyhow::Result<bool> {
     let harness = connect(db, 2).await?;
     database::create_yardstick_tables(&harness).await?;
     database::seed_payments(&harness, args.ids, true).await?;
-    let token = paymirror::tokens::create_token(&harness, "bench", &[]).await?;
+    let token = paymirror::tokens::create_token(&harness, "bench", &[], &[]).await?;
     database::capture_documents(&harness, &paymirror_base, &token, args.ids).await?;
 
     let yardsticks = Yardsticks::start(db, pool_size, &stop).await?;
@@ -293,7 +293,7 @@ async fn run_deployed(
     database::keep_young(&harness).await?;
     database::create_yardstick_tables(&harness).await?;
     database::seed_payments(&harness, args.ids, false).await?;
-    let token = paymirror::tokens::create_token(&harness, "bench", &[]).await?;
+    let token = paymirror::tokens::create_token(&harness, "bench", &[], &[]).await?;
     database::capture_documents(&harness, &paymirror.base, &token, args.ids).await?;
 
     let stop = CancellationToken::new();

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::error::ErrorAnswers;
 use crate::http::error::Query;
+
+use super::auth::{Caller, MerchantParam};
 use crate::http::params::parse_limit;
 use crate::http::ApiError;
 use crate::http::AppState;
@@ -47,10 +49,11 @@ pub struct ChangesPage {
 /// `GET /v1/changes?after=&limit=&wait=`: the changes after `after` (from the first
 /// without it), oldest first. With `wait`, an empty answer is held until a change
 /// commits or `wait` seconds pass; then `nextCursor` is the cursor to wait again with.
-#[utoipa::path(get, path = "/v1/changes", tag = "changes", operation_id = "followChanges", params(ChangesQuery),
+#[utoipa::path(get, path = "/v1/changes", tag = "changes", operation_id = "followChanges", params(ChangesQuery, MerchantParam),
     responses((status = 200, description = "Status changes in commit order", body = ChangesPage), ErrorAnswers))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<ChangesQuery>,
 ) -> Result<Json<ChangesPage>, ApiError> {
     let after = query.after.as_deref().map(decode).transpose()?.unwrap_or(0);
@@ -64,7 +67,7 @@ pub async fn list(
         let notified = state.changes.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let items = store::list_changes(&state.pool, &state.merchant_code, after, limit).await?;
+        let items = store::list_changes(&state.pool, caller.merchants(), after, limit).await?;
         let now = tokio::time::Instant::now();
         if !items.is_empty() || now >= deadline || stopping {
             let last = items.last().map_or(after, |c| c.position);

@@ -1,14 +1,13 @@
 //! `/v1/payins` and `/v1/payouts`: a payment, a page of them, a payment's history and
-//! callbacks, and a refresh. The hot reads check their token in the statement that
-//! reads the payments.
+//! callbacks, and a refresh, each for the merchant(s) the [`Caller`] resolved.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::auth;
+use super::auth::{Caller, MerchantParam};
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::http::body::{SizedJson, DOCUMENT_BYTES};
 use crate::http::error::ErrorAnswers;
@@ -18,7 +17,6 @@ use crate::http::AppState;
 use crate::http::{ApiError, PaymentDocument};
 use crate::queue::{enqueue_syncs, Priority};
 use crate::store::{self, CallbackRecord, HistoryEntry, ListFilter, Towards};
-use crate::tokens::{Permission, Presented};
 
 /// The `{kinds}` path segment.
 #[derive(utoipa::IntoParams)]
@@ -54,83 +52,37 @@ fn parse_kinds(kinds: &str) -> Result<PaymentKind, ApiError> {
 }
 
 /// `GET /v1/{kinds}/{id}`: the payment, or 404 if never heard of.
-///
-/// The hot read: the token is checked by the same statement that reads the payment.
-#[utoipa::path(get, path = "/v1/{kinds}/{id}", tag = "{kinds}", operation_id = "get{Kind}", params(KindsParam, IdParam),
+#[utoipa::path(get, path = "/v1/{kinds}/{id}", tag = "{kinds}", operation_id = "get{Kind}", params(KindsParam, IdParam, MerchantParam),
     responses((status = 200, description = "The payment", body = PaymentDocument), ErrorAnswers))]
 pub async fn show(
     State(state): State<AppState>,
-    Extension(token): Extension<Presented>,
-    path: Result<Path<(String, String)>, Response>,
-) -> Result<Json<PaymentDocument>, Response> {
-    let target = match path {
-        Ok(Path((kinds, id))) => parse_target(&kinds, &id).map_err(IntoResponse::into_response),
-        Err(rejected) => Err(rejected),
-    };
-    let (kind, id) = checked_first(&state, &token, target).await?;
-    find_checked(&state, &token, kind, &id)
-        .await
-        .map(Json)
-        .map_err(IntoResponse::into_response)
-}
-
-async fn find_checked(
-    state: &AppState,
-    token: &Presented,
-    kind: PaymentKind,
-    id: &PaymentId,
-) -> Result<PaymentDocument, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no {kind} with id {id} is known"));
-    if let Some(permissions) = auth::remembered(state, token) {
-        auth::permit(&permissions, Permission::Read)?;
-        let mut lane = state.lanes.acquire().await?;
-        let found = store::find_payment(&mut *lane, &state.merchant_code, kind, id).await;
-        lane.settle(&found);
-        drop(lane);
-        return found?.map(Into::into).ok_or_else(not_found);
-    }
-    let ticket = state.checked_tokens.ticket();
+    caller: Caller,
+    Path((kinds, id)): Path<(String, String)>,
+) -> Result<Json<PaymentDocument>, ApiError> {
+    let (kind, id) = parse_target(&kinds, &id)?;
+    let merchant = caller.merchant()?;
     let mut lane = state.lanes.acquire().await?;
-    let found =
-        store::find_payment_checked(&mut *lane, &state.merchant_code, kind, id, token.hash()).await;
+    let found = store::find_payment(&mut *lane, merchant, kind, &id).await;
     lane.settle(&found);
     drop(lane);
-    let Some(found) = found? else {
-        auth::check(state, token, Permission::Read).await?;
-        return Err(not_found());
-    };
-    auth::admit(state, token, ticket, found.caller, Permission::Read)?;
-    Ok(found.payment.into())
-}
-
-/// Returns what the request asks for, or, if it cannot be parsed, the answer to
-/// give: 401/403 if the token does not pass (as on every other route, the token is
-/// judged before the request), else the parse error.
-async fn checked_first<T>(
-    state: &AppState,
-    token: &Presented,
-    parsed: Result<T, Response>,
-) -> Result<T, Response> {
-    match parsed {
-        Ok(parsed) => Ok(parsed),
-        Err(answer) => match auth::check(state, token, Permission::Read).await {
-            Ok(()) => Err(answer),
-            Err(refused) => Err(refused.into_response()),
-        },
-    }
+    found?
+        .map(|row| Json(row.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("no {kind} with id {id} is known")))
 }
 
 /// `GET /v1/{kinds}/{id}/history`: every status observed, oldest first.
-#[utoipa::path(get, path = "/v1/{kinds}/{id}/history", tag = "{kinds}", operation_id = "get{Kind}History", params(KindsParam, IdParam),
+#[utoipa::path(get, path = "/v1/{kinds}/{id}/history", tag = "{kinds}", operation_id = "get{Kind}History", params(KindsParam, IdParam, MerchantParam),
     responses((status = 200, description = "Every status observed, oldest first", body = Vec<HistoryEntry>), ErrorAnswers))]
 pub async fn history(
     State(state): State<AppState>,
+    caller: Caller,
     Path((kinds, id)): Path<(String, String)>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     let (kind, id) = parse_target(&kinds, &id)?;
-    ensure_known(&state, kind, &id).await?;
+    let merchant = caller.merchant()?;
+    ensure_known(&state, merchant, kind, &id).await?;
     Ok(Json(
-        store::list_history(&state.pool, &state.merchant_code, kind, &id).await?,
+        store::list_history(&state.pool, merchant, kind, &id).await?,
     ))
 }
 
@@ -152,11 +104,12 @@ const CALLBACK_BYTES: usize = 96;
 /// `GET /v1/{kinds}/{id}/callbacks`: a page of the callbacks received for the payment,
 /// oldest first, bodies as received: "did the platform call us?" The next page, if
 /// any, is named by a `Link: <…>; rel="next"` header.
-#[utoipa::path(get, path = "/v1/{kinds}/{id}/callbacks", tag = "{kinds}", operation_id = "list{Kind}Callbacks", params(KindsParam, IdParam, CallbacksQuery),
+#[utoipa::path(get, path = "/v1/{kinds}/{id}/callbacks", tag = "{kinds}", operation_id = "list{Kind}Callbacks", params(KindsParam, IdParam, CallbacksQuery, MerchantParam),
     responses((status = 200, description = "The callbacks received, oldest first", body = Vec<CallbackRecord>,
         headers(("Link" = String, description = "The next page, `<…>; rel=\"next\"`; absent on the last page"))), ErrorAnswers))]
 pub async fn callbacks(
     State(state): State<AppState>,
+    caller: Caller,
     Path((kinds, id)): Path<(String, String)>,
     Query(query): Query<CallbacksQuery>,
     RawQuery(raw_query): RawQuery,
@@ -164,10 +117,11 @@ pub async fn callbacks(
     let (kind, id) = parse_target(&kinds, &id)?;
     let limit = parse_limit(query.limit.as_deref())?;
     let from = parse_callback_cursor(query.cursor.as_deref())?;
-    ensure_known(&state, kind, &id).await?;
+    let merchant = caller.merchant()?;
+    ensure_known(&state, merchant, kind, &id).await?;
     let page = store::list_callbacks(
         &state.pool,
-        &state.merchant_code,
+        merchant,
         kind,
         &id,
         from,
@@ -196,8 +150,13 @@ pub async fn callbacks(
 }
 
 /// Answers 404 unless paymirror has heard of the payment.
-async fn ensure_known(state: &AppState, kind: PaymentKind, id: &PaymentId) -> Result<(), ApiError> {
-    match store::find_payment(&state.pool, &state.merchant_code, kind, id).await? {
+async fn ensure_known(
+    state: &AppState,
+    merchant: &str,
+    kind: PaymentKind,
+    id: &PaymentId,
+) -> Result<(), ApiError> {
+    match store::find_payment(&state.pool, merchant, kind, id).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::NotFound(format!(
             "no {kind} with id {id} is known"
@@ -207,23 +166,19 @@ async fn ensure_known(state: &AppState, kind: PaymentKind, id: &PaymentId) -> Re
 
 /// `POST /v1/{kinds}/{id}/refresh`: schedules a sync now (starting to track an unknown
 /// id, reviving a dead sync) and answers 202 with the payment as it stands.
-#[utoipa::path(post, path = "/v1/{kinds}/{id}/refresh", tag = "{kinds}", operation_id = "refresh{Kind}", params(KindsParam, IdParam),
+#[utoipa::path(post, path = "/v1/{kinds}/{id}/refresh", tag = "{kinds}", operation_id = "refresh{Kind}", params(KindsParam, IdParam, MerchantParam),
     responses((status = 202, description = "A sync is scheduled; the payment as it stands", body = PaymentDocument), ErrorAnswers))]
 pub async fn refresh(
     State(state): State<AppState>,
+    caller: Caller,
     Path((kinds, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<PaymentDocument>), ApiError> {
     let (kind, id) = parse_target(&kinds, &id)?;
+    let merchant = caller.merchant()?;
     let mut tx = state.pool.begin().await?;
-    enqueue_syncs(
-        &mut tx,
-        &state.merchant_code,
-        &[(kind, id.clone())],
-        Priority::Manual,
-    )
-    .await?;
+    enqueue_syncs(&mut tx, merchant, &[(kind, id.clone())], Priority::Manual).await?;
     tx.commit().await?;
-    let row = store::find_payment(&state.pool, &state.merchant_code, kind, &id)
+    let row = store::find_payment(&state.pool, merchant, kind, &id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("payment vanished after enqueue")))?;
     Ok((StatusCode::ACCEPTED, Json(row.into())))
@@ -255,72 +210,32 @@ pub struct Page {
     next_cursor: Option<String>,
 }
 
-/// `GET /v1/{kinds}`: a page of payments in the order they last changed.
-#[utoipa::path(get, path = "/v1/{kinds}", tag = "{kinds}", operation_id = "list{Kinds}", params(KindsParam, ListQuery),
+/// `GET /v1/{kinds}`: a page of payments in the order they last changed; with several
+/// merchants, theirs together in that order.
+#[utoipa::path(get, path = "/v1/{kinds}", tag = "{kinds}", operation_id = "list{Kinds}", params(KindsParam, ListQuery, MerchantParam),
     responses((status = 200, description = "A page of payments", body = Page), ErrorAnswers))]
 pub async fn list(
     State(state): State<AppState>,
-    Extension(token): Extension<Presented>,
-    path: Result<Path<String>, Response>,
-    query: Result<Query<ListQuery>, Response>,
-) -> Result<SizedJson<Page>, Response> {
-    let parsed = match (path, query) {
-        (Ok(Path(kinds)), Ok(Query(query))) => parse_kinds(&kinds)
-            .and_then(|kind| Ok((kind, parse_list_query(query)?)))
-            .map_err(IntoResponse::into_response),
-        (Err(rejected), _) | (_, Err(rejected)) => Err(rejected),
-    };
-    let (kind, filter) = checked_first(&state, &token, parsed).await?;
-    list_checked(&state, &token, kind, &filter)
-        .await
-        .map(|page| {
-            let bytes = page.items.len() * DOCUMENT_BYTES + 64;
-            SizedJson(page, bytes)
-        })
-        .map_err(IntoResponse::into_response)
-}
-
-async fn list_checked(
-    state: &AppState,
-    token: &Presented,
-    kind: PaymentKind,
-    filter: &ListFilter,
-) -> Result<Page, ApiError> {
-    let rows = if let Some(permissions) = auth::remembered(state, token) {
-        auth::permit(&permissions, Permission::Read)?;
-        let mut lane = state.lanes.acquire().await?;
-        let rows = store::list_payments(&mut *lane, &state.merchant_code, kind, filter).await;
-        lane.settle(&rows);
-        rows?
-    } else {
-        let ticket = state.checked_tokens.ticket();
-        let mut lane = state.lanes.acquire().await?;
-        let rows = store::list_payments_checked(
-            &mut *lane,
-            &state.merchant_code,
-            kind,
-            filter,
-            token.hash(),
-        )
-        .await;
-        lane.settle(&rows);
-        drop(lane);
-        let rows = rows?;
-        match rows.first() {
-            Some(first) => {
-                auth::admit(state, token, ticket, first.caller.clone(), Permission::Read)?
-            }
-            None => auth::check(state, token, Permission::Read).await?,
-        }
-        rows.into_iter().map(|r| r.payment).collect()
-    };
+    caller: Caller,
+    Path(kinds): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<SizedJson<Page>, ApiError> {
+    let kind = parse_kinds(&kinds)?;
+    let filter = parse_list_query(query)?;
+    let mut lane = state.lanes.acquire().await?;
+    let rows = store::list_payments(&mut *lane, caller.merchants(), kind, &filter).await;
+    lane.settle(&rows);
+    drop(lane);
+    let rows = rows?;
     let next_cursor = (rows.len() as i64 == filter.limit)
         .then(|| rows.last().map(|r| encode_cursor(r.position)))
         .flatten();
-    Ok(Page {
+    let page = Page {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
-    })
+    };
+    let bytes = page.items.len() * DOCUMENT_BYTES + 64;
+    Ok(SizedJson(page, bytes))
 }
 
 fn parse_list_query(query: ListQuery) -> Result<ListFilter, ApiError> {

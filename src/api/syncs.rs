@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::auth::{Caller, MerchantParam};
 use crate::http::error::ErrorAnswers;
 use crate::http::error::Query;
 use crate::http::params::{parse_callback_cursor, parse_limit, parse_time};
@@ -66,38 +67,41 @@ pub struct Retried {
 }
 
 /// `GET /v1/dead-syncs?since=<RFC 3339>&limit=`: dead syncs, oldest death first.
-#[utoipa::path(get, path = "/v1/dead-syncs", tag = "syncs", operation_id = "listDeadSyncs", params(SinceQuery),
+#[utoipa::path(get, path = "/v1/dead-syncs", tag = "syncs", operation_id = "listDeadSyncs", params(SinceQuery, MerchantParam),
     responses((status = 200, description = "Dead syncs, oldest death first", body = DeadPage), ErrorAnswers))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<SinceQuery>,
 ) -> Result<Json<DeadPage>, ApiError> {
     let since = parse_time(query.since.as_deref(), "since")?;
     let limit = parse_limit(query.limit.as_deref())?;
-    let items = list_dead_syncs(&state.pool, &state.merchant_code, since, limit).await?;
+    let items = list_dead_syncs(&state.pool, caller.merchant()?, since, limit).await?;
     Ok(Json(DeadPage { items }))
 }
 
 /// `POST /v1/dead-syncs/retry?since=<RFC 3339>`: makes every dead sync (or those dead
 /// since the time) pending again with fresh attempts; answers 202 with how many.
-#[utoipa::path(post, path = "/v1/dead-syncs/retry", tag = "syncs", operation_id = "retryDeadSyncs", params(RetryQuery),
+#[utoipa::path(post, path = "/v1/dead-syncs/retry", tag = "syncs", operation_id = "retryDeadSyncs", params(RetryQuery, MerchantParam),
     responses((status = 202, description = "How many dead syncs are pending again", body = Retried), ErrorAnswers))]
 pub async fn retry(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<RetryQuery>,
 ) -> Result<(StatusCode, Json<Retried>), ApiError> {
     let since = parse_time(query.since.as_deref(), "since")?;
-    let retried = retry_dead_syncs(&state.pool, &state.merchant_code, since).await?;
+    let retried = retry_dead_syncs(&state.pool, caller.merchant()?, since).await?;
     tracing::info!(retried, "dead syncs retried through the API");
     Ok((StatusCode::ACCEPTED, Json(Retried { retried })))
 }
 
 /// `GET /v1/callbacks/ignored?since=<RFC 3339>&limit=&cursor=`: a page of the
 /// callbacks that named no payment (no `idEntity`), oldest first.
-#[utoipa::path(get, path = "/v1/callbacks/ignored", tag = "callbacks", operation_id = "listIgnoredCallbacks", params(IgnoredQuery),
+#[utoipa::path(get, path = "/v1/callbacks/ignored", tag = "callbacks", operation_id = "listIgnoredCallbacks", params(IgnoredQuery, MerchantParam),
     responses((status = 200, description = "Callbacks without idEntity, oldest first", body = IgnoredPage), ErrorAnswers))]
 pub async fn ignored(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<IgnoredQuery>,
 ) -> Result<Json<IgnoredPage>, ApiError> {
     let since = parse_time(query.since.as_deref(), "since")?;
@@ -105,7 +109,7 @@ pub async fn ignored(
     let cursor = parse_callback_cursor(query.cursor.as_deref())?;
     // Both given: the page starts at the later of the two.
     let from = cursor.max(since.map(CallbackPosition::before_time));
-    let page = list_ignored(&state.pool, &state.merchant_code, from, limit).await?;
+    let page = list_ignored(&state.pool, caller.merchant()?, from, limit).await?;
     Ok(Json(IgnoredPage {
         items: page.items,
         next_cursor: page.next.map(|next| next.cursor()),

@@ -142,7 +142,7 @@ impl Tail {
                 return None;
             }
             let pool = &self.state.pool;
-            match list_changes(pool, &self.state.merchant_code, self.after, BATCH).await {
+            match list_changes(pool, &[&*self.state.merchant_code], self.after, BATCH).await {
                 Ok(changes) if !changes.is_empty() => {
                     self.after = changes
                         .iter()

@@ -61,15 +61,18 @@ async fn applied_migrations(pool: &PgPool, versions: &[i64]) -> sqlx::Result<i64
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "getMetrics",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    match queue::queue_depth(&state.pool, &state.merchant_code).await {
-        Ok(depth) => {
-            for (sync_state, count) in depth.by_state {
-                ::metrics::gauge!("paymirror_sync_jobs", "state" => sync_state.as_str())
-                    .set(count as f64);
+    for merchant in state.merchants.all() {
+        match queue::queue_depth(&state.pool, merchant).await {
+            Ok(depth) => {
+                for (sync_state, count) in depth.by_state {
+                    ::metrics::gauge!("paymirror_sync_jobs", "merchant" => merchant.clone(), "state" => sync_state.as_str())
+                        .set(count as f64);
+                }
+                ::metrics::gauge!("paymirror_oldest_due_sync_seconds", "merchant" => merchant.clone())
+                    .set(depth.oldest_due_secs);
             }
-            ::metrics::gauge!("paymirror_oldest_due_sync_seconds").set(depth.oldest_due_secs);
+            Err(_) => tracing::debug!("queue depth unavailable for /metrics"),
         }
-        Err(_) => tracing::debug!("queue depth unavailable for /metrics"),
     }
     ::metrics::counter!("paymirror_log_lines_dropped_total")
         .absolute(crate::telemetry::dropped_log_lines());

@@ -68,8 +68,15 @@ impl Written {
 impl Tally {
     /// Counts `n` callbacks of `kind` that named a payment (`outcome` `accepted`) or
     /// none (`ignored`), whose write ended `written`.
-    pub fn callbacks(&self, kind: PaymentKind, outcome: &'static str, written: Written, n: u64) {
-        metrics::counter!("paymirror_callbacks_total", "kind" => kind.as_str(), "outcome" => outcome, "result" => written.label())
+    pub fn callbacks(
+        &self,
+        merchant: &Arc<str>,
+        kind: PaymentKind,
+        outcome: &'static str,
+        written: Written,
+        n: u64,
+    ) {
+        metrics::counter!("paymirror_callbacks_total", "merchant" => merchant.clone(), "kind" => kind.as_str(), "outcome" => outcome, "result" => written.label())
             .increment(n);
         if written == Written::Stored {
             self.add(|c| c.callbacks += i64::try_from(n).unwrap_or(i64::MAX));
@@ -78,9 +85,9 @@ impl Tally {
 
     /// Counts one request sent to the platform on `route` (`auth-tokens` or a fetch's
     /// `payins`/`payouts`) and its answer's `status` (`None`: no answer).
-    pub fn platform_request(&self, route: &'static str, status: Option<u16>) {
+    pub fn platform_request(&self, merchant: &Arc<str>, route: &'static str, status: Option<u16>) {
         let label = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
-        metrics::counter!("paymirror_platform_requests_total", "route" => route, "status" => label)
+        metrics::counter!("paymirror_platform_requests_total", "merchant" => merchant.clone(), "route" => route, "status" => label)
             .increment(1);
         self.add(|c| {
             c.platform_requests += 1;
@@ -259,10 +266,11 @@ mod tests {
     #[tokio::test]
     async fn counts_land_in_the_minute_they_happened() {
         let tally = Tally::default();
-        tally.callbacks(PaymentKind::Payin, "accepted", Written::Stored, 1);
-        tally.callbacks(PaymentKind::Payin, "accepted", Written::Failed, 5);
-        tally.platform_request("payins", Some(429));
-        tally.platform_request("auth-tokens", Some(200));
+        let m1: Arc<str> = "M1".into();
+        tally.callbacks(&m1, PaymentKind::Payin, "accepted", Written::Stored, 1);
+        tally.callbacks(&m1, PaymentKind::Payin, "accepted", Written::Failed, 5);
+        tally.platform_request(&m1, "payins", Some(429));
+        tally.platform_request(&m1, "auth-tokens", Some(200));
         tally.status_changed();
         let mut taken = Vec::new();
         let flushed = tally

@@ -13,6 +13,8 @@ use tokio::time::Instant;
 
 #[derive(Debug)]
 pub struct Breaker {
+    /// The merchant whose requests it judges: the `merchant` label of its metrics.
+    merchant: Arc<str>,
     threshold: u32,
     probe_interval: Duration,
     state: Mutex<State>,
@@ -35,8 +37,9 @@ pub struct Admission {
 }
 
 impl Breaker {
-    pub fn new(threshold: u32, probe_interval: Duration) -> Self {
+    pub fn new(merchant: Arc<str>, threshold: u32, probe_interval: Duration) -> Self {
         Breaker {
+            merchant,
             threshold: threshold.max(1),
             probe_interval,
             state: Mutex::new(State {
@@ -89,7 +92,8 @@ impl Breaker {
             if state.open {
                 state.open = false;
                 tracing::warn!("the platform answers again; resuming every fetch");
-                metrics::gauge!("paymirror_platform_outage").set(0.0);
+                metrics::gauge!("paymirror_platform_outage", "merchant" => self.merchant.clone())
+                    .set(0.0);
                 self.changed.notify_waiters();
             }
             return;
@@ -105,8 +109,10 @@ impl Breaker {
                 probe_every_ms = self.probe_interval.as_millis() as u64,
                 "the platform is failing every request: outage; probing until it answers"
             );
-            metrics::gauge!("paymirror_platform_outage").set(1.0);
-            metrics::counter!("paymirror_platform_outages_total").increment(1);
+            metrics::gauge!("paymirror_platform_outage", "merchant" => self.merchant.clone())
+                .set(1.0);
+            metrics::counter!("paymirror_platform_outages_total", "merchant" => self.merchant.clone())
+                .increment(1);
         }
     }
 
@@ -142,7 +148,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn opens_after_consecutive_failures_then_probes_once_per_interval() {
-        let breaker = Arc::new(Breaker::new(3, Duration::from_secs(1)));
+        let breaker = Arc::new(Breaker::new("M1".into(), 3, Duration::from_secs(1)));
         for _ in 0..3 {
             assert!(!breaker.admit().await.is_probe());
             breaker.record(false);
@@ -163,7 +169,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn one_answer_closes_it_and_releases_every_waiter() {
-        let breaker = Arc::new(Breaker::new(1, Duration::from_secs(1)));
+        let breaker = Arc::new(Breaker::new("M1".into(), 1, Duration::from_secs(1)));
         breaker.record(false);
         let probe = breaker.admit().await;
         let waiter = tokio::spawn({
@@ -180,7 +186,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_answer_between_failures_resets_the_count() {
-        let breaker = Arc::new(Breaker::new(2, Duration::from_secs(1)));
+        let breaker = Arc::new(Breaker::new("M1".into(), 2, Duration::from_secs(1)));
         breaker.record(false);
         breaker.record(true);
         breaker.record(false);

@@ -74,7 +74,8 @@ impl FetchError {
 pub struct PlatformClient {
     http: reqwest::Client,
     base_url: String,
-    merchant_code: String,
+    /// The merchant code: sent for tokens, and the `merchant` label of metrics.
+    merchant: Arc<str>,
     secret: SecretString,
     /// How long a token is asked to live (`validitySecs`).
     validity: Duration,
@@ -125,11 +126,12 @@ impl PlatformClient {
         Ok(PlatformClient {
             http,
             base_url: settings.base_url.trim_end_matches('/').to_owned(),
-            merchant_code: settings.merchant_code.clone(),
+            merchant: settings.merchant_code.as_str().into(),
             secret: settings.secret.clone(),
             validity: settings.token_validity,
             limiter,
             breaker: Arc::new(Breaker::new(
+                settings.merchant_code.as_str().into(),
                 settings.outage_after_failures,
                 settings.probe_interval,
             )),
@@ -269,7 +271,7 @@ impl PlatformClient {
 
     async fn request_token(&self, slot: Reservation) -> Result<SecretString, FetchError> {
         let body = serde_json::json!({
-            "merchantCode": self.merchant_code,
+            "merchantCode": &*self.merchant,
             "secret": self.secret.expose_secret(),
             "validitySecs": self.validity.as_secs(),
             "operations": OPERATIONS,
@@ -301,7 +303,7 @@ impl PlatformClient {
         };
         let started = Instant::now();
         let result = request.header("X-API-Version", API_VERSION).send().await;
-        metrics::histogram!("paymirror_platform_request_duration_seconds", "route" => route)
+        metrics::histogram!("paymirror_platform_request_duration_seconds", "merchant" => self.merchant.clone(), "route" => route)
             .record(started.elapsed().as_secs_f64());
         // The answer arrived: the request counts one window more from now.
         drop(sent);
@@ -311,7 +313,7 @@ impl PlatformClient {
         };
         self.breaker.record(!platform_failed);
         let status = result.as_ref().ok().map(|r| r.status().as_u16());
-        self.tally.platform_request(route, status);
+        self.tally.platform_request(&self.merchant, route, status);
         result.map_err(|e| FetchError::Transport(transport_reason(&e)))
     }
 }

@@ -56,7 +56,7 @@ pub async fn latest_changes(
     limit: i64,
 ) -> sqlx::Result<Vec<Change>> {
     sqlx::query_as(
-        "select position, kind, payment_id as id, status, previous_status, observed_at
+        "select position, merchant_code, kind, payment_id as id, status, previous_status, observed_at
          from payment_status_history
          where merchant_code = $1
          order by position desc

@@ -34,11 +34,15 @@ pub const PUBLISH: &str = "with h as (
      )
      select pg_notify($5, '') where $4::bigint is not null";
 
-pub const LIST_CHANGES: &str =
-    "select position, kind, payment_id as id, status, previous_status, observed_at
-     from payment_status_history
-     where merchant_code = $1 and position > $2
-     order by position
+pub const LIST_CHANGES: &str = "select x.* from unnest($1::text[]) as m(code)
+     cross join lateral (
+       select position, merchant_code, kind, payment_id as id, status, previous_status,
+              observed_at
+       from payment_status_history
+       where merchant_code = m.code and position > $2
+       order by position
+       limit $3) x
+     order by x.position
      limit $3";
 
 /// One status change, as the feed serves it.
@@ -47,6 +51,7 @@ pub const LIST_CHANGES: &str =
 pub struct Change {
     #[serde(skip)]
     pub position: i64,
+    pub merchant_code: String,
     pub kind: PaymentKind,
     #[schema(value_type = String)]
     pub id: PaymentId,
@@ -88,12 +93,13 @@ pub async fn publish_changes(
 /// Returns up to `limit` changes after position `after`, oldest first.
 pub async fn list_changes(
     pool: &PgPool,
-    merchant_code: &str,
+    merchants: &[impl AsRef<str>],
     after: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Change>> {
+    let merchants: Vec<&str> = merchants.iter().map(AsRef::as_ref).collect();
     sqlx::query_as(LIST_CHANGES)
-        .bind(merchant_code)
+        .bind(&merchants)
         .bind(after)
         .bind(limit)
         .fetch_all(pool)

@@ -18,17 +18,12 @@ pub use callback_upkeep::{
 pub use callbacks::{list_callbacks, list_ignored, CallbackPage, CallbackRecord, IgnoredCallback};
 pub use changes::{list_changes, publish_changes, Change, ChangeSignal, CHANGES_CHANNEL};
 pub use history::{list_history, HistoryEntry};
-pub use payments::{
-    find_payment, find_payment_checked, list_payments, list_payments_checked, upsert_payment,
-    CheckedPayment, ListFilter, PaymentRow, Upserted,
-};
+pub use payments::{find_payment, list_payments, upsert_payment, ListFilter, PaymentRow, Upserted};
 pub use statistics::{analyze_young_tables, analyze_young_tables_periodically};
 
 /// The hot statements, for the plan checks of `tests/explain.rs`.
 pub mod sql {
     pub use super::callbacks::{LIST_IGNORED, LIST_NEWER_FOR_PAYMENT, LIST_OLDER_FOR_PAYMENT};
     pub use super::changes::{LIST_CHANGES, PUBLISH};
-    pub use super::payments::{
-        FIND_PAYMENT, FIND_PAYMENT_CHECKED, LIST_PAYMENTS, LIST_PAYMENTS_CHECKED,
-    };
+    pub use super::payments::{FIND_PAYMENT, LIST_PAYMENTS};
 }

@@ -12,7 +12,6 @@ use sqlx::{Column, FromRow, PgConnection, Postgres, Row};
 use crate::domain::JobState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
 use crate::platform::PlatformPayment;
-use crate::tokens::{permissions_of, Permission};
 
 /// A payment with its sync state, as the API serves it: decoded by position from the
 /// columns of [`PAYMENT_COLUMNS`], which come first in every select that reads one.
@@ -120,37 +119,11 @@ pub(super) const PAYMENTS_WITH_JOBS: &str = "from payments p
                        and sj.payment_id = p.id
                      offset 0) j on true";
 
-/// A payment read together with the permissions of the token that asked for it
-/// (`None`: no active token), checked by the caller: one round trip for both.
-#[derive(Debug)]
-pub struct CheckedPayment {
-    pub payment: PaymentRow,
-    pub caller: Option<Vec<Permission>>,
-}
-
-impl<'r> FromRow<'r, PgRow> for CheckedPayment {
-    fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
-        Ok(CheckedPayment {
-            payment: PaymentRow::from_row(row)?,
-            caller: column(row, 24, "caller")?,
-        })
-    }
-}
-
 /// The select of one payment by `$1` merchant, `$2` kind, `$3` id.
 pub static FIND_PAYMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "select {PAYMENT_COLUMNS} {PAYMENTS_WITH_JOBS}
          where p.merchant_code = $1 and p.kind = $2 and p.id = $3"
-    )
-});
-
-/// [`FIND_PAYMENT`] with the permissions of the token hash `$4` as `caller`.
-pub static FIND_PAYMENT_CHECKED: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS}
-         where p.merchant_code = $1 and p.kind = $2 and p.id = $3",
-        permissions_of(4)
     )
 });
 
@@ -272,25 +245,7 @@ async fn stale_or_missing(
     }))
 }
 
-/// Returns the payment with the permissions of the token hashed as `token_hash`,
-/// or `None` if paymirror never heard of it (the token is then not checked).
-pub async fn find_payment_checked(
-    db: impl sqlx::PgExecutor<'_>,
-    merchant_code: &str,
-    kind: PaymentKind,
-    id: &PaymentId,
-    token_hash: &str,
-) -> sqlx::Result<Option<CheckedPayment>> {
-    sqlx::query_as(&FIND_PAYMENT_CHECKED)
-        .bind(merchant_code)
-        .bind(kind.as_str())
-        .bind(id.as_str())
-        .bind(token_hash)
-        .fetch_optional(db)
-        .await
-}
-
-/// Returns the payment, or `None` if paymirror never heard of it; no token is read.
+/// Returns the payment, or `None` if paymirror never heard of it.
 pub async fn find_payment(
     db: impl sqlx::PgExecutor<'_>,
     merchant_code: &str,
@@ -316,59 +271,37 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
-/// The conditions and order of a page: `$1` merchant, `$2` kind, `$3` statuses,
-/// `$4` updated after, `$5` cursor, `$6` limit.
-const PAGE: &str = "where p.merchant_code = $1 and p.kind = $2
-           and (cardinality($3::text[]) = 0 or p.status = any($3))
-           and ($4::timestamptz is null or p.updated_at > $4)
-           and p.position > $5
-         order by p.position
-         limit $6";
-
-/// The page query of [`list_payments`].
-pub static LIST_PAYMENTS: LazyLock<String> =
-    LazyLock::new(|| format!("select {PAYMENT_COLUMNS} {PAYMENTS_WITH_JOBS} {PAGE}"));
-
-/// [`LIST_PAYMENTS`] with the permissions of the token hash `$7` as `caller`.
-pub static LIST_PAYMENTS_CHECKED: LazyLock<String> = LazyLock::new(|| {
+/// The page query of [`list_payments`]: `$1` merchants, `$2` kind, `$3` statuses,
+/// `$4` updated after, `$5` cursor, `$6` limit. Each merchant's page is read on its
+/// own (the index's order, at most `$6` rows each) and the pages merged: an `= any`
+/// over the merchants would read every payment of theirs after the cursor to sort it.
+pub static LIST_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "select {PAYMENT_COLUMNS}, {} as caller {PAYMENTS_WITH_JOBS} {PAGE}",
-        permissions_of(7)
+        "select x.* from unnest($1::text[]) as m(code)
+         cross join lateral (
+           select {PAYMENT_COLUMNS} {PAYMENTS_WITH_JOBS}
+           where p.merchant_code = m.code and p.kind = $2
+             and (cardinality($3::text[]) = 0 or p.status = any($3))
+             and ($4::timestamptz is null or p.updated_at > $4)
+             and p.position > $5
+           order by p.position
+           limit $6) x
+         order by x.position
+         limit $6"
     )
 });
 
-/// Returns up to `limit` payments in the order they last changed (commit order),
-/// after the cursor, each with the permissions of the token hashed as `token_hash`
-/// (an empty page does not check the token).
-pub async fn list_payments_checked(
-    db: impl sqlx::PgExecutor<'_>,
-    merchant_code: &str,
-    kind: PaymentKind,
-    filter: &ListFilter,
-    token_hash: &str,
-) -> sqlx::Result<Vec<CheckedPayment>> {
-    sqlx::query_as(&LIST_PAYMENTS_CHECKED)
-        .bind(merchant_code)
-        .bind(kind.as_str())
-        .bind(&filter.statuses)
-        .bind(filter.updated_after)
-        .bind(filter.after.unwrap_or(0))
-        .bind(filter.limit)
-        .bind(token_hash)
-        .fetch_all(db)
-        .await
-}
-
-/// Returns up to `limit` payments in the order they last changed (commit order),
-/// after the cursor; no token is read.
+/// Returns up to `limit` payments of `merchants` in the order they last changed
+/// (commit order), after the cursor.
 pub async fn list_payments(
     db: impl sqlx::PgExecutor<'_>,
-    merchant_code: &str,
+    merchants: &[impl AsRef<str>],
     kind: PaymentKind,
     filter: &ListFilter,
 ) -> sqlx::Result<Vec<PaymentRow>> {
+    let merchants: Vec<&str> = merchants.iter().map(AsRef::as_ref).collect();
     sqlx::query_as(&LIST_PAYMENTS)
-        .bind(merchant_code)
+        .bind(&merchants)
         .bind(kind.as_str())
         .bind(&filter.statuses)
         .bind(filter.updated_after)

@@ -60,8 +60,11 @@ impl SyncWorker {
                 }
             };
             let label = format!("{outcome:?}").to_lowercase();
-            metrics::counter!("paymirror_syncs_total", "outcome" => label).increment(1);
-            metrics::histogram!("paymirror_sync_seconds").record(started.elapsed().as_secs_f64());
+            let merchant = self.merchant_code.clone();
+            metrics::counter!("paymirror_syncs_total", "merchant" => merchant.clone(), "outcome" => label)
+                .increment(1);
+            metrics::histogram!("paymirror_sync_seconds", "merchant" => merchant)
+                .record(started.elapsed().as_secs_f64());
             outcome
         }
         .instrument(span)
@@ -122,7 +125,7 @@ impl SyncWorker {
                     _ => ("403", vec!["none"]),
                 };
                 for code in &codes {
-                    metrics::counter!("paymirror_platform_config_errors_total", "status" => status, "code" => code.to_string())
+                    metrics::counter!("paymirror_platform_config_errors_total", "merchant" => self.merchant_code.clone(), "status" => status, "code" => code.to_string())
                         .increment(1);
                 }
                 tracing::error!(error = %e, status, codes = ?codes, pause_secs = pause.as_secs(), "the platform refuses our credentials or merchant: a configuration problem; pausing all fetches");
@@ -209,7 +212,8 @@ impl SyncWorker {
         let status = &payment.snapshot.status;
         if upserted.stale {
             tracing::warn!(%status, "stale read: the platform answered a non-final status for a final payment; kept the final one");
-            metrics::counter!("paymirror_stale_reads_total").increment(1);
+            metrics::counter!("paymirror_stale_reads_total", "merchant" => self.merchant_code.clone())
+                .increment(1);
         } else {
             tracing::info!(%status, changed = upserted.status_changed, "payment synced");
         }
@@ -273,7 +277,8 @@ impl SyncWorker {
                     error,
                     "sync is dead: it failed for longer than its retry bound"
                 );
-                metrics::counter!("paymirror_dead_syncs_total").increment(1);
+                metrics::counter!("paymirror_dead_syncs_total", "merchant" => self.merchant_code.clone())
+                    .increment(1);
                 JobOutcome::Dead
             }
             Some(_) => {

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::Permission;
+use super::Grant;
 use crate::db::notices::{Heard, Hearer};
 
 /// The channel the `api_tokens` triggers notify.
@@ -38,7 +38,7 @@ struct Inner {
     /// Bumped whenever everything is forgotten: a read begun before cannot be kept.
     generation: u64,
     listening: bool,
-    tokens: HashMap<String, (Vec<Permission>, Instant)>,
+    tokens: HashMap<String, (Grant, Instant)>,
 }
 
 /// Taken before reading a token's row; [`CheckedTokens::keep`] keeps what was read
@@ -55,9 +55,9 @@ impl CheckedTokens {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The permissions of a token found active less than [`MAX_AGE`] ago and not
-    /// changed since, as far as this replica has heard.
-    pub fn get(&self, token_hash: &str) -> Option<Vec<Permission>> {
+    /// What a token found active less than [`MAX_AGE`] ago and not changed since
+    /// (as far as this replica has heard) allows.
+    pub fn get(&self, token_hash: &str) -> Option<Grant> {
         let inner = self.lock();
         if !inner.listening {
             return None;
@@ -66,7 +66,7 @@ impl CheckedTokens {
             .tokens
             .get(token_hash)
             .filter(|(_, at)| at.elapsed() < MAX_AGE)
-            .map(|(permissions, _)| permissions.clone())
+            .map(|(grant, _)| grant.clone())
     }
 
     /// To take before reading a token's row from the database.
@@ -77,7 +77,7 @@ impl CheckedTokens {
     /// Keeps a token read active since `ticket` was taken, unless everything was
     /// forgotten in between (the read may predate the change that caused it) or
     /// this replica is not listening.
-    pub fn keep(&self, ticket: Ticket, token_hash: &str, permissions: &[Permission]) {
+    pub fn keep(&self, ticket: Ticket, token_hash: &str, grant: &Grant) {
         let mut inner = self.lock();
         if !inner.listening || inner.generation != ticket.0 {
             return;
@@ -85,10 +85,9 @@ impl CheckedTokens {
         if inner.tokens.len() >= CAPACITY && !inner.tokens.contains_key(token_hash) {
             inner.tokens.clear();
         }
-        inner.tokens.insert(
-            token_hash.to_owned(),
-            (permissions.to_vec(), Instant::now()),
-        );
+        inner
+            .tokens
+            .insert(token_hash.to_owned(), (grant.clone(), Instant::now()));
     }
 
     /// Forgets every token; `listening` says whether changes will be heard from now on.
@@ -111,6 +110,14 @@ impl Hearer for CheckedTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::Permission;
+
+    fn read() -> Grant {
+        Grant {
+            permissions: vec![Permission::Read],
+            merchants: None,
+        }
+    }
 
     fn listening() -> CheckedTokens {
         let tokens = CheckedTokens::default();
@@ -122,13 +129,13 @@ mod tests {
     fn a_token_is_kept_only_while_listening() {
         let tokens = CheckedTokens::default();
         let ticket = tokens.ticket();
-        tokens.keep(ticket, "h", &[Permission::Read]);
+        tokens.keep(ticket, "h", &read());
         assert_eq!(tokens.get("h"), None, "not listening yet");
 
         let tokens = listening();
         let ticket = tokens.ticket();
-        tokens.keep(ticket, "h", &[Permission::Read]);
-        assert_eq!(tokens.get("h"), Some(vec![Permission::Read]));
+        tokens.keep(ticket, "h", &read());
+        assert_eq!(tokens.get("h"), Some(read()));
         tokens.forget_all(false);
         assert_eq!(tokens.get("h"), None);
     }
@@ -139,7 +146,7 @@ mod tests {
         let ticket = tokens.ticket();
         // A revocation is heard while the row is being read.
         tokens.forget_all(true);
-        tokens.keep(ticket, "h", &[Permission::Read]);
+        tokens.keep(ticket, "h", &read());
         assert_eq!(tokens.get("h"), None);
     }
 
@@ -147,8 +154,8 @@ mod tests {
     fn a_change_forgets_every_token() {
         let tokens = listening();
         let ticket = tokens.ticket();
-        tokens.keep(ticket, "a", &[Permission::Read]);
-        tokens.keep(ticket, "b", &[Permission::Write]);
+        tokens.keep(ticket, "a", &read());
+        tokens.keep(ticket, "b", &read());
         tokens.forget_all(true);
         assert_eq!(tokens.get("a"), None);
         assert_eq!(tokens.get("b"), None);

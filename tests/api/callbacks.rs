@@ -259,7 +259,7 @@ async fn health_readiness_and_metrics() {
         .expect("metrics text");
     assert!(metrics.contains("paymirror_callbacks_total"), "{metrics}");
     assert!(
-        metrics.contains(r#"paymirror_sync_jobs{state="pending"} 1"#),
+        metrics.contains(r#"paymirror_sync_jobs{merchant="M1",state="pending"} 1"#),
         "{metrics}"
     );
 

@@ -63,12 +63,14 @@ async fn writers_committing_out_of_order_never_make_a_reader_skip_a_change() {
     second.commit().await.expect("commit");
 
     // A reader pages past everything committed so far.
-    let feed_page = list_changes(&app.pool, "M1", 0, 100).await.expect("feed");
+    let feed_page = list_changes(&app.pool, &["M1"], 0, 100)
+        .await
+        .expect("feed");
     let list_filter = ListFilter {
         limit: 100,
         ..ListFilter::default()
     };
-    let list_page = list_payments(&app.pool, "M1", PaymentKind::Payin, &list_filter)
+    let list_page = list_payments(&app.pool, &["M1"], PaymentKind::Payin, &list_filter)
         .await
         .expect("list");
     let feed_cursor = feed_page.last().map_or(0, |c| c.position);
@@ -79,12 +81,12 @@ async fn writers_committing_out_of_order_never_make_a_reader_skip_a_change() {
         .expect("publish");
     first.commit().await.expect("commit");
 
-    let feed_rest = list_changes(&app.pool, "M1", feed_cursor, 100)
+    let feed_rest = list_changes(&app.pool, &["M1"], feed_cursor, 100)
         .await
         .expect("feed");
     let list_rest = list_payments(
         &app.pool,
-        "M1",
+        &["M1"],
         PaymentKind::Payin,
         &ListFilter {
             after: Some(list_cursor),

@@ -140,6 +140,7 @@ async fn tokens_list_json_is_an_array_of_camel_case_objects_without_the_token() 
             "active",
             "createdAt",
             "lastUsedAt",
+            "merchants",
             "permissions",
             "useCount"
         ]

@@ -196,7 +196,7 @@ impl TestApp {
         account: &str,
         permissions: &[paymirror::tokens::Permission],
     ) -> String {
-        paymirror::tokens::create_token(&self.pool, account, permissions)
+        paymirror::tokens::create_token(&self.pool, account, permissions, &[])
             .await
             .expect("token created")
     }

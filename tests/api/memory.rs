@@ -90,7 +90,7 @@ async fn eight_clients_reading_600_callbacks_of_60_kib_keep_the_process_under_25
         }
     }
     let pool = sqlx::PgPool::connect(db.url.as_str()).await.expect("pool");
-    let token = paymirror::tokens::create_token(&pool, "memory", &[])
+    let token = paymirror::tokens::create_token(&pool, "memory", &[], &[])
         .await
         .expect("token");
     let after_ingest = peak_rss_kib(pid);

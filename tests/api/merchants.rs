@@ -328,3 +328,237 @@ async fn the_same_id_under_two_merchants_is_two_payments_with_their_own_historie
     assert_eq!(subjects.len(), 2);
     assert!(subjects.contains(&Some("M1".into())) && subjects.contains(&Some("M2".into())));
 }
+
+/// Two merchants' payments synced from the simulator, the same id under both.
+async fn synced_pair() -> (TestApp, Simulator) {
+    let sim_config = SimulatorConfig {
+        merchants: vec![SimMerchant {
+            code: "M2".into(),
+            secret: "M2-secret".into(),
+            max_rps: 10,
+        }],
+        ..SimulatorConfig::default()
+    };
+    let (app, sim) = spawn_with_simulator(
+        |s| {
+            let base_url = s.platform.base_url.clone();
+            add_merchant(s, "M2", 10, Some(&base_url));
+        },
+        sim_config,
+        false,
+    )
+    .await;
+    for (merchant, id, amount) in [("M1", "SHARED-1", "10.00"), ("M1", "ONLY-M1", "11.00")] {
+        sim.create_payment_as(merchant, payment(PaymentKind::Payin, id, amount))
+            .await
+            .expect("M1 payment");
+        let body = format!(r#"{{"idEntity": "{id}"}}"#);
+        assert_eq!(post(&app, "/callbacks/payins", &body).await.status(), 200);
+    }
+    for (id, amount) in [("SHARED-1", "77.00"), ("ONLY-M2", "78.00")] {
+        sim.create_payment_as("M2", payment(PaymentKind::Payin, id, amount))
+            .await
+            .expect("M2 payment");
+        let body = format!(r#"{{"idEntity": "{id}"}}"#);
+        assert_eq!(
+            post(&app, "/callbacks/M2/payins", &body).await.status(),
+            200
+        );
+    }
+    for worker in &app.workers {
+        assert_eq!(worker.run_until_idle().await.expect("worker"), 2);
+    }
+    (app, sim)
+}
+
+/// `(merchantCode, id)` of each item of a list or feed answer.
+fn merchants_and_ids(items: &serde_json::Value) -> Vec<(String, String)> {
+    items
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            (
+                item["merchantCode"]
+                    .as_str()
+                    .expect("merchantCode")
+                    .to_owned(),
+                item["id"].as_str().expect("id").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_v1_route_takes_the_merchant_and_means_the_default_without_it() {
+    let (app, _sim) = synced_pair().await;
+    let token = app
+        .token("orders", &[paymirror::tokens::Permission::Write])
+        .await;
+    let get = |path: &'static str| app.get_json(path, Some(&token));
+
+    let default = get("/v1/payins/SHARED-1").await;
+    assert_eq!(
+        (default["merchantCode"].as_str(), default["amount"].as_str()),
+        (Some("M1"), Some("10.00"))
+    );
+    let m2 = get("/v1/payins/SHARED-1?merchant=M2").await;
+    assert_eq!(
+        (m2["merchantCode"].as_str(), m2["amount"].as_str()),
+        (Some("M2"), Some("77.00"))
+    );
+    assert_eq!(
+        get("/v1/payins/SHARED-1/history?merchant=M2")
+            .await
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        get("/v1/payins/SHARED-1/callbacks?merchant=M2")
+            .await
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_error(app.get("/v1/payins/ONLY-M2", Some(&token)).await, 404).await;
+
+    let mut both = merchants_and_ids(&get("/v1/payins?merchant=M1,M2").await["items"]);
+    both.sort();
+    let expected = [
+        ("M1", "ONLY-M1"),
+        ("M1", "SHARED-1"),
+        ("M2", "ONLY-M2"),
+        ("M2", "SHARED-1"),
+    ]
+    .map(|(m, id)| (m.to_owned(), id.to_owned()));
+    assert_eq!(both, expected);
+    assert_eq!(
+        merchants_and_ids(&get("/v1/payins").await["items"]).len(),
+        2
+    );
+    let mut feed = merchants_and_ids(&get("/v1/changes?merchant=M2,M1").await["items"]);
+    feed.sort();
+    assert_eq!(feed, expected);
+
+    // A merchant named twice in one list counts once; a page of one covers both.
+    let page = get("/v1/payins?merchant=M2,M1,M2&limit=3").await;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(3));
+    let cursor = page["nextCursor"].as_str().expect("a next page").to_owned();
+    let rest = app
+        .get_json(
+            &format!("/v1/payins?merchant=M1,M2&cursor={cursor}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(rest["items"].as_array().map(Vec::len), Some(1));
+
+    let refreshed = app
+        .post("/v1/payins/ONLY-M2/refresh?merchant=M2", Some(&token))
+        .await;
+    assert_eq!(refreshed.status(), 202);
+    for (path, status) in [
+        ("/v1/payins/SHARED-1?merchant=M3", 404),
+        ("/v1/payins?merchant=M1,M3", 404),
+        ("/v1/payins/SHARED-1?merchant=M1,M2", 400),
+        ("/v1/payins/SHARED-1?merchant=M1&merchant=M2", 400),
+        ("/v1/payins?merchant=", 400),
+        ("/v1/payins?merchant=M%201", 400),
+        ("/v1/dead-syncs?merchant=M1,M2", 400),
+    ] {
+        assert_error(app.get(path, Some(&token)).await, status).await;
+    }
+    for path in [
+        "/v1/dead-syncs?merchant=M2",
+        "/v1/callbacks/ignored?merchant=M2",
+        "/v1/changes?merchant=M1",
+    ] {
+        assert_eq!(app.get(path, Some(&token)).await.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_scoped_token_sees_its_merchants_only_as_if_the_others_did_not_exist() {
+    let (app, _sim) = synced_pair().await;
+    let m2_only = paymirror::tokens::create_token(&app.pool, "m2-shop", &[], &["M2".into()])
+        .await
+        .expect("scoped token");
+
+    // Without ?merchant=, a token scoped to one merchant means that one.
+    let own = app.get_json("/v1/payins/SHARED-1", Some(&m2_only)).await;
+    assert_eq!(own["merchantCode"], "M2");
+    let listed = app.get_json("/v1/payins", Some(&m2_only)).await;
+    let mut ids = merchants_and_ids(&listed["items"]);
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            ("M2".into(), "ONLY-M2".into()),
+            ("M2".into(), "SHARED-1".into())
+        ]
+    );
+    assert_eq!(
+        app.get("/v1/payins/ONLY-M2?merchant=M2", Some(&m2_only))
+            .await
+            .status(),
+        200
+    );
+
+    // The other merchant's payments: 404, worded as for a merchant not served here.
+    let hidden = assert_error(
+        app.get("/v1/payins/ONLY-M1?merchant=M1", Some(&m2_only))
+            .await,
+        404,
+    )
+    .await;
+    let absent = assert_error(
+        app.get("/v1/payins/ONLY-M1?merchant=M9", Some(&m2_only))
+            .await,
+        404,
+    )
+    .await;
+    assert_eq!(hidden.replace("M1", "M9"), absent);
+    for path in [
+        "/v1/payins/ONLY-M1",
+        "/v1/payins?merchant=M1",
+        "/v1/payins?merchant=M2,M1",
+        "/v1/changes?merchant=M1",
+        "/v1/payins/SHARED-1/history?merchant=M1",
+        "/v1/dead-syncs?merchant=M1",
+    ] {
+        assert_error(app.get(path, Some(&m2_only)).await, 404).await;
+    }
+    let feed = app.get_json("/v1/changes", Some(&m2_only)).await;
+    assert!(merchants_and_ids(&feed["items"])
+        .iter()
+        .all(|(m, _)| m == "M2"));
+}
+
+/// Metrics carry a `merchant` label whose values come from the configuration only:
+/// a callback naming a code not served here adds no series.
+#[tokio::test]
+async fn metrics_are_labelled_by_configured_merchants_only() {
+    let app = two_merchants().await;
+    let body = r#"{"idEntity": "ORDER-1"}"#;
+    assert_eq!(post(&app, "/callbacks/M2/payins", body).await.status(), 200);
+    assert_error(
+        post(&app, "/callbacks/NOT-SERVED-7/payins", body).await,
+        404,
+    )
+    .await;
+
+    let text = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    for series in [
+        r#"paymirror_sync_jobs{merchant="M2",state="pending"} 1"#,
+        r#"paymirror_sync_jobs{merchant="M1",state="pending"} 0"#,
+        r#"paymirror_callbacks_total{merchant="M2",kind="payin",outcome="accepted",result="stored"}"#,
+    ] {
+        assert!(text.contains(series), "{series} not in\n{text}");
+    }
+    assert!(!text.contains("NOT-SERVED-7"), "{text}");
+}

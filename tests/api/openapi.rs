@@ -64,7 +64,11 @@ async fn the_document_lists_every_route_and_real_answers_conform_to_it() {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    assert_eq!(parameters, ["id"], "each parameter documented once");
+    assert_eq!(
+        parameters,
+        ["id", "merchant"],
+        "each parameter documented once"
+    );
     for route in [
         "/callbacks/payins",
         "/callbacks/payouts",

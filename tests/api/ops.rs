@@ -153,7 +153,9 @@ async fn metrics_have_help_text_real_histograms_and_route_templates() {
     assert!(requests_line("GET", "unmatched", "404"), "{text}");
     assert!(requests_line("POST", "/callbacks/payins", "200"), "{text}");
     assert!(!text.contains("OPS-1"), "a raw path reached a label");
-    assert!(text.contains(r#"paymirror_platform_request_duration_seconds_bucket{route="payins""#));
+    assert!(text.contains(
+        r#"paymirror_platform_request_duration_seconds_bucket{merchant="M1",route="payins""#
+    ));
     for cluster_wide in ["paymirror_sync_jobs", "paymirror_oldest_due_sync_seconds"] {
         let help = exposition
             .helps
