@@ -25,6 +25,7 @@ use crate::domain::Merchants;
 use crate::http::server::{self, answer_within};
 use crate::http::{
     error_response, probes, render_foreign_errors, requests, AppParts, AppState, ConsoleState,
+    MerchantPlatform,
 };
 use crate::inbox::Inbox;
 use crate::migrations::migrate;
@@ -87,7 +88,7 @@ impl Application {
             workers.push(
                 SyncWorker::new(
                     pool.clone(),
-                    code,
+                    code.clone(),
                     client.clone(),
                     settings.sync.clone(),
                     settings.reconcile.clone(),
@@ -95,11 +96,14 @@ impl Application {
                 .counting_into(tally.clone())
                 .woken_by(wake.clone()),
             );
-            clients.push(client);
+            clients.push(MerchantPlatform {
+                code,
+                client,
+                max_rps: platform.max_rps,
+            });
         }
         let merchants = Merchants::new(workers.iter().map(|w| w.merchant_code().clone()).collect());
         let merchant_code = merchants.default_code().clone();
-        let client = clients.swap_remove(0);
         let (inbox, writers) = Inbox::start(
             pool.clone(),
             &settings.inbox,
@@ -126,7 +130,7 @@ impl Application {
             changes: ChangeSignal::default(),
             token_use: UsageLog::default(),
             checked_tokens: CheckedTokens::default(),
-            console: ConsoleState::new(&settings, tally, client),
+            console: ConsoleState::new(&settings, tally, clients),
         });
         Ok(Application {
             listener,
@@ -226,7 +230,7 @@ impl Application {
         ));
         let minutes = tokio::spawn(crate::ops::keep_minutes(
             state.pool.clone(),
-            state.merchant_code.clone(),
+            state.merchants.clone(),
             state.console.tally.clone(),
             state
                 .console

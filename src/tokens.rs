@@ -31,7 +31,7 @@ pub struct TokenInfo {
 }
 
 /// Returns the SHA-256 of a secret as lowercase hex: what the database keeps instead of it.
-pub(crate) fn hash(token: &str) -> String {
+pub fn hash(token: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(token.as_bytes());
     let mut hex = String::with_capacity(2 * digest.len());

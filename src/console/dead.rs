@@ -35,7 +35,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ConsoleError> {
     let limit = i64::from(state.console.settings.page_size);
-    let dead = list_dead_syncs(&state.pool, &state.merchant_code, None, limit).await?;
+    let dead = list_dead_syncs(&state.pool, &session.merchant, None, limit).await?;
     let writer = session.can_write();
     let body = html! {
         @if let Some(n) = query.retried {
@@ -112,7 +112,7 @@ pub async fn retry_one(
         .map_err(|_| bad_request("kind: expected payin or payout"))?;
     let id =
         PaymentId::parse(&form.id).map_err(|e| bad_request(format!("invalid payment id: {e}")))?;
-    schedule_sync(&state, kind, &id).await?;
+    schedule_sync(&state, &session.merchant, kind, &id).await?;
     tracing::info!(account = %session.account, %kind, %id, "dead sync retried from the console");
     Ok(Redirect::to("/console/dead-syncs?retried=1").into_response())
 }
@@ -136,7 +136,7 @@ pub async fn retry_all(
     csrf::check(&headers, &session.csrf, &form.csrf)?;
     session.require_write()?;
     let since = parse_since(&form.since)?;
-    let retried = retry_dead_syncs(&state.pool, &state.merchant_code, since).await?;
+    let retried = retry_dead_syncs(&state.pool, &session.merchant, since).await?;
     tracing::info!(account = %session.account, retried, "dead syncs retried from the console");
     Ok(Redirect::to(&format!("/console/dead-syncs?retried={retried}")).into_response())
 }

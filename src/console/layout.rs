@@ -43,6 +43,20 @@ pub fn page(title: &str, current: Nav, session: &Session, body: Markup) -> Html<
                         a href=(href) class=[(nav == current).then_some("current")] { (label) }
                     }
                 }
+                @if session.merchants.len() > 1 {
+                    form.inline #merchant-choice method="post" action="/console/merchant" {
+                        (csrf_field(session))
+                        label for="merchant" { "Merchant" }
+                        select #merchant name="merchant" {
+                            @for code in &session.merchants {
+                                option value=(code) selected[*code == session.merchant] { (code) }
+                            }
+                        }
+                        button.quiet type="submit" #show-merchant { "Show" }
+                    }
+                } @else {
+                    span #merchant-only { (session.merchant) }
+                }
                 div.who {
                     span #who { (session.account) " · " (access) }
                     form.inline method="post" action="/console/sign-out" {

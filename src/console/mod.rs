@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/console", get(signin::home))
         .route("/console/sign-in", post(signin::sign_in))
         .route("/console/sign-out", post(signin::sign_out))
+        .route("/console/merchant", post(signin::choose_merchant))
         .route("/console/payments", get(payments::list))
         .route("/console/payments/{kind}/{id}", get(payments::show))
         .route(

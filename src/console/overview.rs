@@ -22,9 +22,9 @@ const CHART_MINUTES: usize = 24 * 60;
 
 /// Renders the overview for a signed-in operator.
 pub async fn render(state: &AppState, session: &Session) -> Result<Response, ConsoleError> {
-    let merchant = &state.merchant_code;
+    let merchant = &session.merchant;
     // This replica's counts are shown at once; other replicas' within their flush interval.
-    if let Err(e) = state.console.tally.flush(&state.pool, merchant).await {
+    if let Err(e) = state.console.tally.flush(&state.pool).await {
         tracing::warn!(error = %e, "could not record the console's counts before the overview");
     }
     let retention = state.console.settings.stats_retention;
@@ -48,13 +48,14 @@ pub async fn render(state: &AppState, session: &Session) -> Result<Response, Con
             .find(|m| m.minute == at)
             .map_or((0, 0), |m| (m.platform_requests, m.platform_throttled))
     };
+    let own = state.console.platform(merchant);
     let platform = PlatformFigures {
         last_minute: in_minute(end - TimeDelta::minutes(1)),
         this_minute: in_minute(end),
-        max_rps: state.console.max_rps,
+        max_rps: own.map_or(0, |p| p.max_rps),
         in_window: budget.as_ref().map(|b| b.counted),
         paused_until: budget.and_then(|b| b.paused_until),
-        outage: state.console.platform.in_outage(),
+        outage: own.is_some_and(|p| p.client.in_outage()),
     };
     let body = html! {
         (queue_cards(&depth))

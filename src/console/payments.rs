@@ -92,7 +92,7 @@ pub async fn list(
 ) -> Result<Response, ConsoleError> {
     let limit = i64::from(state.console.settings.page_size);
     let search = parse_search(&query, limit)?;
-    let rows = store::search_payments(&state.pool, &state.merchant_code, &search).await?;
+    let rows = store::search_payments(&state.pool, &session.merchant, &search).await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.position))
         .flatten();
@@ -188,8 +188,8 @@ pub async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Result<Response, ConsoleError> {
     let (kind, id) = parse_target(&kind, &id)?;
-    let merchant = &state.merchant_code;
-    let row = find_known(&state, kind, &id).await?;
+    let merchant = &session.merchant;
+    let row = find_known(&state, merchant, kind, &id).await?;
     let history = store::list_history(&state.pool, merchant, kind, &id).await?;
     let callbacks = store::list_callbacks(
         &state.pool,
@@ -214,10 +214,11 @@ pub async fn show(
 /// Returns the payment, or a 404 if paymirror never heard of it.
 async fn find_known(
     state: &AppState,
+    merchant: &str,
     kind: PaymentKind,
     id: &PaymentId,
 ) -> Result<PaymentRow, ConsoleError> {
-    store::find_payment(&state.pool, &state.merchant_code, kind, id)
+    store::find_payment(&state.pool, merchant, kind, id)
         .await?
         .ok_or_else(|| ConsoleError::NotFound(format!("no {kind} with id {id} is known")))
 }
@@ -245,11 +246,11 @@ pub async fn callbacks(
                 .ok_or_else(|| bad_request("before: not a page this console linked to"))
         })
         .transpose()?;
-    find_known(&state, kind, &id).await?;
+    find_known(&state, &session.merchant, kind, &id).await?;
     let limit = i64::from(state.console.settings.page_size);
     let callbacks = store::list_callbacks(
         &state.pool,
-        &state.merchant_code,
+        &session.merchant,
         kind,
         &id,
         before,
@@ -284,7 +285,7 @@ pub async fn refresh(
     csrf::check(&headers, &session.csrf, &form.csrf)?;
     session.require_write()?;
     let (kind, id) = parse_target(&kind, &id)?;
-    schedule_sync(&state, kind, &id).await?;
+    schedule_sync(&state, &session.merchant, kind, &id).await?;
     tracing::info!(account = %session.account, %kind, %id, "sync scheduled from the console");
     Ok(Redirect::to(&format!("{}?refreshed=1", payment_href(kind, &id))).into_response())
 }
@@ -292,17 +293,12 @@ pub async fn refresh(
 /// Schedules a sync of one payment now at manual priority, reviving a dead one.
 pub async fn schedule_sync(
     state: &AppState,
+    merchant: &str,
     kind: PaymentKind,
     id: &PaymentId,
 ) -> Result<(), ConsoleError> {
     let mut tx = state.pool.begin().await?;
-    enqueue_syncs(
-        &mut tx,
-        &state.merchant_code,
-        &[(kind, id.clone())],
-        Priority::Manual,
-    )
-    .await?;
+    enqueue_syncs(&mut tx, merchant, &[(kind, id.clone())], Priority::Manual).await?;
     Ok(tx.commit().await?)
 }
 

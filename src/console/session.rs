@@ -3,6 +3,7 @@
 //! (the database keeps its hash), and valid only while the token it was opened with
 //! is its account's active token: a revocation or a new token ends it on every replica.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -14,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ConsoleError;
 use crate::config::SecureCookie;
+use crate::domain::Merchants;
 use crate::http::error_response;
 use crate::http::AppState;
-use crate::tokens::{hash, Permission};
+use crate::tokens::{hash, Grant, Permission};
 
 /// The session cookie: a random id, never the API token.
 pub const SESSION_COOKIE: &str = "paymirror_console";
@@ -31,6 +33,12 @@ pub struct Session {
     id_hash: String,
     pub account: String,
     pub permissions: Vec<Permission>,
+    /// The merchants the session's token sees and this deployment serves, the
+    /// default merchant first; never empty once extracted.
+    pub merchants: Vec<Arc<str>>,
+    /// The merchant every page of the session shows: the one chosen in the header if
+    /// the token sees it, else the first of `merchants`.
+    pub merchant: Arc<str>,
     /// The token every form of this session carries (synchronizer token).
     pub csrf: String,
 }
@@ -77,22 +85,74 @@ pub async fn open_session(pool: &PgPool, token_id: i64, lasts: Duration) -> sqlx
 }
 
 /// Returns the session `id` names if it has not expired and its token is still active.
-pub async fn find_session(pool: &PgPool, id: &str) -> sqlx::Result<Option<Session>> {
+pub async fn find_session(
+    pool: &PgPool,
+    served: &Merchants,
+    id: &str,
+) -> sqlx::Result<Option<Session>> {
     let id_hash = hash(id);
-    let row: Option<(String, Vec<Permission>, String)> = sqlx::query_as(
-        "select t.account, t.permissions, s.csrf_secret
+    let row: Option<SessionRow> = sqlx::query_as(
+        "select t.account, t.permissions, s.csrf_secret, t.merchants, s.merchant_code
          from console_sessions s join api_tokens t on t.id = s.token_id
          where s.id_hash = $1 and s.expires_at > now() and t.active",
     )
     .bind(&id_hash)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(account, permissions, csrf)| Session {
+    let Some((account, permissions, csrf, scope, chosen)) = row else {
+        return Ok(None);
+    };
+    let grant = Grant {
+        permissions,
+        merchants: scope,
+    };
+    let merchants: Vec<Arc<str>> = served
+        .all()
+        .iter()
+        .filter(|code| grant.sees(code))
+        .cloned()
+        .collect();
+    let merchant = chosen
+        .and_then(|c| merchants.iter().find(|m| ***m == *c).cloned())
+        .or_else(|| merchants.first().cloned());
+    // A token that sees no merchant served here opens no console.
+    Ok(merchant.map(|merchant| Session {
         id_hash,
         account,
-        permissions,
+        permissions: grant.permissions,
+        merchants,
+        merchant,
         csrf,
     }))
+}
+
+/// account, permissions, csrf secret, token scope, chosen merchant.
+type SessionRow = (
+    String,
+    Vec<Permission>,
+    String,
+    Option<Vec<String>>,
+    Option<String>,
+);
+
+/// Makes `merchant` the one the session shows; refused (false) unless it is one of
+/// the session's merchants.
+pub async fn choose_merchant(
+    pool: &PgPool,
+    session: &Session,
+    merchant: &str,
+) -> sqlx::Result<bool> {
+    if !session.merchants.iter().any(|m| &**m == merchant) {
+        return Ok(false);
+    }
+    sqlx::query(
+        "update console_sessions set merchant_code = $2, updated_at = now() where id_hash = $1",
+    )
+    .bind(&session.id_hash)
+    .bind(merchant)
+    .execute(pool)
+    .await?;
+    Ok(true)
 }
 
 /// Returns whether the session is still valid (not expired, its token still active).
@@ -170,7 +230,7 @@ impl FromRequestParts<AppState> for Session {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let presented = cookie(&parts.headers, SESSION_COOKIE);
         if let Some(id) = presented {
-            match find_session(&state.pool, id).await {
+            match find_session(&state.pool, &state.merchants, id).await {
                 Ok(Some(session)) => return Ok(session),
                 Ok(None) => {}
                 Err(e) => return Err(crate::http::ApiError::from(e).into_response()),

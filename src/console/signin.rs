@@ -20,7 +20,7 @@ use super::session::{
     cookie, end_session, find_session, is_secure, new_secret, open_session, set_cookie, Session,
     BASE, SESSION_COOKIE, SIGN_IN_COOKIE,
 };
-use super::{csrf, overview};
+use super::{csrf, overview, session};
 use crate::http::AppState;
 use crate::tokens::{identify, Presented};
 
@@ -43,7 +43,7 @@ pub async fn home(
     Query(query): Query<HomeQuery>,
 ) -> Result<Response, ConsoleError> {
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        if let Some(session) = find_session(&state.pool, id).await? {
+        if let Some(session) = find_session(&state.pool, &state.merchants, id).await? {
             return overview::render(&state, &session).await;
         }
     }
@@ -154,4 +154,29 @@ pub async fn sign_out(
         set_cookie(SESSION_COOKIE, "", Duration::ZERO, secure),
     );
     Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct MerchantForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    merchant: String,
+}
+
+/// `POST /console/merchant`: the merchant every page of this session shows, among
+/// those its token sees; another code is a 404, as if it were not served.
+pub async fn choose_merchant(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<MerchantForm>,
+) -> Result<Response, ConsoleError> {
+    csrf::check(&headers, &session.csrf, &form.csrf)?;
+    if !session::choose_merchant(&state.pool, &session, &form.merchant).await? {
+        return Err(ConsoleError::NotFound(
+            "no merchant with this code is served here".into(),
+        ));
+    }
+    Ok(Redirect::to(BASE).into_response())
 }

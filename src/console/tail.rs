@@ -65,7 +65,7 @@ pub async fn show(
     State(state): State<AppState>,
     session: Session,
 ) -> Result<Response, ConsoleError> {
-    let changes = latest_changes(&state.pool, &state.merchant_code, PAGE_ROWS).await?;
+    let changes = latest_changes(&state.pool, &session.merchant, PAGE_ROWS).await?;
     Ok(page("Change feed", Nav::Changes, &session, tail_panel(&changes)).into_response())
 }
 
@@ -142,7 +142,7 @@ impl Tail {
                 return None;
             }
             let pool = &self.state.pool;
-            match list_changes(pool, &[&*self.state.merchant_code], self.after, BATCH).await {
+            match list_changes(pool, &[&*self.session.merchant], self.after, BATCH).await {
                 Ok(changes) if !changes.is_empty() => {
                     self.after = changes
                         .iter()

@@ -14,14 +14,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Application;
-use crate::config::Settings;
+use crate::config::{MerchantEntry, Settings};
 use crate::domain::PaymentKind;
-use crate::simulator::{Faults, NewPayment, Simulator, SimulatorConfig};
+use crate::simulator::{Faults, NewPayment, SimMerchant, Simulator, SimulatorConfig};
 
 pub use report::{Comparison, DemoReport, Mismatch};
 
 /// The secret the demo's simulator accepts and its paymirror uses.
 const SECRET: &str = "sim-secret";
+/// The second merchant's secret, and the variable its `[[merchants]]` entry names.
+const SECOND_SECRET: &str = "sim-secret-2";
+const SECOND_SECRET_ENV: &str = "PAYMIRROR_DEMO_SECOND_SECRET";
 /// Payments are created over this long at the start.
 const RAMP: Duration = Duration::from_secs(3);
 /// How often the demo creates payments and compares the mirror with the simulator.
@@ -57,6 +60,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
     // A merchant of its own per run: workers claim only their merchant's sync jobs, so
     // jobs an interrupted earlier run left in a reused database are never fetched here.
     let merchant_code = format!("M1-{prefix}");
+    // And a second merchant code, as a business enrolled twice runs them: its own
+    // secret, limit, callbacks URL and workers.
+    let second = format!("M2-{prefix}");
+    let merchants = [merchant_code.clone(), second.clone()];
     let plan = traffic::plan_payments(
         &prefix,
         args.payments as usize,
@@ -68,13 +75,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
         .await
         .context("binding the simulator's listener")?;
     let sim_url = format!("http://{}", sim_listener.local_addr()?);
-    let app = Application::build(demo_settings(&args, &sim_url, &merchant_code)?)
+    let app = Application::build(demo_settings(&args, &sim_url, &merchant_code, &second)?)
         .await
         .context("starting paymirror")?;
     let app_url = format!("http://127.0.0.1:{}", app.port());
     let pool = app.pool().clone();
-    let simulator =
-        Simulator::start(sim_listener, simulator_config(&app_url, &merchant_code)).await?;
+    let simulator = Simulator::start(
+        sim_listener,
+        simulator_config(&app_url, &merchant_code, &second),
+    )
+    .await?;
     let stop = CancellationToken::new();
     let app_task = tokio::spawn(app.run_until_stopped(stop.clone()));
     println!(
@@ -87,7 +97,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
     let driving = Drive {
         app: &app_task,
         pool: &pool,
-        merchant_code: &merchant_code,
+        merchants: &merchants,
         simulator: &simulator,
         prefix: &prefix,
         timeout: Duration::from_secs(args.timeout_secs),
@@ -103,12 +113,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
     stopped.context("the paymirror task failed")??;
 
     let stats = simulator.stats();
-    let (received, unknown) = report::count_callbacks(&pool, &merchant_code, &prefix).await?;
+    let (mut received, mut unknown) = (0, 0);
+    for merchant in &merchants {
+        let (r, u) = report::count_callbacks(&pool, merchant, &prefix).await?;
+        received += r;
+        unknown += u;
+    }
     // Each payment is announced once on creation and once when it turns final.
     let announcements = (comparison.total + comparison.final_in_simulator) as i64;
     let mut by_status = std::collections::BTreeMap::new();
     let mut payins = 0;
-    let created = simulator.payments();
+    let created: Vec<_> = merchants
+        .iter()
+        .flat_map(|m| simulator.payments_as(m))
+        .collect();
     for (kind, _, status) in &created {
         payins += usize::from(*kind == PaymentKind::Payin);
         *by_status.entry(status.clone()).or_default() += 1;
@@ -135,10 +153,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
 }
 
 /// The project's configuration, pointed at the demo's database and simulator.
-fn demo_settings(args: &DemoArgs, sim_url: &str, merchant_code: &str) -> anyhow::Result<Settings> {
+fn demo_settings(
+    args: &DemoArgs,
+    sim_url: &str,
+    merchant_code: &str,
+    second: &str,
+) -> anyhow::Result<Settings> {
     let mut settings =
         base_settings()?.pointed_at(&args.database_url, sim_url, merchant_code, SECRET);
     settings.sync.enabled = true;
+    // The second merchant as a `[[merchants]]` entry would be, its secret as if read
+    // from the variable it names.
+    settings.merchants.push(MerchantEntry {
+        code: second.to_owned(),
+        secret_env: SECOND_SECRET_ENV.into(),
+        max_rps: 10,
+        base_url: None,
+    });
+    settings
+        .merchant_secrets
+        .insert(SECOND_SECRET_ENV.into(), SECOND_SECRET.to_owned().into());
     Ok(settings)
 }
 
@@ -149,10 +183,15 @@ fn base_settings() -> anyhow::Result<Settings> {
 }
 
 /// A platform with the real throttle, quick callback retries and some untidy callbacks.
-fn simulator_config(app_url: &str, merchant_code: &str) -> SimulatorConfig {
+fn simulator_config(app_url: &str, merchant_code: &str, second: &str) -> SimulatorConfig {
     SimulatorConfig {
         merchant_code: merchant_code.into(),
         secret: SECRET.into(),
+        merchants: vec![SimMerchant {
+            code: second.into(),
+            secret: SECOND_SECRET.into(),
+            max_rps: 10,
+        }],
         callback_base_url: Some(app_url.into()),
         callback_retry_interval: Duration::from_millis(500),
         faults: Faults {
@@ -168,7 +207,8 @@ fn simulator_config(app_url: &str, merchant_code: &str) -> SimulatorConfig {
 struct Drive<'a> {
     app: &'a JoinHandle<anyhow::Result<()>>,
     pool: &'a PgPool,
-    merchant_code: &'a str,
+    /// The default merchant first; payments alternate between them.
+    merchants: &'a [String],
     simulator: &'a Simulator,
     prefix: &'a str,
     timeout: Duration,
@@ -194,11 +234,12 @@ impl Drive<'_> {
                 anyhow::bail!("paymirror stopped unexpectedly");
             }
             for payment in pending.by_ref().take(per_tick) {
-                self.simulator.create_payment(payment).await;
+                let merchant = &self.merchants[created % self.merchants.len()];
+                self.simulator.create_payment_as(merchant, payment).await?;
                 created += 1;
             }
             let comparison =
-                report::compare(self.pool, self.merchant_code, self.prefix, self.simulator)
+                report::compare(self.pool, self.merchants, self.prefix, self.simulator)
                     .await
                     .context("comparing the mirror with the simulator")?;
             let now = Instant::now();
@@ -224,9 +265,13 @@ impl Drive<'_> {
         total: usize,
         comparison: &Comparison,
     ) -> anyhow::Result<()> {
-        let (callbacks, _) = report::count_callbacks(self.pool, self.merchant_code, self.prefix)
-            .await
-            .context("counting callbacks")?;
+        let mut callbacks = 0;
+        for merchant in self.merchants {
+            let (n, _) = report::count_callbacks(self.pool, merchant, self.prefix)
+                .await
+                .context("counting callbacks")?;
+            callbacks += n;
+        }
         let stats = self.simulator.stats();
         println!(
             "[{:>3}s] created {created}/{total} · callbacks {callbacks} · platform requests {} (429s: {}) · mirrored final {}/{total}",

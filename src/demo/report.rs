@@ -44,7 +44,26 @@ impl Comparison {
 
 /// Compares every simulator payment (the simulator holds only this run's) with
 /// the row stored under the run's id prefix.
+/// Compares every merchant's payments of the run with the simulator's.
 pub async fn compare(
+    pool: &PgPool,
+    merchants: &[String],
+    prefix: &str,
+    simulator: &Simulator,
+) -> sqlx::Result<Comparison> {
+    let mut all = Comparison::default();
+    for merchant in merchants {
+        let one = compare_one(pool, merchant, prefix, simulator).await?;
+        all.total += one.total;
+        all.final_in_simulator += one.final_in_simulator;
+        all.mirrored_final += one.mirrored_final;
+        all.matching += one.matching;
+        all.mismatches.extend(one.mismatches);
+    }
+    Ok(all)
+}
+
+async fn compare_one(
     pool: &PgPool,
     merchant_code: &str,
     prefix: &str,
@@ -62,7 +81,7 @@ pub async fn compare(
         .map(|(kind, id, status)| ((kind, id), status))
         .collect();
     let mut comparison = Comparison::default();
-    for (kind, id, status) in simulator.payments() {
+    for (kind, id, status) in simulator.payments_as(merchant_code) {
         // The simulator speaks the platform's text; parsed, it compares as the mirror's rows do.
         let status = PaymentStatus::parse(&status);
         let key = (kind, id);
@@ -180,6 +199,16 @@ impl fmt::Display for DemoReport {
             "  platform requests   {} (tokens {}, 429s {throttled}, peak {} in one second)",
             s.requests, s.tokens_issued, s.peak_requests_per_second
         )?;
+        for (merchant, m) in &s.per_merchant {
+            writeln!(
+                f,
+                "    merchant {merchant:<14} {} requests (tokens {}, 429s {}, peak {} in one second)",
+                m.requests,
+                m.tokens_issued,
+                m.throttled_by_window + m.throttled_injected,
+                m.peak_requests_per_second
+            )?;
+        }
         match self.last_callback_to_consistent {
             Some(d) => writeln!(f, "  last callback → consistent   {:.2} s", d.as_secs_f64())?,
             None => writeln!(f, "  last callback → consistent   never (not consistent)")?,

@@ -15,4 +15,4 @@ mod state;
 
 pub use document::PaymentDocument;
 pub use error::{error_response, render_foreign_errors, ApiError, ErrorAnswers, ErrorBody};
-pub use state::{AppParts, AppState, ConsoleState};
+pub use state::{AppParts, AppState, ConsoleState, MerchantPlatform};

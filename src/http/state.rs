@@ -59,20 +59,31 @@ pub struct ConsoleState {
     pub settings: Arc<ConsoleSettings>,
     /// This replica's counts for the per-minute charts.
     pub tally: Tally,
-    /// This replica's platform client, for its outage state.
-    pub platform: Arc<PlatformClient>,
-    pub max_rps: u32,
+    /// Each merchant's platform client (for its outage state) and limit, the
+    /// default merchant's first.
+    pub platforms: Arc<[MerchantPlatform]>,
     pub shared_budget: bool,
 }
 
+/// One merchant's view of the platform, for the console.
+pub struct MerchantPlatform {
+    pub code: Arc<str>,
+    pub client: Arc<PlatformClient>,
+    pub max_rps: u32,
+}
+
 impl ConsoleState {
-    pub fn new(settings: &Settings, tally: Tally, platform: Arc<PlatformClient>) -> Self {
+    pub fn new(settings: &Settings, tally: Tally, platforms: Vec<MerchantPlatform>) -> Self {
         ConsoleState {
             settings: Arc::new(settings.console.clone()),
             tally,
-            platform,
-            max_rps: settings.platform.max_rps,
+            platforms: platforms.into(),
             shared_budget: settings.platform.shared_budget,
         }
+    }
+
+    /// The platform view of a configured merchant.
+    pub fn platform(&self, code: &str) -> Option<&MerchantPlatform> {
+        self.platforms.iter().find(|p| &*p.code == code)
     }
 }

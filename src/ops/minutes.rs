@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::background::{every, Merge, Pending};
-use crate::domain::{JobState, PaymentKind};
+use crate::domain::{JobState, Merchants, PaymentKind};
 use crate::queue::queue_depth;
 
 /// What one replica saw in one minute.
@@ -39,7 +39,8 @@ impl Merge for Counts {
 /// clone; counting is one uncontended lock, never a database write.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    pending: Pending<DateTime<Utc>, Counts>,
+    /// Counts by merchant and minute.
+    pending: Pending<(Arc<str>, DateTime<Utc>), Counts>,
 }
 
 /// How the write of a callback ended.
@@ -79,7 +80,9 @@ impl Tally {
         metrics::counter!("paymirror_callbacks_total", "merchant" => merchant.clone(), "kind" => kind.as_str(), "outcome" => outcome, "result" => written.label())
             .increment(n);
         if written == Written::Stored {
-            self.add(|c| c.callbacks += i64::try_from(n).unwrap_or(i64::MAX));
+            self.add(merchant, |c| {
+                c.callbacks += i64::try_from(n).unwrap_or(i64::MAX)
+            });
         }
     }
 
@@ -89,7 +92,7 @@ impl Tally {
         let label = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
         metrics::counter!("paymirror_platform_requests_total", "merchant" => merchant.clone(), "route" => route, "status" => label)
             .increment(1);
-        self.add(|c| {
+        self.add(merchant, |c| {
             c.platform_requests += 1;
             c.platform_fetches += i64::from(route != "auth-tokens");
             c.platform_throttled += i64::from(status == Some(429));
@@ -97,24 +100,26 @@ impl Tally {
     }
 
     /// Counts a committed status change.
-    pub fn status_changed(&self) {
-        self.add(|c| c.status_changes += 1);
+    pub fn status_changed(&self, merchant: &Arc<str>) {
+        self.add(merchant, |c| c.status_changes += 1);
     }
 
-    fn add(&self, count: impl FnOnce(&mut Counts)) {
-        self.pending.update(minute_of(Utc::now()), count);
+    fn add(&self, merchant: &Arc<str>, count: impl FnOnce(&mut Counts)) {
+        self.pending
+            .update((merchant.clone(), minute_of(Utc::now())), count);
     }
 
     /// Adds the counts so far to the shared rows in one statement; returns how many
     /// minutes were written. Counts that cannot be written are kept for the next flush.
-    pub async fn flush(&self, pool: &PgPool, merchant_code: &str) -> sqlx::Result<usize> {
+    pub async fn flush(&self, pool: &PgPool) -> sqlx::Result<usize> {
         self.pending
             .flush(async |taken| {
                 let column =
                     |f: fn(&Counts) -> i64| taken.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
-                let minutes: Vec<DateTime<Utc>> = taken.iter().map(|(m, _)| *m).collect();
+                let merchants: Vec<&str> = taken.iter().map(|((m, _), _)| &**m).collect();
+                let minutes: Vec<DateTime<Utc>> = taken.iter().map(|((_, m), _)| *m).collect();
                 sqlx::query(ADD_COUNTS)
-                    .bind(merchant_code)
+                    .bind(&merchants)
                     .bind(&minutes)
                     .bind(column(|c| c.callbacks))
                     .bind(column(|c| c.platform_requests))
@@ -129,11 +134,11 @@ impl Tally {
     }
 }
 
-/// Adds `$2`..`$7` (minutes and their counts) to merchant `$1`'s rows.
+/// Adds `$3`..`$7` (counts) to the rows of merchants `$1` and minutes `$2`.
 const ADD_COUNTS: &str =
     "insert into console_minutes as m (merchant_code, minute, callbacks, platform_requests,
        platform_fetches, platform_throttled, status_changes)
-     select $1, u.* from unnest($2::timestamptz[], $3::int8[], $4::int8[], $5::int8[],
+     select u.* from unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[], $5::int8[],
        $6::int8[], $7::int8[]) as u
      on conflict (merchant_code, minute) do update set
        callbacks = m.callbacks + excluded.callbacks,
@@ -206,21 +211,23 @@ pub async fn sample_minute(
 /// then flushes once more.
 pub async fn keep_minutes(
     pool: PgPool,
-    merchant_code: Arc<str>,
+    merchants: Merchants,
     tally: Tally,
     interval: Duration,
     retention: Duration,
     cancel: CancellationToken,
 ) {
     let flush = || async {
-        if let Err(e) = tally.flush(&pool, &merchant_code).await {
+        if let Err(e) = tally.flush(&pool).await {
             tracing::warn!(error = %e, "could not record the console's counts; keeping them for the next try");
         }
     };
     every(interval, &cancel, || async {
         flush().await;
-        if let Err(e) = sample_minute(&pool, &merchant_code, retention).await {
-            tracing::warn!(error = %e, "could not sample the queue depth for the console");
+        for merchant in merchants.all() {
+            if let Err(e) = sample_minute(&pool, merchant, retention).await {
+                tracing::warn!(error = %e, "could not sample the queue depth for the console");
+            }
         }
     })
     .await;
@@ -271,7 +278,7 @@ mod tests {
         tally.callbacks(&m1, PaymentKind::Payin, "accepted", Written::Failed, 5);
         tally.platform_request(&m1, "payins", Some(429));
         tally.platform_request(&m1, "auth-tokens", Some(200));
-        tally.status_changed();
+        tally.status_changed(&m1);
         let mut taken = Vec::new();
         let flushed = tally
             .pending
@@ -295,6 +302,6 @@ mod tests {
                 status_changes: 1,
             }
         );
-        assert!(taken.iter().all(|(m, _)| m.timestamp() % 60 == 0));
+        assert!(taken.iter().all(|(m, _)| m.1.timestamp() % 60 == 0));
     }
 }

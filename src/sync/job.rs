@@ -207,7 +207,7 @@ impl SyncWorker {
         publish_changes(&mut tx, &self.merchant_code, job.kind, &job.id, &upserted).await?;
         tx.commit().await?;
         if upserted.status_changed {
-            self.tally.status_changed();
+            self.tally.status_changed(&self.merchant_code);
         }
         let status = &payment.snapshot.status;
         if upserted.stale {

@@ -8,6 +8,7 @@ use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::simulator::{Faults, RecordedRequest, SimMerchant, Simulator, SimulatorConfig};
 use reqwest::Response;
 
+use crate::console_support::{csrf_of, Operator};
 use crate::helpers::{
     assert_error, payment, spawn_with_simulator, test_settings, TestApp, TestDatabase,
 };
@@ -561,4 +562,137 @@ async fn metrics_are_labelled_by_configured_merchants_only() {
         assert!(text.contains(series), "{series} not in\n{text}");
     }
     assert!(!text.contains("NOT-SERVED-7"), "{text}");
+}
+
+/// The console shows one merchant at a time, chosen in its header among those the
+/// session's token sees, with that merchant's payments, queue and limit.
+#[tokio::test]
+async fn the_console_shows_the_chosen_merchant_and_a_scoped_token_only_its_own() {
+    let (app, _sim) = synced_pair().await;
+    let all = app.token("ops", &[]).await;
+    let mut operator = Operator::new(&app);
+    assert_eq!(operator.sign_in(&all).await.status(), 303);
+
+    let payments = operator.page("/console/payments").await;
+    assert!(
+        payments.contains("ONLY-M1") && !payments.contains("ONLY-M2"),
+        "{payments}"
+    );
+    let overview = operator.page("/console").await;
+    assert!(overview.contains(r#"<option value="M2""#), "{overview}");
+    let csrf = csrf_of(&overview);
+    let chose = operator
+        .post(
+            "/console/merchant",
+            &[("csrf", &csrf), ("merchant", "M2")],
+            &[],
+        )
+        .await;
+    assert_eq!(chose.status(), 303);
+    let payments = operator.page("/console/payments").await;
+    assert!(
+        payments.contains("ONLY-M2") && !payments.contains("ONLY-M1"),
+        "{payments}"
+    );
+    assert_eq!(
+        operator
+            .get("/console/payments/payin/ONLY-M1")
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        operator
+            .get("/console/payments/payin/ONLY-M2")
+            .await
+            .status(),
+        200
+    );
+    let refused = operator
+        .post(
+            "/console/merchant",
+            &[("csrf", &csrf), ("merchant", "M9")],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status(), 404);
+
+    // A token scoped to M1 opens a console of M1 only: no choice, no way to M2.
+    let m1_only = paymirror::tokens::create_token(&app.pool, "m1-shop", &[], &["M1".into()])
+        .await
+        .expect("scoped token");
+    let mut scoped = Operator::new(&app);
+    assert_eq!(scoped.sign_in(&m1_only).await.status(), 303);
+    let overview = scoped.page("/console").await;
+    assert!(!overview.contains(r#"<option value="M2""#), "{overview}");
+    let csrf = csrf_of(&overview);
+    let refused = scoped
+        .post(
+            "/console/merchant",
+            &[("csrf", &csrf), ("merchant", "M2")],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status(), 404);
+    let payments = scoped.page("/console/payments").await;
+    assert!(
+        payments.contains("ONLY-M1") && !payments.contains("ONLY-M2"),
+        "{payments}"
+    );
+}
+
+/// The first migration of the release that serves several merchants: a database the
+/// single-merchant release wrote has every migration before it.
+const FIRST_MULTI_MERCHANT_MIGRATION: i64 = 20261206000002;
+
+/// A database the single-merchant release wrote (its migrations only, rows as it wrote
+/// them) keeps every row under its merchant code when this release starts on it with a
+/// second merchant; its tokens stay unscoped and read the default merchant as before.
+#[tokio::test]
+async fn a_single_merchant_database_keeps_its_rows_when_a_second_merchant_is_added() {
+    let db = TestDatabase::create().await;
+    let pool = sqlx::PgPool::connect(db.url.as_str()).await.expect("pool");
+    let mut previous = paymirror::migrations::migrator();
+    previous.migrations = previous
+        .migrations
+        .iter()
+        .filter(|m| m.version < FIRST_MULTI_MERCHANT_MIGRATION)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    previous.run(&pool).await.expect("the previous release's migrations");
+    let token = "A".repeat(30);
+    sqlx::query(
+        "insert into api_tokens (account, token_hash, permissions) values ('orders', $1, '{read}')",
+    )
+    .bind(paymirror::tokens::hash(&token))
+    .execute(&pool)
+    .await
+    .expect("the previous release's token");
+    sqlx::query(
+        "insert into payments (merchant_code, kind, id, status, final, amount, currency_code)
+         values ('M1', 'payin', 'OLD-1', 'SUCCESS', true, 5.00, 'EUR')",
+    )
+    .execute(&pool)
+    .await
+    .expect("the previous release's payment");
+    pool.close().await;
+
+    let mut settings = test_settings(&db, "http://127.0.0.1:9");
+    add_merchant(&mut settings, "M2", 10, None);
+    let app = TestApp::spawn_with(db, settings).await;
+
+    let old = app.get_json("/v1/payins/OLD-1", Some(&token)).await;
+    assert_eq!((old["merchantCode"].as_str(), old["status"].as_str()), (Some("M1"), Some("SUCCESS")));
+    assert_eq!(
+        app.get("/v1/payins/OLD-1?merchant=M1", Some(&token)).await.status(),
+        200
+    );
+    assert_error(app.get("/v1/payins/OLD-1?merchant=M2", Some(&token)).await, 404).await;
+    assert_eq!(
+        app.get("/v1/payins?merchant=M2", Some(&token)).await.status(),
+        200,
+        "an unscoped token of the previous release sees every merchant"
+    );
+    assert_eq!(per_merchant(&app, "payments").await, [("M1".into(), 1)]);
 }
