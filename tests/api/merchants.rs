@@ -660,7 +660,10 @@ async fn a_single_merchant_database_keeps_its_rows_when_a_second_merchant_is_add
         .cloned()
         .collect::<Vec<_>>()
         .into();
-    previous.run(&pool).await.expect("the previous release's migrations");
+    previous
+        .run(&pool)
+        .await
+        .expect("the previous release's migrations");
     let token = "A".repeat(30);
     sqlx::query(
         "insert into api_tokens (account, token_hash, permissions) values ('orders', $1, '{read}')",
@@ -683,14 +686,25 @@ async fn a_single_merchant_database_keeps_its_rows_when_a_second_merchant_is_add
     let app = TestApp::spawn_with(db, settings).await;
 
     let old = app.get_json("/v1/payins/OLD-1", Some(&token)).await;
-    assert_eq!((old["merchantCode"].as_str(), old["status"].as_str()), (Some("M1"), Some("SUCCESS")));
     assert_eq!(
-        app.get("/v1/payins/OLD-1?merchant=M1", Some(&token)).await.status(),
+        (old["merchantCode"].as_str(), old["status"].as_str()),
+        (Some("M1"), Some("SUCCESS"))
+    );
+    assert_eq!(
+        app.get("/v1/payins/OLD-1?merchant=M1", Some(&token))
+            .await
+            .status(),
         200
     );
-    assert_error(app.get("/v1/payins/OLD-1?merchant=M2", Some(&token)).await, 404).await;
+    assert_error(
+        app.get("/v1/payins/OLD-1?merchant=M2", Some(&token)).await,
+        404,
+    )
+    .await;
     assert_eq!(
-        app.get("/v1/payins?merchant=M2", Some(&token)).await.status(),
+        app.get("/v1/payins?merchant=M2", Some(&token))
+            .await
+            .status(),
         200,
         "an unscoped token of the previous release sees every merchant"
     );
