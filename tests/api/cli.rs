@@ -201,3 +201,57 @@ async fn syncs_dead_json_lists_each_dead_sync_and_an_empty_array_when_none() {
     assert!(payin["failingSince"].is_string() && payin["deadSince"].is_string());
     assert!(rows.iter().all(|r| r.keys().all(|k| !k.contains('_'))));
 }
+
+/// With a `[[merchants]]` entry, the operator commands take `--merchant`: a code the
+/// configuration names, or an error naming the code.
+#[tokio::test]
+async fn operator_commands_take_a_configured_merchant() {
+    let db = TestDatabase::create().await;
+    let dir = std::env::temp_dir().join(format!("paymirror-cli-{}", db.name));
+    std::fs::create_dir_all(&dir).expect("config dir");
+    std::fs::write(
+        dir.join("default.toml"),
+        "[[merchants]]\ncode = \"M2\"\nsecret_env = \"M2_SECRET\"\n",
+    )
+    .expect("config file");
+    let dir_text = dir.to_string_lossy().into_owned();
+    let env = [
+        ("PAYMIRROR_CONFIG_DIR", dir_text.as_str()),
+        ("PAYMIRROR__PLATFORM__MERCHANT_CODE", "M1"),
+    ];
+
+    let created = paymirror(
+        &db,
+        &["tokens", "create", "--account", "shop", "--merchant", "M2"],
+        &env,
+    )
+    .await;
+    assert!(created.status.success(), "{created:?}");
+    let listed = paymirror(&db, &["tokens", "list", "--json"], &env).await;
+    let rows = json_rows(&listed);
+    assert_eq!(rows[0]["merchants"], json!(["M2"]));
+
+    for args in [
+        &["tokens", "create", "--account", "x", "--merchant", "M9"][..],
+        &["syncs", "dead", "--merchant", "M9"],
+        &["syncs", "retry", "--merchant", "M9"],
+        &["platform", "status", "--merchant", "M9"],
+        &["platform", "resume", "--merchant", "M9"],
+    ] {
+        let refused = paymirror(&db, args, &env).await;
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            stderr.contains("\"M9\" is not configured"),
+            "{args:?}: {stderr}"
+        );
+    }
+    for args in [
+        &["syncs", "dead", "--merchant", "M2", "--json"][..],
+        &["platform", "status", "--merchant", "M2"],
+    ] {
+        let answered = paymirror(&db, args, &env).await;
+        assert!(answered.status.success(), "{args:?}: {answered:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
