@@ -710,3 +710,88 @@ async fn a_single_merchant_database_keeps_its_rows_when_a_second_merchant_is_add
     );
     assert_eq!(per_merchant(&app, "payments").await, [("M1".into(), 1)]);
 }
+
+/// A merchant the platform throttles (429) or fails (5xx, an outage) is paused or
+/// probed alone: the other merchant's backlog syncs meanwhile within its own limit.
+#[tokio::test]
+async fn a_throttled_or_failing_merchant_never_holds_the_other() {
+    const BACKLOG: usize = 60;
+    const M1_RPS: u32 = 30;
+    let faults = [
+        Faults {
+            throttle_rate: 1.0,
+            ..Faults::default()
+        },
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    ];
+    for fault in faults {
+        let sim_config = SimulatorConfig {
+            max_rps: M1_RPS,
+            merchants: vec![SimMerchant {
+                code: "M2".into(),
+                secret: "M2-secret".into(),
+                max_rps: 10,
+            }],
+            ..SimulatorConfig::default()
+        };
+        let (app, sim) = spawn_with_simulator(
+            |s| {
+                s.sync.enabled = true;
+                s.platform.max_rps = M1_RPS;
+                s.platform.outage_after_failures = 3;
+                let base_url = s.platform.base_url.clone();
+                add_merchant(s, "M2", 10, Some(&base_url));
+            },
+            sim_config,
+            false,
+        )
+        .await;
+        sim.set_merchant_faults("M2", Some(fault.clone()));
+        for n in 0..BACKLOG {
+            let id = format!("ORDER-{n}");
+            sim.create_payment(payment(PaymentKind::Payin, &id, "10.00"))
+                .await;
+            let order = PaymentId::parse(&id).expect("id");
+            assert!(sim.set_status(PaymentKind::Payin, &order, "SUCCESS").await);
+            sim.create_payment_as("M2", payment(PaymentKind::Payin, &id, "20.00"))
+                .await
+                .expect("M2 payment");
+            let body = format!(r#"{{"idEntity": "{id}"}}"#);
+            assert_eq!(
+                post(&app, "/callbacks/M2/payins", &body).await.status(),
+                200
+            );
+            assert_eq!(post(&app, "/callbacks/payins", &body).await.status(), 200);
+        }
+
+        synced(&app, "M1", BACKLOG as i64, Duration::from_secs(60)).await;
+
+        let m1 = &sim.stats().per_merchant["M1"];
+        assert!(
+            m1.peak_requests_per_second <= u64::from(M1_RPS),
+            "{fault:?}: {m1:?}"
+        );
+        assert_eq!(
+            m1.throttled_by_window + m1.throttled_injected,
+            0,
+            "{fault:?}"
+        );
+        let m2_synced: i64 = sqlx::query_scalar(
+            "select count(*) from payments where merchant_code = 'M2' and status is not null",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("M2 payments");
+        assert_eq!(m2_synced, 0, "{fault:?}");
+        assert!(
+            !arrivals(&sim, "M2")
+                .iter()
+                .any(|r| r.status == 200 && r.path.starts_with("/payins/")),
+            "{fault:?}"
+        );
+        app.stop().await;
+    }
+}
