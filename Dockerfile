@@ -13,8 +13,9 @@ RUN mkdir src \
     && cargo build --release --locked \
     && rm -rf src
 # Everything the source embeds at compile time must be here before the build:
-# migrations/ (sqlx::migrate!("./migrations") in src/app.rs) and config/
-# (include_str!("../config/default.toml") in src/config.rs). The console's stylesheet
+# migrations/ (sqlx::migrate!("./migrations") in src/migrations.rs) and config/
+# (include_str!("../../config/default.toml") in src/config/mod.rs). Tests read their
+# fixtures under tests/ at run time; nothing under tests/ is embedded. The console's stylesheet
 # and script (include_str!("assets/…") in src/console/assets.rs) live under src/.
 COPY migrations migrations
 COPY config config

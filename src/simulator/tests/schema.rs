@@ -10,8 +10,13 @@ use serde_json::{json, Map, Value};
 
 /// The published document, as JSON Schema where it holds schemas.
 static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
-    let yaml = include_str!("../../../tests/platform/echelon-openapi.yaml");
-    let document: Value = serde_yaml_ng::from_str(yaml).expect("the document is YAML");
+    // Read at test time, not embedded: the image's build stage copies src/, not tests/.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/platform/echelon-openapi.yaml"
+    );
+    let yaml = std::fs::read_to_string(path).expect("the platform's published document");
+    let document: Value = serde_yaml_ng::from_str(&yaml).expect("the document is YAML");
     json_schema(document)
 });
 
