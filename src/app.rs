@@ -103,7 +103,6 @@ impl Application {
             });
         }
         let merchants = Merchants::new(workers.iter().map(|w| w.merchant_code().clone()).collect());
-        let merchant_code = merchants.default_code().clone();
         let (inbox, writers) = Inbox::start(
             pool.clone(),
             &settings.inbox,
@@ -123,7 +122,6 @@ impl Application {
         let state = AppState::new(AppParts {
             pool,
             lanes,
-            merchant_code,
             merchants,
             inbox,
             metrics: metrics_handle(),

@@ -203,21 +203,17 @@ impl Writer {
             batch.sort_by(|a, b| a.entry.merchant.cmp(&b.entry.merchant));
             let answers = self.commit(&mut held, &batch).await;
             metrics::histogram!("paymirror_inbox_batch_size").record(batch.len() as f64);
-            // Counted per merchant: the batch is in runs of one merchant each.
-            let mut counted = Outcomes::default();
-            let mut counting: Option<Arc<str>> = None;
-            for (submission, answer) in batch.drain(..).zip(answers) {
-                if let Some(previous) = counting.take_if(|m| *m != submission.entry.merchant) {
-                    counted.record(&self.tally, &previous);
-                    counted = Outcomes::default();
+            let mut answered = answers.iter();
+            for run in batch.chunk_by(same_merchant) {
+                let mut counted = Outcomes::default();
+                for (submission, answer) in run.iter().zip(answered.by_ref()) {
+                    counted.add(&submission.entry, answer);
                 }
-                counting.get_or_insert_with(|| submission.entry.merchant.clone());
-                counted.add(&submission.entry, &answer);
+                counted.record(&self.tally, &run[0].entry.merchant);
+            }
+            for (submission, answer) in batch.drain(..).zip(answers) {
                 // The requester may have gone away; the callback is stored all the same.
                 let _ = submission.committed.send(answer);
-            }
-            if let Some(merchant) = counting {
-                counted.record(&self.tally, &merchant);
             }
         }
     }
@@ -228,11 +224,9 @@ impl Writer {
         let mut answers = vec![Err(NotStored::Unavailable); batch.len()];
         let mut todo: Vec<Range<usize>> = Vec::with_capacity(16);
         let mut start = 0;
-        for end in 1..=batch.len() {
-            if end == batch.len() || batch[end].entry.merchant != batch[start].entry.merchant {
-                todo.push(start..end);
-                start = end;
-            }
+        for run in batch.chunk_by(same_merchant) {
+            todo.push(start..start + run.len());
+            start += run.len();
         }
         while let Some(range) = todo.pop() {
             let written = tokio::time::timeout(self.commit_timeout, async {
@@ -383,6 +377,12 @@ pub static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
 
 /// Writes the callbacks and their sync jobs in one statement (one round trip, its
 /// own transaction): the callbacks, payment stubs and sync jobs commit together.
+/// Whether two callbacks are the same merchant's: a batch, sorted by merchant, is
+/// written and counted in runs of one merchant each.
+fn same_merchant(a: &Submission, b: &Submission) -> bool {
+    a.entry.merchant == b.entry.merchant
+}
+
 /// Every callback of `batch` is the same merchant's.
 async fn write_batch(conn: &mut PgConnection, batch: &[Submission]) -> sqlx::Result<()> {
     let Some(first) = batch.first() else {

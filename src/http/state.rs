@@ -23,8 +23,6 @@ pub struct AppParts {
     pub pool: PgPool,
     /// Connections held outside the pool for the hot reads (a payment, a page).
     pub lanes: crate::db::Lanes,
-    /// The default merchant's code: `merchants.default_code()`.
-    pub merchant_code: Arc<str>,
     /// Every merchant code this deployment serves.
     pub merchants: crate::domain::Merchants,
     pub inbox: Inbox,

@@ -27,20 +27,25 @@ fn entry_of(merchant: &str, id: &str, body: serde_json::Value) -> InboxEntry {
 
 /// A batch holding two merchants' callbacks stores each under its own code, and a row
 /// Postgres refuses in one merchant's run leaves the other's alone.
-#[tokio::test]
-async fn a_batch_of_two_merchants_stores_each_under_its_own_code() {
-    let app = TestApp::spawn().await;
+/// An inbox of its own on the app's database: one writer, batches of up to 64.
+fn one_writer_inbox(app: &TestApp) -> (Inbox, Vec<tokio::task::JoinHandle<()>>) {
     let settings = InboxSettings {
         writers: 1,
         batch_size: 64,
         ..crate::helpers::test_settings(&app.db, "http://127.0.0.1:9").inbox
     };
-    let (inbox, _writers) = Inbox::start(
+    Inbox::start(
         app.pool.clone(),
         &settings,
         std::time::Duration::from_millis(500),
         Tally::default(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_batch_of_two_merchants_stores_each_under_its_own_code() {
+    let app = TestApp::spawn().await;
+    let (inbox, _writers) = one_writer_inbox(&app);
     // Interleaved, so one batch holds both merchants, the same ids under each.
     let submissions = (0..20).map(|n| {
         let inbox = inbox.clone();
@@ -81,17 +86,7 @@ async fn a_batch_of_two_merchants_stores_each_under_its_own_code() {
 #[tokio::test]
 async fn a_row_postgres_refuses_is_refused_alone_and_its_batch_neighbours_commit() {
     let app = TestApp::spawn().await;
-    let settings = InboxSettings {
-        writers: 1,
-        batch_size: 64,
-        ..crate::helpers::test_settings(&app.db, "http://127.0.0.1:9").inbox
-    };
-    let (inbox, _writers) = Inbox::start(
-        app.pool.clone(),
-        &settings,
-        std::time::Duration::from_millis(500),
-        Tally::default(),
-    );
+    let (inbox, _writers) = one_writer_inbox(&app);
 
     // On this single-threaded test runtime every submission is queued before the
     // writer runs, so all 41 share one batch. jsonb refuses NUL in a string.
@@ -138,17 +133,7 @@ async fn a_row_postgres_refuses_is_refused_alone_and_its_batch_neighbours_commit
 #[tokio::test]
 async fn with_the_database_down_every_callback_of_the_batch_is_unavailable() {
     let app = TestApp::spawn().await;
-    let settings = InboxSettings {
-        writers: 1,
-        batch_size: 64,
-        ..crate::helpers::test_settings(&app.db, "http://127.0.0.1:9").inbox
-    };
-    let (inbox, _writers) = Inbox::start(
-        app.pool.clone(),
-        &settings,
-        std::time::Duration::from_millis(500),
-        Tally::default(),
-    );
+    let (inbox, _writers) = one_writer_inbox(&app);
     app.db.take_down().await;
 
     let answers = futures_util::future::join_all((0..5).map(|n| {

@@ -140,6 +140,54 @@ async fn synced(app: &TestApp, merchant: &str, count: i64, within: Duration) {
     .await;
 }
 
+/// The app serving M1 (the default, at `m1_rps`) and M2 (at 10/s) against one
+/// simulator serving both with the same limits; `configure` adjusts the app's settings.
+async fn with_two_merchant_simulator(
+    m1_rps: u32,
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, Simulator) {
+    let sim_config = SimulatorConfig {
+        max_rps: m1_rps,
+        merchants: vec![SimMerchant {
+            code: "M2".into(),
+            secret: "M2-secret".into(),
+            max_rps: 10,
+        }],
+        ..SimulatorConfig::default()
+    };
+    spawn_with_simulator(
+        |s| {
+            s.platform.max_rps = m1_rps;
+            let base_url = s.platform.base_url.clone();
+            add_merchant(s, "M2", 10, Some(&base_url));
+            configure(s);
+        },
+        sim_config,
+        false,
+    )
+    .await
+}
+
+/// `count` payins `ORDER-n` on the platform under both merchants (M1's already
+/// SUCCESS, M2's processing), and each merchant's callback for each, posted to the app.
+async fn backlog_for_both(app: &TestApp, sim: &Simulator, count: usize) {
+    for n in 0..count {
+        let id = format!("ORDER-{n}");
+        sim.create_payment(payment(PaymentKind::Payin, &id, "10.00"))
+            .await;
+        let order = PaymentId::parse(&id).expect("id");
+        assert!(sim.set_status(PaymentKind::Payin, &order, "SUCCESS").await);
+        sim.create_payment_as("M2", payment(PaymentKind::Payin, &id, "20.00"))
+            .await
+            .expect("M2 payment");
+    }
+    for n in 0..count {
+        let body = format!(r#"{{"idEntity": "ORDER-{n}"}}"#);
+        assert_eq!(post(app, "/callbacks/M2/payins", &body).await.status(), 200);
+        assert_eq!(post(app, "/callbacks/payins", &body).await.status(), 200);
+    }
+}
+
 /// The platform requests of one merchant, as the simulator received them.
 fn arrivals(sim: &Simulator, merchant: &str) -> Vec<RecordedRequest> {
     sim.requests()
@@ -155,26 +203,7 @@ fn arrivals(sim: &Simulator, merchant: &str) -> Vec<RecordedRequest> {
 async fn an_inactive_merchant_never_slows_another_and_each_keeps_its_own_limit() {
     const BACKLOG: usize = 300;
     const M1_RPS: u32 = 30;
-    let sim_config = SimulatorConfig {
-        max_rps: M1_RPS,
-        merchants: vec![SimMerchant {
-            code: "M2".into(),
-            secret: "M2-secret".into(),
-            max_rps: 10,
-        }],
-        ..SimulatorConfig::default()
-    };
-    let (app, sim) = spawn_with_simulator(
-        |s| {
-            s.sync.enabled = true;
-            s.platform.max_rps = M1_RPS;
-            let base_url = s.platform.base_url.clone();
-            add_merchant(s, "M2", 10, Some(&base_url));
-        },
-        sim_config,
-        false,
-    )
-    .await;
+    let (app, sim) = with_two_merchant_simulator(M1_RPS, |s| s.sync.enabled = true).await;
     sim.set_merchant_faults(
         "M2",
         Some(Faults {
@@ -182,23 +211,7 @@ async fn an_inactive_merchant_never_slows_another_and_each_keeps_its_own_limit()
             ..Faults::default()
         }),
     );
-    for n in 0..BACKLOG {
-        let id = format!("ORDER-{n}");
-        sim.create_payment(payment(PaymentKind::Payin, &id, "10.00"))
-            .await;
-        let order = PaymentId::parse(&id).expect("id");
-        assert!(sim.set_status(PaymentKind::Payin, &order, "SUCCESS").await);
-        let m2 = payment(PaymentKind::Payin, &id, "20.00");
-        sim.create_payment_as("M2", m2).await.expect("M2 payment");
-    }
-    for n in 0..BACKLOG {
-        let body = format!(r#"{{"idEntity": "ORDER-{n}"}}"#);
-        assert_eq!(
-            post(&app, "/callbacks/M2/payins", &body).await.status(),
-            200
-        );
-        assert_eq!(post(&app, "/callbacks/payins", &body).await.status(), 200);
-    }
+    backlog_for_both(&app, &sim, BACKLOG).await;
 
     synced(&app, "M1", BACKLOG as i64, Duration::from_secs(120)).await;
 
@@ -249,23 +262,7 @@ async fn an_inactive_merchant_never_slows_another_and_each_keeps_its_own_limit()
 /// history, each fetched with its own merchant's token.
 #[tokio::test]
 async fn the_same_id_under_two_merchants_is_two_payments_with_their_own_histories() {
-    let sim_config = SimulatorConfig {
-        merchants: vec![SimMerchant {
-            code: "M2".into(),
-            secret: "M2-secret".into(),
-            max_rps: 10,
-        }],
-        ..SimulatorConfig::default()
-    };
-    let (app, sim) = spawn_with_simulator(
-        |s| {
-            let base_url = s.platform.base_url.clone();
-            add_merchant(s, "M2", 10, Some(&base_url));
-        },
-        sim_config,
-        false,
-    )
-    .await;
+    let (app, sim) = with_two_merchant_simulator(10, |_| {}).await;
     let id = PaymentId::parse("SHARED-1").expect("id");
     sim.create_payment(payment(PaymentKind::Payin, "SHARED-1", "10.00"))
         .await;
@@ -332,23 +329,7 @@ async fn the_same_id_under_two_merchants_is_two_payments_with_their_own_historie
 
 /// Two merchants' payments synced from the simulator, the same id under both.
 async fn synced_pair() -> (TestApp, Simulator) {
-    let sim_config = SimulatorConfig {
-        merchants: vec![SimMerchant {
-            code: "M2".into(),
-            secret: "M2-secret".into(),
-            max_rps: 10,
-        }],
-        ..SimulatorConfig::default()
-    };
-    let (app, sim) = spawn_with_simulator(
-        |s| {
-            let base_url = s.platform.base_url.clone();
-            add_merchant(s, "M2", 10, Some(&base_url));
-        },
-        sim_config,
-        false,
-    )
-    .await;
+    let (app, sim) = with_two_merchant_simulator(10, |_| {}).await;
     for (merchant, id, amount) in [("M1", "SHARED-1", "10.00"), ("M1", "ONLY-M1", "11.00")] {
         sim.create_payment_as(merchant, payment(PaymentKind::Payin, id, amount))
             .await
@@ -728,44 +709,13 @@ async fn a_throttled_or_failing_merchant_never_holds_the_other() {
         },
     ];
     for fault in faults {
-        let sim_config = SimulatorConfig {
-            max_rps: M1_RPS,
-            merchants: vec![SimMerchant {
-                code: "M2".into(),
-                secret: "M2-secret".into(),
-                max_rps: 10,
-            }],
-            ..SimulatorConfig::default()
-        };
-        let (app, sim) = spawn_with_simulator(
-            |s| {
-                s.sync.enabled = true;
-                s.platform.max_rps = M1_RPS;
-                s.platform.outage_after_failures = 3;
-                let base_url = s.platform.base_url.clone();
-                add_merchant(s, "M2", 10, Some(&base_url));
-            },
-            sim_config,
-            false,
-        )
+        let (app, sim) = with_two_merchant_simulator(M1_RPS, |s| {
+            s.sync.enabled = true;
+            s.platform.outage_after_failures = 3;
+        })
         .await;
         sim.set_merchant_faults("M2", Some(fault.clone()));
-        for n in 0..BACKLOG {
-            let id = format!("ORDER-{n}");
-            sim.create_payment(payment(PaymentKind::Payin, &id, "10.00"))
-                .await;
-            let order = PaymentId::parse(&id).expect("id");
-            assert!(sim.set_status(PaymentKind::Payin, &order, "SUCCESS").await);
-            sim.create_payment_as("M2", payment(PaymentKind::Payin, &id, "20.00"))
-                .await
-                .expect("M2 payment");
-            let body = format!(r#"{{"idEntity": "{id}"}}"#);
-            assert_eq!(
-                post(&app, "/callbacks/M2/payins", &body).await.status(),
-                200
-            );
-            assert_eq!(post(&app, "/callbacks/payins", &body).await.status(), 200);
-        }
+        backlog_for_both(&app, &sim, BACKLOG).await;
 
         synced(&app, "M1", BACKLOG as i64, Duration::from_secs(60)).await;
 
