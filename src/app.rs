@@ -33,7 +33,8 @@ use crate::ops::{metrics_handle, Tally};
 use crate::platform::{PlatformClient, RateLimiter, SharedBudget, WINDOW};
 use crate::store::CHANGES_CHANNEL;
 use crate::store::{
-    analyze_young_tables_periodically, merge_pending_periodically, prune_periodically, ChangeSignal,
+    analyze_young_tables_periodically, backfill_documents_periodically, merge_pending_periodically,
+    prune_periodically, ChangeSignal,
 };
 use crate::sync::{SyncWake, SyncWorker};
 use crate::tokens::{self, CheckedTokens, UsageLog};
@@ -45,6 +46,9 @@ const TOKEN_USE_FLUSH: Duration = Duration::from_secs(2);
 const YOUNG_TABLES: Duration = Duration::from_secs(5);
 /// How often expired and revoked console sessions are deleted.
 const SESSION_PRUNING: Duration = Duration::from_secs(60);
+/// The pause between two batches of the stored documents' backfill (an upgraded
+/// database's payments, once: about 10,000 a second at most).
+const DOCUMENT_BACKFILL_PAUSE: Duration = Duration::from_millis(100);
 
 /// A built, not yet running, paymirror: bound listener, migrated database, writers started.
 pub struct Application {
@@ -243,6 +247,11 @@ impl Application {
             SESSION_PRUNING,
             shutdown.clone(),
         ));
+        let documents = tokio::spawn(backfill_documents_periodically(
+            state.pool.clone(),
+            DOCUMENT_BACKFILL_PAUSE,
+            shutdown.clone(),
+        ));
         let app = router(state, &settings);
         tracing::info!(addr = %listener.local_addr()?, "paymirror listening");
         let stopping = server::serve(listener, app, &settings.server, shutdown.clone()).await;
@@ -253,6 +262,7 @@ impl Application {
         tasks.extend(worker_tasks);
         tasks.extend([
             listening, pruning, merging, statistics, recording, upkeep, minutes, sessions,
+            documents,
         ]);
         let left = settings
             .server

@@ -368,6 +368,23 @@ fn hot_statements() -> Vec<(&'static str, &'static str, Vec<Arg>)> {
             vec![Arg::Text("M1"), kind(), id()],
         ),
         (
+            "stored document by id",
+            store::FIND_DOCUMENT.as_str(),
+            vec![Arg::Text("M1"), kind(), id()],
+        ),
+        (
+            "page of stored documents",
+            store::LIST_DOCUMENTS.as_str(),
+            vec![
+                Arg::Texts(vec!["M1"]),
+                kind(),
+                Arg::Texts(vec![]),
+                Arg::Time(None),
+                Arg::Int8(500_000),
+                Arg::Int8(100),
+            ],
+        ),
+        (
             "ignored callbacks",
             store::LIST_IGNORED,
             vec![

@@ -9,14 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{Caller, MerchantParam};
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
-use crate::http::body::{SizedJson, DOCUMENT_BYTES};
+use crate::http::body::{RawJson, SizedJson, DOCUMENT_BYTES};
+use crate::http::document::write_stored;
 use crate::http::error::ErrorAnswers;
 use crate::http::error::{Path, Query};
 use crate::http::params::{next_page_link, parse_callback_cursor, parse_limit, parse_time};
 use crate::http::AppState;
 use crate::http::{ApiError, PaymentDocument};
 use crate::queue::{enqueue_syncs, Priority};
-use crate::store::{self, CallbackRecord, HistoryEntry, ListFilter, Towards};
+use crate::store::{self, CallbackRecord, HistoryEntry, ListFilter, StoredDocument, Towards};
 
 /// The `{kinds}` path segment.
 #[derive(utoipa::IntoParams)]
@@ -58,16 +59,24 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path((kinds, id)): Path<(String, String)>,
-) -> Result<Json<PaymentDocument>, ApiError> {
+) -> Result<Response, ApiError> {
     let (kind, id) = parse_target(&kinds, &id)?;
     let merchant = caller.merchant()?;
+    let not_found = || ApiError::NotFound(format!("no {kind} with id {id} is known"));
     let mut lane = state.lanes.acquire().await?;
+    let found = store::find_document(&mut *lane, merchant, kind, &id).await;
+    lane.settle(&found);
+    let stored = found?.ok_or_else(not_found)?;
+    let mut body = Vec::new();
+    if write_stored(&mut body, &stored) {
+        return Ok(RawJson(body).into_response());
+    }
+    // Written before documents were kept, and not backfilled yet.
     let found = store::find_payment(&mut *lane, merchant, kind, &id).await;
     lane.settle(&found);
     drop(lane);
-    found?
-        .map(|row| Json(row.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("no {kind} with id {id} is known")))
+    let row = found?.ok_or_else(not_found)?;
+    Ok(Json(PaymentDocument::from(row)).into_response())
 }
 
 /// `GET /v1/{kinds}/{id}/history`: every status observed, oldest first.
@@ -219,10 +228,21 @@ pub async fn list(
     caller: Caller,
     Path(kinds): Path<String>,
     Query(query): Query<ListQuery>,
-) -> Result<SizedJson<Page>, ApiError> {
+) -> Result<Response, ApiError> {
     let kind = parse_kinds(&kinds)?;
     let filter = parse_list_query(query)?;
     let mut lane = state.lanes.acquire().await?;
+    let stored = store::list_documents(&mut *lane, caller.merchants(), kind, &filter).await;
+    lane.settle(&stored);
+    let stored = stored?;
+    let next_cursor = (stored.len() as i64 == filter.limit)
+        .then(|| stored.last().map(|d| encode_cursor(d.position)))
+        .flatten();
+    if let Some(body) = stored_page(&stored, next_cursor.as_deref()) {
+        return Ok(RawJson(body).into_response());
+    }
+    // A payment of the page was written before documents were kept, and not
+    // backfilled yet: the whole page is read again the old way.
     let rows = store::list_payments(&mut *lane, caller.merchants(), kind, &filter).await;
     lane.settle(&rows);
     drop(lane);
@@ -235,7 +255,27 @@ pub async fn list(
         next_cursor,
     };
     let bytes = page.items.len() * DOCUMENT_BYTES + 64;
-    Ok(SizedJson(page, bytes))
+    Ok(SizedJson(page, bytes).into_response())
+}
+
+/// The page as [`Page`] serialises, from stored documents; `None` if one of them has
+/// no document.
+fn stored_page(stored: &[StoredDocument], next_cursor: Option<&str>) -> Option<Vec<u8>> {
+    let mut body = Vec::with_capacity(stored.len() * DOCUMENT_BYTES + 64);
+    body.extend_from_slice(b"{\"items\":[");
+    for (i, document) in stored.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        if !write_stored(&mut body, document) {
+            return None;
+        }
+    }
+    body.extend_from_slice(b"],\"nextCursor\":");
+    // Writing a string or null into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut body, &next_cursor);
+    body.push(b'}');
+    Some(body)
 }
 
 fn parse_list_query(query: ListQuery) -> Result<ListFilter, ApiError> {

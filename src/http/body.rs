@@ -30,3 +30,19 @@ impl<T: Serialize> IntoResponse for SizedJson<T> {
         }
     }
 }
+
+/// A JSON answer already written out (stored documents spliced together).
+pub struct RawJson(pub Vec<u8>);
+
+impl IntoResponse for RawJson {
+    fn into_response(self) -> Response {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
+}

@@ -1,12 +1,14 @@
 //! The payment document of SPEC §2, as the API and the console serve it.
 
+use std::io::Write;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::JobState;
 use crate::domain::{PaymentId, PaymentKind, PaymentStatus};
-use crate::store::PaymentRow;
+use crate::store::{PaymentRow, StoredDocument};
 
 /// The payment document of SPEC §2 (camelCase; fields may be added, never removed).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -43,10 +45,12 @@ pub struct PaymentDocument {
     #[schema(required = true)]
     pub synced_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
-    pub sync: SyncDocument,
     /// The platform's last answer, verbatim.
     #[schema(required = true, value_type = Option<Object>)]
     pub platform: Option<Box<RawValue>>,
+    /// Last: a stored document (see [`write_stored`]) is the object of every member
+    /// above, kept by the database, with this one appended when it is served.
+    pub sync: SyncDocument,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -105,12 +109,41 @@ impl From<PaymentRow> for PaymentDocument {
             first_seen_at: row.first_seen_at,
             synced_at: row.synced_at,
             updated_at: row.updated_at,
+            platform: row.platform.map(|doc| doc.0),
             sync: SyncDocument {
                 state: row.sync_state.unwrap_or(JobState::Idle),
                 attempts: row.sync_attempts.unwrap_or_default(),
                 last_error: row.sync_last_error,
             },
-            platform: row.platform.map(|doc| doc.0),
         }
     }
+}
+
+/// Appends the served bytes of a stored document to `out`: its object, with `sync`
+/// (the job's state, which the database does not keep in the document) appended as
+/// the last member, exactly as [`PaymentDocument`] serialises. Returns `false`, and
+/// appends nothing, for a row without a document (written before they were kept) or
+/// with one that is not an object's text.
+pub fn write_stored(out: &mut Vec<u8>, stored: &StoredDocument) -> bool {
+    let Some(head) = stored
+        .document
+        .as_deref()
+        .and_then(|d| d.strip_suffix('}'))
+        .filter(|head| head.len() > 1 && head.starts_with('{'))
+    else {
+        return false;
+    };
+    let state = stored.sync_state.unwrap_or(JobState::Idle);
+    let attempts = stored.sync_attempts.unwrap_or_default();
+    out.reserve(head.len() + 80);
+    out.extend_from_slice(head.as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        ",\"sync\":{{\"state\":\"{}\",\"attempts\":{attempts},\"lastError\":",
+        state.as_str()
+    );
+    let _ = serde_json::to_writer(&mut *out, &stored.sync_last_error);
+    out.extend_from_slice(b"}}");
+    true
 }

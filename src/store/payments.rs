@@ -275,11 +275,14 @@ pub struct ListFilter {
 /// `$4` updated after, `$5` cursor, `$6` limit. Each merchant's page is read on its
 /// own (the index's order, at most `$6` rows each) and the pages merged: an `= any`
 /// over the merchants would read every payment of theirs after the cursor to sort it.
-pub static LIST_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
+pub static LIST_PAYMENTS: LazyLock<String> = LazyLock::new(|| list_statement(PAYMENT_COLUMNS));
+
+/// The page query, selecting `columns` (`x.position` among them) of each payment.
+pub(super) fn list_statement(columns: &str) -> String {
     format!(
         "select x.* from unnest($1::text[]) as m(code)
          cross join lateral (
-           select {PAYMENT_COLUMNS} {PAYMENTS_WITH_JOBS}
+           select {columns} {PAYMENTS_WITH_JOBS}
            where p.merchant_code = m.code and p.kind = $2
              and (cardinality($3::text[]) = 0 or p.status = any($3))
              and ($4::timestamptz is null or p.updated_at > $4)
@@ -289,7 +292,7 @@ pub static LIST_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
          order by x.position
          limit $6"
     )
-});
+}
 
 /// Returns up to `limit` payments of `merchants` in the order they last changed
 /// (commit order), after the cursor.

@@ -13,6 +13,7 @@ mod console_support;
 mod dead_syncs;
 mod demo;
 mod deployment;
+mod documents;
 mod failures;
 mod forged;
 mod helpers;
