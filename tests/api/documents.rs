@@ -223,3 +223,37 @@ async fn payments_written_before_documents_were_kept_are_served_the_same_and_bac
     assert_eq!(served(&app, "/v1/payins?limit=100", &token).await, page);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_callback_gives_a_new_payment_its_document_and_leaves_a_known_one_as_it_was() {
+    let app = TestApp::spawn().await;
+    sqlx::raw_sql(PAYMENTS)
+        .execute(&app.pool)
+        .await
+        .expect("payments");
+    let token = app.token("reader", &[Permission::Read]).await;
+    let before = serialised(&app, "D-success").await;
+
+    // D-success has no sync job; NEW-1 is not known at all.
+    for id in ["D-success", "NEW-1"] {
+        let answer = app
+            .post_callback("payins", format!(r#"{{"idEntity": "{id}"}}"#))
+            .await;
+        assert_eq!(answer.status(), 200, "{id}");
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&served(&app, "/v1/payins/D-success", &token).await).expect("JSON");
+    assert_eq!(doc["sync"]["state"], "pending");
+    assert_eq!(doc["status"], "SUCCESS");
+    let mut unchanged: serde_json::Value = serde_json::from_str(&before).expect("JSON");
+    unchanged["sync"] = doc["sync"].clone();
+    assert_eq!(doc, unchanged, "only the job changed");
+
+    let fresh = served(&app, "/v1/payins/NEW-1", &token).await;
+    assert_eq!(fresh, serialised(&app, "NEW-1").await);
+    let fresh: serde_json::Value = serde_json::from_str(&fresh).expect("JSON");
+    assert_eq!(fresh["status"], serde_json::Value::Null);
+    assert_eq!(fresh["sync"]["state"], "pending");
+    assert_eq!(documents_missing(&app).await, 0);
+    app.stop().await;
+}
