@@ -235,9 +235,7 @@ pub async fn list(
     let stored = store::list_documents(&mut *lane, caller.merchants(), kind, &filter).await;
     lane.settle(&stored);
     let stored = stored?;
-    let next_cursor = (stored.len() as i64 == filter.limit)
-        .then(|| stored.last().map(|d| encode_cursor(d.position)))
-        .flatten();
+    let next_cursor = page_cursor(&filter, stored.iter().map(|d| d.position));
     if let Some(body) = stored_page(&stored, next_cursor.as_deref()) {
         return Ok(RawJson(body).into_response());
     }
@@ -247,15 +245,23 @@ pub async fn list(
     lane.settle(&rows);
     drop(lane);
     let rows = rows?;
-    let next_cursor = (rows.len() as i64 == filter.limit)
-        .then(|| rows.last().map(|r| encode_cursor(r.position)))
-        .flatten();
+    let next_cursor = page_cursor(&filter, rows.iter().map(|r| r.position));
     let page = Page {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
     };
     let bytes = page.items.len() * DOCUMENT_BYTES + 64;
     Ok(SizedJson(page, bytes).into_response())
+}
+
+/// The cursor after a page of these positions: the last one's, if the page is full
+/// (a shorter page is the last one).
+fn page_cursor(
+    filter: &ListFilter,
+    positions: impl ExactSizeIterator<Item = i64>,
+) -> Option<String> {
+    let full = positions.len() as i64 == filter.limit;
+    positions.last().filter(|_| full).map(encode_cursor)
 }
 
 /// The page as [`Page`] serialises, from stored documents; `None` if one of them has

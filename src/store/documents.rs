@@ -14,7 +14,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
-use super::payments::{list_statement, PAYMENTS_WITH_JOBS};
+use super::payments::{fetch_by_key, fetch_page, list_statement, PAYMENTS_WITH_JOBS};
 use super::ListFilter;
 use crate::domain::{JobState, PaymentId, PaymentKind};
 
@@ -71,12 +71,7 @@ pub async fn find_document(
     kind: PaymentKind,
     id: &PaymentId,
 ) -> sqlx::Result<Option<StoredDocument>> {
-    sqlx::query_as(&FIND_DOCUMENT)
-        .bind(merchant_code)
-        .bind(kind.as_str())
-        .bind(id.as_str())
-        .fetch_optional(db)
-        .await
+    fetch_by_key(db, &FIND_DOCUMENT, merchant_code, kind, id).await
 }
 
 /// Returns the documents of the page [`list_payments`](super::list_payments) returns.
@@ -86,16 +81,7 @@ pub async fn list_documents(
     kind: PaymentKind,
     filter: &ListFilter,
 ) -> sqlx::Result<Vec<StoredDocument>> {
-    let merchants: Vec<&str> = merchants.iter().map(AsRef::as_ref).collect();
-    sqlx::query_as(&LIST_DOCUMENTS)
-        .bind(&merchants)
-        .bind(kind.as_str())
-        .bind(&filter.statuses)
-        .bind(filter.updated_after)
-        .bind(filter.after.unwrap_or(0))
-        .bind(filter.limit)
-        .fetch_all(db)
-        .await
+    fetch_page(db, &LIST_DOCUMENTS, merchants, kind, filter).await
 }
 
 /// Payments without a document, found through their partial index, each given one

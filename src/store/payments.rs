@@ -252,7 +252,21 @@ pub async fn find_payment(
     kind: PaymentKind,
     id: &PaymentId,
 ) -> sqlx::Result<Option<PaymentRow>> {
-    sqlx::query_as(&FIND_PAYMENT)
+    fetch_by_key(db, &FIND_PAYMENT, merchant_code, kind, id).await
+}
+
+/// Runs a select of one payment by `$1` merchant, `$2` kind, `$3` id.
+pub(super) async fn fetch_by_key<T>(
+    db: impl sqlx::PgExecutor<'_>,
+    sql: &str,
+    merchant_code: &str,
+    kind: PaymentKind,
+    id: &PaymentId,
+) -> sqlx::Result<Option<T>>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql)
         .bind(merchant_code)
         .bind(kind.as_str())
         .bind(id.as_str())
@@ -302,8 +316,22 @@ pub async fn list_payments(
     kind: PaymentKind,
     filter: &ListFilter,
 ) -> sqlx::Result<Vec<PaymentRow>> {
+    fetch_page(db, &LIST_PAYMENTS, merchants, kind, filter).await
+}
+
+/// Runs a page query made by [`list_statement`] with the page's parameters.
+pub(super) async fn fetch_page<T>(
+    db: impl sqlx::PgExecutor<'_>,
+    sql: &str,
+    merchants: &[impl AsRef<str>],
+    kind: PaymentKind,
+    filter: &ListFilter,
+) -> sqlx::Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
     let merchants: Vec<&str> = merchants.iter().map(AsRef::as_ref).collect();
-    sqlx::query_as(&LIST_PAYMENTS)
+    sqlx::query_as(sql)
         .bind(&merchants)
         .bind(kind.as_str())
         .bind(&filter.statuses)

@@ -44,6 +44,17 @@ values
 /// The ids of [`PAYMENTS`]; `D-success` has no sync job at all.
 const IDS: [&str; 5] = ["D-stub", "D-success", "D-failed", "D-message", "D-newer"];
 
+/// The app with [`PAYMENTS`] written, and a reader's token.
+async fn app_with_payments() -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    sqlx::raw_sql(PAYMENTS)
+        .execute(&app.pool)
+        .await
+        .expect("payments");
+    let token = app.token("reader", &[Permission::Read]).await;
+    (app, token)
+}
+
 /// What the serialiser writes for the payment, from its columns (the way rows
 /// without a stored document are served).
 async fn serialised(app: &TestApp, id: &str) -> String {
@@ -85,12 +96,7 @@ async fn documents_missing(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn a_stored_document_is_served_byte_for_byte_as_the_serialiser_writes_it() {
-    let app = TestApp::spawn().await;
-    sqlx::raw_sql(PAYMENTS)
-        .execute(&app.pool)
-        .await
-        .expect("payments");
-    let token = app.token("reader", &[Permission::Read]).await;
+    let (app, token) = app_with_payments().await;
     assert_eq!(documents_missing(&app).await, 0, "the trigger wrote each");
 
     for id in IDS {
@@ -119,12 +125,7 @@ async fn a_stored_document_is_served_byte_for_byte_as_the_serialiser_writes_it()
 
 #[tokio::test]
 async fn a_payment_changed_by_an_older_release_or_by_hand_is_served_as_it_now_is() {
-    let app = TestApp::spawn().await;
-    sqlx::raw_sql(PAYMENTS)
-        .execute(&app.pool)
-        .await
-        .expect("payments");
-    let token = app.token("reader", &[Permission::Read]).await;
+    let (app, token) = app_with_payments().await;
 
     // An older release's upsert names the columns it knows, never `document`.
     sqlx::query(
@@ -161,12 +162,7 @@ async fn a_payment_changed_by_an_older_release_or_by_hand_is_served_as_it_now_is
 
 #[tokio::test]
 async fn payments_written_before_documents_were_kept_are_served_the_same_and_backfilled() {
-    let app = TestApp::spawn().await;
-    sqlx::raw_sql(PAYMENTS)
-        .execute(&app.pool)
-        .await
-        .expect("payments");
-    let token = app.token("reader", &[Permission::Read]).await;
+    let (app, token) = app_with_payments().await;
     let expected: Vec<String> = {
         let mut docs = Vec::new();
         for id in IDS {
@@ -226,12 +222,7 @@ async fn payments_written_before_documents_were_kept_are_served_the_same_and_bac
 
 #[tokio::test]
 async fn a_callback_gives_a_new_payment_its_document_and_leaves_a_known_one_as_it_was() {
-    let app = TestApp::spawn().await;
-    sqlx::raw_sql(PAYMENTS)
-        .execute(&app.pool)
-        .await
-        .expect("payments");
-    let token = app.token("reader", &[Permission::Read]).await;
+    let (app, token) = app_with_payments().await;
     let before = serialised(&app, "D-success").await;
 
     // D-success has no sync job; NEW-1 is not known at all.
