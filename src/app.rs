@@ -7,25 +7,22 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{middleware, Router};
+use axum::Router;
 use futures_util::future::join_all;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::TraceLayer;
 
-use crate::callbacks::admission::{self, CallbackSlots};
+use crate::callbacks::admission::CallbackSlots;
 use crate::config::{PlatformSettings, Settings};
 use crate::db::notices::{self, Hearer};
 use crate::domain::Merchants;
 use crate::http::server::{self, answer_within};
 use crate::http::{
-    error_response, probes, render_foreign_errors, requests, AppParts, AppState, ConsoleState,
-    MerchantPlatform,
+    error_response, probes, requests, AppParts, AppState, ConsoleState, MerchantPlatform,
 };
 use crate::inbox::Inbox;
 use crate::migrations::migrate;
@@ -128,6 +125,7 @@ impl Application {
             lanes,
             merchants,
             inbox,
+            callback_slots: CallbackSlots::new(&settings.server),
             metrics: metrics_handle(),
             changes: ChangeSignal::default(),
             token_use: UsageLog::default(),
@@ -284,9 +282,9 @@ impl Application {
 /// together); one more waits for a slot up to `server.callback_queue_ms`, before its
 /// body is read, and only then gets a 503. Every request is answered within
 /// `server.request_timeout_ms` (408), but for a long poll, which may hold its request
-/// that much longer than the wait it asked for. Every answer, timeouts included, passes through
-/// `render_foreign_errors`, so each error has the pinned body. Outside that, each request
-/// gets its id (`x-request-id`, echoed), its span, its access-log line and its metrics.
+/// that much longer than the wait it asked for. Outside that, [`requests::Observe`] gives
+/// each request its id (`x-request-id`, echoed), its span, its access-log line and its
+/// metrics, and every error answer, timeouts included, the pinned body.
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let callbacks = Router::new()
         .route("/callbacks/payins", post(callbacks::receive_payin))
@@ -299,16 +297,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             "/callbacks/{merchant}/payouts",
             post(callbacks::receive_merchant_payout),
         )
-        // One `layer` call for the pair: each call wraps every route once more (one
-        // more boxed service to clone and call per request).
-        .layer(
-            ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(
-                    CallbackSlots::new(&settings.server),
-                    admission::limit_callbacks,
-                ))
-                .layer(DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES)),
-        );
+        .layer(DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES));
     // The API bounds its own routes: a long poll may hold its request longer.
     let answered = Router::new()
         .merge(callbacks)
@@ -325,27 +314,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     Router::new()
         .merge(answered)
         .merge(v1)
-        .layer(
-            ServiceBuilder::new()
-                .layer(middleware::map_request(requests::drop_unusable_request_id))
-                .layer(SetRequestIdLayer::new(
-                    requests::REQUEST_ID,
-                    MakeRequestUuid,
-                ))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(requests::request_span)
-                        .on_request(())
-                        .on_response(())
-                        .on_failure(requests::on_body_failure),
-                )
-                .layer(PropagateRequestIdLayer::new(requests::REQUEST_ID))
-                .layer(middleware::from_fn(requests::record_request))
-                .layer(middleware::from_fn(render_foreign_errors))
-                .layer(RequestBodyTimeoutLayer::new(
-                    settings.server.body_read_timeout,
-                )),
-        )
+        .layer(ServiceBuilder::new().layer(requests::ObserveLayer).layer(
+            RequestBodyTimeoutLayer::new(settings.server.body_read_timeout),
+        ))
         .with_state(state)
 }
 

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::Response;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ServerSettings;
 use crate::http::error::BodyDeadline;
-use crate::http::error_response;
+use crate::http::{error_response, AppState};
 
 /// The callback routes' slots: how many run at once, how long one more waits, and
 /// how long a callback holding one may take to send its body.
@@ -33,31 +33,39 @@ impl CallbackSlots {
     }
 }
 
+/// A callback's slot, held until its handler returns. Taken before the body is read
+/// (an extractor of the request's head, which axum runs before the body's): a waiting
+/// callback holds no body.
+///
 /// Lets a callback through once a slot is free, waiting at most the queue time (a
 /// settlement burst queues briefly rather than being refused); past that, 503 at once,
-/// so the platform retries later instead of a queue growing without bound. Runs before
-/// the body is read: a waiting callback holds no body. Slots go to waiting callbacks
-/// first come, first served, and one that holds a slot must send its whole body within
-/// `server.body_deadline_ms` ([`BodyDeadline`]).
-pub async fn limit_callbacks(
-    State(slots): State<CallbackSlots>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(slots.wait, slots.slots.clone().acquire_owned()).await {
-        Ok(Ok(slot)) => {
-            let deadline = tokio::time::Instant::now() + slots.body_deadline;
-            request.extensions_mut().insert(BodyDeadline(deadline));
-            let response = next.run(request).await;
-            drop(slot);
-            response
-        }
-        _ => {
-            metrics::counter!("paymirror_http_shed_total").increment(1);
-            error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many callbacks in flight, retry later",
-            )
+/// so the platform retries later instead of a queue growing without bound. Slots go to
+/// waiting callbacks first come, first served, and one that holds a slot must send its
+/// whole body within `server.body_deadline_ms` ([`BodyDeadline`]).
+pub struct CallbackSlot(
+    /// Returned to the routes' slots when dropped.
+    #[allow(dead_code)]
+    OwnedSemaphorePermit,
+);
+
+impl FromRequestParts<AppState> for CallbackSlot {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let slots = &state.callback_slots;
+        match tokio::time::timeout(slots.wait, slots.slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => {
+                let deadline = tokio::time::Instant::now() + slots.body_deadline;
+                parts.extensions.insert(BodyDeadline(deadline));
+                Ok(CallbackSlot(slot))
+            }
+            _ => {
+                metrics::counter!("paymirror_http_shed_total").increment(1);
+                Err(error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many callbacks in flight, retry later",
+                ))
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::http::error::{Path, RawBody};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::inbox::{InboxEntry, NotStored};
+use admission::CallbackSlot;
 
 /// Largest callback body accepted; larger ones are answered 413.
 pub const MAX_BODY_BYTES: usize = crate::domain::MAX_CALLBACK_BYTES;
@@ -34,6 +35,7 @@ pub const MAX_BODY_BYTES: usize = crate::domain::MAX_CALLBACK_BYTES;
         (status = 503, description = "Not stored; retry", body = crate::http::error::ErrorBody)))]
 pub async fn receive_payin(
     State(state): State<AppState>,
+    _slot: CallbackSlot,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
     let merchant = state.merchants.default_code().clone();
@@ -50,6 +52,7 @@ pub async fn receive_payin(
         (status = 503, description = "Not stored; retry", body = crate::http::error::ErrorBody)))]
 pub async fn receive_payout(
     State(state): State<AppState>,
+    _slot: CallbackSlot,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
     let merchant = state.merchants.default_code().clone();
@@ -69,6 +72,7 @@ pub async fn receive_payout(
 pub async fn receive_merchant_payin(
     State(state): State<AppState>,
     Path(merchant): Path<String>,
+    _slot: CallbackSlot,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
     let merchant = served(&state, &merchant)?;
@@ -88,6 +92,7 @@ pub async fn receive_merchant_payin(
 pub async fn receive_merchant_payout(
     State(state): State<AppState>,
     Path(merchant): Path<String>,
+    _slot: CallbackSlot,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
     let merchant = served(&state, &merchant)?;

@@ -120,7 +120,11 @@ pub fn error_response(status: StatusCode, message: impl Into<String>) -> Respons
 /// Rewrites any error answer that did not come from [`ApiError`] (axum's own 404/405,
 /// tower-http's 413 and 408) into the pinned body, so every route answers alike.
 pub async fn render_foreign_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+    render_foreign(next.run(request).await)
+}
+
+/// [`render_foreign_errors`] on an answer already made.
+pub fn render_foreign(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

@@ -1,21 +1,32 @@
 //! What every HTTP request leaves behind: a request id (the client's `x-request-id`
 //! or a new UUID, echoed in the answer), a `request` span carrying it so every log
-//! line of the request names it, one access-log line, and the HTTP metrics.
+//! line of the request names it, one access-log line, and the HTTP metrics. Error
+//! answers that did not come from [`crate::http::ApiError`] get the pinned body.
+//!
+//! All of it is one service, [`Observe`], with one future per request: six stacked
+//! layers (request id set, propagated, a trace span, the log, the error body) cost a
+//! boxed future and a service clone each, and were a fifth of a callback's CPU
+//! (BENCHMARKS.md, stop 27).
 //!
 //! Routes are labelled by their matched template (`/v1/{kinds}/{id}`), never the raw
 //! path: ids in labels would make a series per payment.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, Method};
-use axum::middleware::Next;
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use tokio::time::Instant;
-use tower_http::classify::ServerErrorsFailureClass;
-use tracing::Span;
+use tower::{Layer, Service};
+use tracing::{Instrument, Span};
+
+use crate::http::error::render_foreign;
 
 /// The target of the access log's lines, as operators filter on it (`RUST_LOG`, README):
 /// it keeps the name it has always had, whichever module writes it.
@@ -45,18 +56,88 @@ static KNOWN_METHODS: [Method; 7] = [
     Method::OPTIONS,
 ];
 
-/// Removes a client's `x-request-id` that is not a usable id, so a fresh one is made
-/// in its place: log lines and answers then never carry arbitrary client bytes.
-pub async fn drop_unusable_request_id(mut request: Request) -> Request {
-    let usable = request
-        .headers()
-        .get_all(&REQUEST_ID)
-        .iter()
-        .all(|v| is_usable_request_id(v.as_bytes()));
-    if !usable {
-        request.headers_mut().remove(&REQUEST_ID);
+/// The layer of [`Observe`]. Added with `Router::layer`, it runs once a route matched,
+/// so it sees the route's template.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObserveLayer;
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe { inner }
     }
-    request
+}
+
+/// Gives each request its id, span, access-log line and metrics, and the pinned body
+/// to a foreign error answer (axum's 404 and 405, tower-http's 408 and 413).
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let request_id = request_id(&request);
+        let method = method_label(request.method());
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let span = request_span(&request, &request_id, label_of(route.as_ref()));
+        // The service that was made ready is the one called; a fresh clone stays.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let started = Instant::now();
+        Box::pin(
+            async move {
+                let Ok(response) = inner.call(request).await;
+                let mut response = render_foreign(response);
+                let latency = started.elapsed();
+                record(
+                    method,
+                    label_of(route.as_ref()),
+                    response.status().as_u16(),
+                    latency,
+                );
+                response
+                    .headers_mut()
+                    .entry(REQUEST_ID)
+                    .or_insert(request_id);
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The client's `x-request-id` when every value it sent is a usable id (the first is
+/// taken), else a new UUID: log lines and answers never carry arbitrary client bytes.
+fn request_id(request: &Request) -> HeaderValue {
+    let mut sent = request.headers().get_all(&REQUEST_ID).iter();
+    let first = sent.next();
+    match first {
+        Some(id)
+            if is_usable_request_id(id.as_bytes())
+                && sent.all(|v| is_usable_request_id(v.as_bytes())) =>
+        {
+            id.clone()
+        }
+        _ => {
+            let mut buffer = uuid::Uuid::encode_buffer();
+            let made = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+            HeaderValue::from_str(made).unwrap_or(HeaderValue::from_static("-"))
+        }
+    }
 }
 
 /// Returns whether a client's request id is kept: 1 to [`MAX_REQUEST_ID_LEN`] ASCII
@@ -70,39 +151,19 @@ pub fn is_usable_request_id(id: &[u8]) -> bool {
 
 /// Makes the `request` span (method, route template, request id) that every log line
 /// of the request is recorded in.
-pub fn request_span(request: &Request) -> Span {
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+fn request_span(request: &Request, request_id: &HeaderValue, route: &str) -> Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
-        route = route_label(request),
-        request_id,
+        route,
+        request_id = request_id.to_str().unwrap_or("-"),
     )
-}
-
-/// Logs a response body that failed while streaming; a 5xx status is already logged
-/// by [`record_request`].
-pub fn on_body_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &Span) {
-    if let ServerErrorsFailureClass::Error(error) = class {
-        tracing::error!(target: ACCESS_LOG, error = %error, latency_ms = millis(latency), "the response body failed");
-    }
 }
 
 /// Writes the access-log line (inside the request span: method, route, request id)
 /// and the HTTP metrics of one request. 5xx answers are logged at ERROR, probes'
 /// other answers at DEBUG, everything else at INFO.
-pub async fn record_request(request: Request, next: Next) -> Response {
-    let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let latency = started.elapsed();
-    let route = label_of(route.as_ref());
-    let status = response.status().as_u16();
+fn record(method: &'static str, route: &str, status: u16, latency: Duration) {
     with_request_metrics(method, route, status, |m| {
         m.requests.increment(1);
         m.duration.record(latency.as_secs_f64());
@@ -115,7 +176,6 @@ pub async fn record_request(request: Request, next: Next) -> Response {
     } else {
         tracing::info!(target: ACCESS_LOG, status, latency_ms, "answered");
     }
-    response
 }
 
 /// The HTTP metrics of one method, route and status.
@@ -161,11 +221,6 @@ fn with_request_metrics(
         record(&made);
         routes.insert(route.into(), made);
     });
-}
-
-/// Returns the matched route template, or [`UNMATCHED`].
-fn route_label(request: &Request) -> &str {
-    label_of(request.extensions().get::<MatchedPath>())
 }
 
 /// The route label of a matched template, or [`UNMATCHED`].

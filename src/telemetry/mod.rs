@@ -42,6 +42,7 @@ pub fn init(settings: &LogSettings) {
     );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_timer(Clock)
         .with_ansi(ansi);
     let json = settings.format == "json";
     match writer::spawn(std::io::stderr(), LOG_BUFFER_BYTES) {
@@ -67,7 +68,7 @@ pub fn init(settings: &LogSettings) {
 fn install<W>(
     builder: tracing_subscriber::fmt::SubscriberBuilder<
         tracing_subscriber::fmt::format::DefaultFields,
-        tracing_subscriber::fmt::format::Format,
+        tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Full, Clock>,
         EnvFilter,
         W,
     >,
@@ -82,6 +83,36 @@ where
         builder.try_init()
     };
     installed.is_ok()
+}
+
+/// The lines' timestamps, as tracing's default writes them (`2026-12-07T04:11:04.740455Z`,
+/// UTC, microseconds), with the part before the fraction formatted once a second per
+/// thread rather than on every line: it was most of a line's formatting.
+struct Clock;
+
+thread_local! {
+    /// The second last formatted on this thread, and its text up to the fraction.
+    static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
+impl tracing_subscriber::fmt::time::FormatTime for Clock {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        SECOND.with_borrow_mut(|(second, text)| {
+            if *second != now.as_secs() {
+                text.clear();
+                let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+                if let Some(at) = chrono::DateTime::from_timestamp(secs, 0) {
+                    use std::fmt::Write as _;
+                    write!(text, "{}", at.format("%Y-%m-%dT%H:%M:%S"))?;
+                }
+                *second = now.as_secs();
+            }
+            write!(w, "{text}.{:06}Z", now.subsec_micros())
+        })
+    }
 }
 
 /// Log lines dropped since start because the writer's buffer was full.
@@ -126,6 +157,27 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_utc_with_microseconds_as_before() {
+        use tracing_subscriber::fmt::time::FormatTime;
+        let format = |timer: &dyn FormatTime| {
+            let mut text = String::new();
+            timer
+                .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut text))
+                .expect("formatted");
+            text
+        };
+        for _ in 0..3 {
+            let (before, ours, after) = (
+                format(&tracing_subscriber::fmt::time::SystemTime),
+                format(&Clock),
+                format(&tracing_subscriber::fmt::time::SystemTime),
+            );
+            assert_eq!(ours.len(), "2026-12-07T04:11:04.740455Z".len(), "{ours}");
+            assert!(before <= ours && ours <= after, "{before} {ours} {after}");
+        }
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {
