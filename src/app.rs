@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use crate::callbacks::admission::CallbackSlots;
 use crate::config::{PlatformSettings, Settings};
 use crate::db::notices::{self, Hearer};
 use crate::domain::Merchants;
+use crate::http::admission::CallbackSlots;
 use crate::http::server::{self, answer_within};
 use crate::http::{
     error_response, probes, requests, AppParts, AppState, ConsoleState, MerchantPlatform,

@@ -4,8 +4,6 @@
 //! the platform repeats anything else, so a 503 loses nothing. Bodies are read by
 //! [`body`] into what `jsonb` can store, judged by [`numeric`]'s limits.
 
-// Shared with the platform client, whose answers are stored the same way.
-pub mod admission;
 #[cfg(test)]
 mod fuzz;
 
@@ -16,11 +14,11 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use crate::domain::{PaymentId, PaymentKind};
+use crate::http::admission::CallbackSlot;
 use crate::http::error::{Path, RawBody};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::inbox::{InboxEntry, NotStored};
-use admission::CallbackSlot;
 
 /// Largest callback body accepted; larger ones are answered 413.
 pub const MAX_BODY_BYTES: usize = crate::domain::MAX_CALLBACK_BYTES;

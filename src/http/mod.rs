@@ -1,9 +1,10 @@
 //! What every HTTP edge (callbacks, `/v1`, the console) shares: the state handlers
 //! reach ([`AppState`]), the one error body and the extractors that answer with it,
 //! query parameters, the payment document, the server that accepts and drains
-//! connections, what each request leaves behind (request id, access log, metrics),
+//! connections, how many callbacks are admitted at once, what each request leaves behind (request id, access log, metrics),
 //! and the probes (`/healthz`, `/readyz`, `/metrics`).
 
+pub mod admission;
 pub mod body;
 pub mod document;
 pub mod error;

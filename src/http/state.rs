@@ -26,8 +26,8 @@ pub struct AppParts {
     /// Every merchant code this deployment serves.
     pub merchants: crate::domain::Merchants,
     pub inbox: Inbox,
-    /// How many callbacks are handled at once ([`crate::callbacks::admission`]).
-    pub callback_slots: crate::callbacks::admission::CallbackSlots,
+    /// How many callbacks are handled at once ([`crate::http::admission`]).
+    pub callback_slots: crate::http::admission::CallbackSlots,
     pub metrics: PrometheusHandle,
     /// Wakes `GET /v1/changes` requests waiting for a change.
     pub changes: ChangeSignal,

@@ -1,4 +1,4 @@
-//! Admission of callbacks: how many are handled at once, how long one more waits for
+//! Admission of callbacks (`server.callback_concurrency`): how many are handled at once, how long one more waits for
 //! a slot, and how long one holding a slot may take to send its body.
 
 use std::sync::Arc;
