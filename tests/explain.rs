@@ -17,6 +17,7 @@ use paymirror::domain::{PaymentId, PaymentKind};
 use paymirror::queue::sql as queue;
 use paymirror::store::sql as store;
 
+#[derive(Clone)]
 enum Arg {
     Text(&'static str),
     Int8(i64),
@@ -196,6 +197,16 @@ async fn explain(
 fn hot_statements() -> Vec<(&'static str, &'static str, Vec<Arg>)> {
     let token = Uuid::new_v4();
     let (kind, id) = (|| Arg::Text("payin"), || Arg::Text("P-42"));
+    // A first page of 100 (merchants, kinds, statuses, since, position, limit): the
+    // payments' and the stored documents' pages take the same.
+    let page = vec![
+        Arg::Texts(vec!["M1"]),
+        kind(),
+        Arg::Texts(vec![]),
+        Arg::Time(None),
+        Arg::Int8(500_000),
+        Arg::Int8(100),
+    ];
     vec![
         (
             "claim",
@@ -322,18 +333,7 @@ fn hot_statements() -> Vec<(&'static str, &'static str, Vec<Arg>)> {
         ),
         ("queue depth", queue::DEPTH, vec![Arg::Text("M1")]),
         ("oldest due", queue::OLDEST_DUE, vec![Arg::Text("M1")]),
-        (
-            "list page",
-            store::LIST_PAYMENTS.as_str(),
-            vec![
-                Arg::Texts(vec!["M1"]),
-                kind(),
-                Arg::Texts(vec![]),
-                Arg::Time(None),
-                Arg::Int8(500_000),
-                Arg::Int8(100),
-            ],
-        ),
+        ("list page", store::LIST_PAYMENTS.as_str(), page.clone()),
         (
             "callbacks of a payment, a page on",
             store::LIST_NEWER_FOR_PAYMENT.as_str(),
@@ -375,14 +375,7 @@ fn hot_statements() -> Vec<(&'static str, &'static str, Vec<Arg>)> {
         (
             "page of stored documents",
             store::LIST_DOCUMENTS.as_str(),
-            vec![
-                Arg::Texts(vec!["M1"]),
-                kind(),
-                Arg::Texts(vec![]),
-                Arg::Time(None),
-                Arg::Int8(500_000),
-                Arg::Int8(100),
-            ],
+            page,
         ),
         (
             "ignored callbacks",

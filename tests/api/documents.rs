@@ -87,6 +87,19 @@ async fn serialised_page(app: &TestApp) -> String {
     format!("{{\"items\":[{}],\"nextCursor\":null}}", items.join(","))
 }
 
+/// Asserts that each of [`IDS`] is served as `expected` (in order) and the first page
+/// of 100 as `page`.
+async fn assert_served_as(app: &TestApp, token: &str, expected: &[String], page: &str) {
+    for (id, expected) in IDS.iter().zip(expected) {
+        assert_eq!(
+            &served(app, &format!("/v1/payins/{id}"), token).await,
+            expected,
+            "{id}"
+        );
+    }
+    assert_eq!(served(app, "/v1/payins?limit=100", token).await, page);
+}
+
 async fn documents_missing(app: &TestApp) -> i64 {
     sqlx::query_scalar("select count(*) from payments where document is null")
         .fetch_one(&app.pool)
@@ -181,14 +194,7 @@ async fn payments_written_before_documents_were_kept_are_served_the_same_and_bac
     .execute(&app.pool)
     .await
     .expect("documents removed");
-    for (id, expected) in IDS.iter().zip(&expected) {
-        assert_eq!(
-            &served(&app, &format!("/v1/payins/{id}"), &token).await,
-            expected,
-            "{id}"
-        );
-    }
-    assert_eq!(served(&app, "/v1/payins?limit=100", &token).await, page);
+    assert_served_as(&app, &token, &expected, &page).await;
     assert_eq!(documents_missing(&app).await, 5, "read without a document");
 
     sqlx::query("alter table payments enable trigger payments_document")
@@ -209,14 +215,7 @@ async fn payments_written_before_documents_were_kept_are_served_the_same_and_bac
     // The service's own backfill may have taken some (it started with the app).
     assert!(written <= 5, "{written}");
     assert_eq!(documents_missing(&app).await, 0);
-    for (id, expected) in IDS.iter().zip(&expected) {
-        assert_eq!(
-            &served(&app, &format!("/v1/payins/{id}"), &token).await,
-            expected,
-            "{id}"
-        );
-    }
-    assert_eq!(served(&app, "/v1/payins?limit=100", &token).await, page);
+    assert_served_as(&app, &token, &expected, &page).await;
     app.stop().await;
 }
 
