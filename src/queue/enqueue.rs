@@ -14,18 +14,25 @@ use crate::domain::{PaymentId, PaymentKind};
 /// of callbacks for payments already queued then writes, and locks, no row at all.
 /// `known` says the payment has a job, so a row (a job references its payment).
 ///
-/// The job is found by its primary key alone: the conditions are in the select list,
+/// The job is found by its whole key alone: the conditions are in the select list,
 /// not the `where` clause, so the planner cannot take `sync_jobs_due` instead and walk
 /// every pending job for each payment (it did, when the table's statistics said few
-/// jobs were pending). Reading a pending job that a worker claims a moment later is
-/// safe: its fetch starts after this statement's snapshot, so after the callback.
-/// Rows keep the order of `$2`/`$3`: the order the writes lock them in.
+/// jobs were pending). The key is compared joined with spaces, as
+/// `sync_jobs_by_key_hash` (migration `20261207000002`) holds it: a hash and one bucket
+/// page per callback instead of a descent of `sync_jobs_pkey` comparing three text
+/// columns at every level, which was the largest part of a callback batch's statement
+/// after its commit (BENCHMARKS.md, stop 28). No other index can answer it, so the plan
+/// does not depend on statistics. Merchant codes and kinds hold no space, so two keys
+/// are equal exactly when their joined forms are. Reading a pending job that a worker
+/// claims a moment later is safe: its fetch starts after this statement's snapshot, so
+/// after the callback. Rows keep the order of `$2`/`$3`: the order the writes lock them in.
 const NEEDING_A_WRITE: &str = "select k, i, queued is not null as known from (
            select k, i,
                   (select s.state = 'pending' and s.priority <= $4 and s.run_at <= now()
                           and s.rerun_priority is null
                    from sync_jobs s
-                   where s.merchant_code = $1 and s.kind = t.k and s.payment_id = t.i) as queued
+                   where (s.merchant_code || ' ' || s.kind || ' ' || s.payment_id)
+                         = ($1::text || ' ' || t.k || ' ' || t.i)) as queued
            from unnest($2::text[], $3::text[]) as t(k, i)
            offset 0) j
          where queued is not true";
