@@ -21,9 +21,11 @@ use crate::domain::{PaymentId, PaymentKind};
 /// `sync_jobs_by_key_hash` (migration `20261207000002`) holds it: a hash and one bucket
 /// page per callback instead of a descent of `sync_jobs_pkey` comparing three text
 /// columns at every level, which was the largest part of a callback batch's statement
-/// after its commit (BENCHMARKS.md, stop 28). No other index can answer it, so the plan
-/// does not depend on statistics. Merchant codes and kinds hold no space, so two keys
-/// are equal exactly when their joined forms are. Reading a pending job that a worker
+/// after its commit (BENCHMARKS.md, stop 28). The planner takes it young or settled
+/// (`tests/explain.rs`). The key's columns are compared as well, so that without the
+/// hash index (dropped by hand, or its build failed) the primary key still finds the
+/// job: slower, never a scan. Merchant codes and kinds hold no space, so two keys are
+/// equal exactly when their joined forms are. Reading a pending job that a worker
 /// claims a moment later is safe: its fetch starts after this statement's snapshot, so
 /// after the callback. Rows keep the order of `$2`/`$3`: the order the writes lock them in.
 const NEEDING_A_WRITE: &str = "select k, i, queued is not null as known from (
@@ -32,7 +34,8 @@ const NEEDING_A_WRITE: &str = "select k, i, queued is not null as known from (
                           and s.rerun_priority is null
                    from sync_jobs s
                    where (s.merchant_code || ' ' || s.kind || ' ' || s.payment_id)
-                         = ($1::text || ' ' || t.k || ' ' || t.i)) as queued
+                         = ($1::text || ' ' || t.k || ' ' || t.i)
+                     and s.merchant_code = $1 and s.kind = t.k and s.payment_id = t.i) as queued
            from unnest($2::text[], $3::text[]) as t(k, i)
            offset 0) j
          where queued is not true";
