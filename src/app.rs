@@ -39,8 +39,13 @@ use crate::{api, callbacks, console, openapi, queue};
 
 /// How often API token use (last use, count) is written.
 const TOKEN_USE_FLUSH: Duration = Duration::from_secs(2);
-/// How often tables Postgres never analyzed are looked for (and analyzed).
-const YOUNG_TABLES: Duration = Duration::from_secs(5);
+/// How often tables Postgres never analyzed are looked for (and analyzed): one catalogue
+/// query. Until `payments` is analyzed, the foreign-key check of every new sync job
+/// (Postgres's own statement, planned once per connection) may walk the merchant's
+/// payments through `payments_by_merchant_position`; callbacks for new payments then
+/// cost more the more there are. At 5 s, 8 s of new payments on a fresh database read
+/// 26 million index entries that way; at 1 s, far fewer (BENCHMARKS.md, stop 29).
+const YOUNG_TABLES: Duration = Duration::from_secs(1);
 /// How often expired and revoked console sessions are deleted.
 const SESSION_PRUNING: Duration = Duration::from_secs(60);
 /// The pause between two batches of the stored documents' backfill (an upgraded
