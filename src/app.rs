@@ -44,7 +44,7 @@ const TOKEN_USE_FLUSH: Duration = Duration::from_secs(2);
 /// (Postgres's own statement, planned once per connection) may walk the merchant's
 /// payments through `payments_by_merchant_position`; callbacks for new payments then
 /// cost more the more there are. At 5 s, 8 s of new payments on a fresh database read
-/// 26 million index entries that way; at 1 s, far fewer (BENCHMARKS.md, stop 29).
+/// 26 million index entries that way; at 1 s, 11 million (BENCHMARKS.md, stop 29).
 const YOUNG_TABLES: Duration = Duration::from_secs(1);
 /// How often expired and revoked console sessions are deleted.
 const SESSION_PRUNING: Duration = Duration::from_secs(60);
