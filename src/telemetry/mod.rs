@@ -1,5 +1,7 @@
 //! Logging set-up: `tracing` to stderr as text or JSON, filtered by `RUST_LOG` or `log.level`.
-//! Text has ANSI colours only on a terminal, and never with `NO_COLOR` set.
+//! Text has ANSI colours only on a terminal, and never with `NO_COLOR` set; without
+//! them it is written by [`plain`], which writes the default format's text without
+//! its styling calls.
 //!
 //! Lines are written by a thread of their own, never on a request's path: a request
 //! formats its line into a bounded buffer ([`LOG_BUFFER_BYTES`]) and goes on; the
@@ -8,6 +10,7 @@
 //! lines are **dropped, not waited for**: requests are never slowed by logging.
 //! Dropped lines are counted in `paymirror_log_lines_dropped_total`.
 
+mod plain;
 mod writer;
 
 use std::ffi::OsString;
@@ -44,10 +47,16 @@ pub fn init(settings: &LogSettings) {
         .with_env_filter(filter)
         .with_timer(Clock)
         .with_ansi(ansi);
-    let json = settings.format == "json";
+    let format = if settings.format == "json" {
+        LineFormat::Json
+    } else if ansi {
+        LineFormat::Coloured
+    } else {
+        LineFormat::Plain
+    };
     match writer::spawn(std::io::stderr(), LOG_BUFFER_BYTES) {
         Ok((writer, guard)) => {
-            if install(builder.with_writer(writer.clone()), json) {
+            if install(builder.with_writer(writer.clone()), format) {
                 let _ = WRITER.set(writer);
                 if let Ok(mut kept) = GUARD.lock() {
                     *kept = Some(guard);
@@ -56,15 +65,26 @@ pub fn init(settings: &LogSettings) {
         }
         Err(e) => {
             // No thread to spare: lines are written on the caller's path instead.
-            if install(builder.with_writer(std::io::stderr), json) {
+            if install(builder.with_writer(std::io::stderr), format) {
                 tracing::warn!(error = %e, "no log writer thread; logging on the callers' path");
             }
         }
     }
 }
 
-/// Installs `builder` as the global subscriber, as JSON lines or text; returns
-/// whether it was installed (not if one already was).
+/// How lines are written.
+#[derive(Debug, Clone, Copy)]
+enum LineFormat {
+    /// JSON, one object a line (`log.format = "json"`).
+    Json,
+    /// tracing's default text format, with colours (a terminal).
+    Coloured,
+    /// The same text without colours, written without styling calls ([`plain`]).
+    Plain,
+}
+
+/// Installs `builder` as the global subscriber in `format`; returns whether it was
+/// installed (not if one already was).
 fn install<W>(
     builder: tracing_subscriber::fmt::SubscriberBuilder<
         tracing_subscriber::fmt::format::DefaultFields,
@@ -72,15 +92,18 @@ fn install<W>(
         EnvFilter,
         W,
     >,
-    json: bool,
+    format: LineFormat,
 ) -> bool
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
-    let installed = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let installed = match format {
+        LineFormat::Json => builder.json().try_init(),
+        LineFormat::Coloured => builder.try_init(),
+        LineFormat::Plain => builder
+            .fmt_fields(plain::PlainFields)
+            .event_format(plain::PlainLine::new(Clock))
+            .try_init(),
     };
     installed.is_ok()
 }
@@ -89,6 +112,7 @@ where
 /// UTC, microseconds), with the part before the fraction formatted once a second per
 /// thread rather than on every line (a visible part of each access-log line's cost in
 /// a profile, BENCHMARKS.md stop 27).
+#[derive(Clone, Copy)]
 struct Clock;
 
 thread_local! {

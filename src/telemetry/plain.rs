@@ -1,0 +1,358 @@
+//! Text log lines without colours, byte for byte as tracing-subscriber's default text
+//! format writes them (`Format<Full>` with `DefaultFields`), minus its styling calls.
+//!
+//! Without colours, the default format still passes the span names, the target, the
+//! braces, the colons and every field name through `nu_ansi_term`'s `Display` with a
+//! plain style: about 5,000 instructions of each callback's 80,000 in paymirror's
+//! process (`scripts/callback-instructions.sh`, BENCHMARKS.md stop 30), spent writing
+//! nothing but the text itself. These write the same text directly. What is not
+//! plain — the message (tracing sanitizes terminal escapes in it), errors, `r#` field
+//! names, and any line for a coloured writer — is left to tracing's own formatter.
+
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
+use tracing_subscriber::fmt::format::{DefaultVisitor, Format, Full, Writer};
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Fields as `DefaultFields` writes them: `name=value` by `Debug`, space-separated.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainFields;
+
+impl<'a> MakeVisitor<Writer<'a>> for PlainFields {
+    type Visitor = PlainVisitor<'a>;
+
+    fn make_visitor(&self, target: Writer<'a>) -> PlainVisitor<'a> {
+        PlainVisitor {
+            writer: target,
+            is_empty: true,
+            result: Ok(()),
+        }
+    }
+}
+
+/// The visitor of [`PlainFields`].
+pub struct PlainVisitor<'a> {
+    writer: Writer<'a>,
+    /// No field written yet: the next needs no separating space.
+    is_empty: bool,
+    result: fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    /// Whether this visitor writes the field itself; any other is written by tracing's
+    /// own visitor.
+    fn writes_itself(&self, name: &str) -> bool {
+        !self.writer.has_ansi_escapes() && name != "message" && !name.starts_with("r#")
+    }
+
+    /// `name=value`, after a space unless it is the first field.
+    fn write_field(&mut self, name: &str, value: &dyn fmt::Debug) {
+        if !self.is_empty {
+            self.result = self.writer.write_char(' ');
+        }
+        self.is_empty = false;
+        if self.result.is_ok() {
+            self.result = write!(self.writer, "{name}={value:?}");
+        }
+    }
+
+    /// Lets tracing's own visitor write the field, where this one left off.
+    fn delegate(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
+        let mut inner = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
+        record(&mut inner);
+        self.result = inner.finish();
+        self.is_empty = false;
+    }
+}
+
+impl Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() || is_log_metadata(field) {
+            return;
+        }
+        if self.writes_itself(field.name()) {
+            self.write_field(field.name(), &value);
+        } else {
+            self.delegate(|inner| inner.record_str(field, value));
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.result.is_err() || is_log_metadata(field) {
+            return;
+        }
+        self.delegate(|inner| inner.record_error(field, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() || is_log_metadata(field) {
+            return;
+        }
+        if self.writes_itself(field.name()) {
+            self.write_field(field.name(), value);
+        } else {
+            self.delegate(|inner| inner.record_debug(field, value));
+        }
+    }
+}
+
+/// The `log.` fields of a record from the `log` crate, which tracing's formatter
+/// skips (it shows their target as the line's).
+fn is_log_metadata(field: &Field) -> bool {
+    field.name().starts_with("log.")
+}
+
+impl VisitOutput<fmt::Result> for PlainVisitor<'_> {
+    fn finish(self) -> fmt::Result {
+        self.result
+    }
+}
+
+impl VisitFmt for PlainVisitor<'_> {
+    fn writer(&mut self) -> &mut dyn fmt::Write {
+        &mut self.writer
+    }
+}
+
+/// A line as `Format<Full>` writes it without colours (timestamp, level, spans with
+/// their fields, target, fields); for a coloured writer, tracing's own format.
+pub struct PlainLine<T> {
+    timer: T,
+    coloured: Format<Full, T>,
+}
+
+impl<T: FormatTime + Clone> PlainLine<T> {
+    pub fn new(timer: T) -> Self {
+        PlainLine {
+            coloured: Format::default().with_timer(timer.clone()),
+            timer,
+        }
+    }
+}
+
+impl<S, N, T> FormatEvent<S, N> for PlainLine<T>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        if writer.has_ansi_escapes() {
+            return self.coloured.format_event(ctx, writer, event);
+        }
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        if self.timer.format_time(&mut writer).is_err() {
+            writer.write_str("<unknown time>")?;
+        }
+        writer.write_char(' ')?;
+        writer.write_str(level_text(meta.level()))?;
+        writer.write_char(' ')?;
+        if let Some(scope) = ctx.event_scope() {
+            let mut seen = false;
+            for span in scope.from_root() {
+                writer.write_str(span.metadata().name())?;
+                seen = true;
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<FormattedFields<N>>() {
+                    if !fields.is_empty() {
+                        writer.write_char('{')?;
+                        writer.write_str(fields)?;
+                        writer.write_char('}')?;
+                    }
+                }
+                writer.write_char(':')?;
+            }
+            if seen {
+                writer.write_char(' ')?;
+            }
+        }
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// The level as the default format pads it.
+fn level_text(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "TRACE",
+        Level::DEBUG => "DEBUG",
+        Level::INFO => " INFO",
+        Level::WARN => " WARN",
+        Level::ERROR => "ERROR",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    /// A fixed time, so that two formatters' lines can be compared whole.
+    #[derive(Clone)]
+    struct Fixed;
+
+    impl FormatTime for Fixed {
+        fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+            w.write_str("2026-12-07T04:11:04.740455Z")
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut kept) = self.0.lock() {
+                kept.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            self.0
+                .lock()
+                .map(|kept| String::from_utf8_lossy(&kept).into_owned())
+                .unwrap_or_default()
+        }
+    }
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("could not store")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    /// Every kind of line the service writes, and some it might.
+    fn emit() {
+        tracing::info!("paymirror listening");
+        tracing::warn!(target: "paymirror::ops::requests", status = 200u16, latency_ms = 11.603, "answered");
+        let request = tracing::info_span!(
+            "request",
+            method = %"POST",
+            route = "/callbacks/payins",
+            request_id = "927ce4fd-6804-45ab-ae55-3e33b654ece4",
+        );
+        let _entered = request.enter();
+        tracing::info!(target: "paymirror::ops::requests", status = 200u16, latency_ms = 0.5, "answered");
+        tracing::error!(
+            status = 503u16,
+            latency_ms = 5000.0,
+            "answered with a server error"
+        );
+        let empty = tracing::debug_span!("sync");
+        let _inner = empty.enter();
+        let with_later =
+            tracing::info_span!("fetch", kind = "payin", attempt = tracing::field::Empty);
+        with_later.record("attempt", 3u32);
+        let _fetch = with_later.enter();
+        tracing::debug!(n = -4i64, big = u64::MAX, flag = true, f = 1e21, list = ?[1, 2], "nested \"quoted\" \u{1b}[31mred");
+        tracing::trace!(
+            text = "tab\there \"q\" é \u{1b}",
+            r#type = "r#-named",
+            "escapes"
+        );
+        let error = Outer(std::io::Error::other("disk full"));
+        tracing::warn!(
+            error = &error as &(dyn std::error::Error + 'static),
+            "with a source"
+        );
+        tracing::warn!(error = %error, "as display");
+        tracing::info!(message = "message as a field", extra = 1);
+        tracing::info!(
+            "log.target" = "sqlx::query",
+            "log.line" = 12u32,
+            "from the log crate"
+        );
+        tracing::info!(only = "fields, no message");
+    }
+
+    #[test]
+    fn lines_are_the_default_formats_byte_for_byte() {
+        let stock = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::TRACE)
+            .with_ansi(false)
+            .with_timer(Fixed)
+            .with_writer(stock.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+
+        let plain = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::TRACE)
+            .with_ansi(false)
+            .fmt_fields(PlainFields)
+            .event_format(PlainLine::new(Fixed))
+            .with_writer(plain.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+
+        let (stock, plain) = (stock.text(), plain.text());
+        assert_eq!(stock.lines().count(), 11, "{stock}");
+        for (expected, written) in stock.lines().zip(plain.lines()) {
+            assert_eq!(written, expected);
+        }
+        assert_eq!(plain, stock);
+    }
+
+    #[test]
+    fn a_coloured_writer_gets_the_default_format() {
+        let stock = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(true)
+            .with_timer(Fixed)
+            .with_writer(stock.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+
+        let plain = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(true)
+            .fmt_fields(PlainFields)
+            .event_format(PlainLine::new(Fixed))
+            .with_writer(plain.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+
+        assert!(stock.text().contains('\u{1b}'));
+        assert_eq!(plain.text(), stock.text());
+    }
+}
