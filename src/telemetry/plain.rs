@@ -53,12 +53,43 @@ impl PlainVisitor<'_> {
 
     /// `name=value`, after a space unless it is the first field.
     fn write_field(&mut self, name: &str, value: &dyn fmt::Debug) {
+        self.write_name(name);
+        if self.result.is_ok() {
+            self.result = write!(self.writer, "{value:?}");
+        }
+    }
+
+    /// `name="text"` as `Debug` quotes it. Text of printable ASCII without quotes or
+    /// backslashes (routes, request ids, codes) is written as it is, which is what
+    /// `Debug` writes for it, without looking at every character for an escape.
+    fn write_text_field(&mut self, name: &str, text: &str) {
+        if !text
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+        {
+            return self.write_field(name, &text);
+        }
+        self.write_name(name);
+        if self.result.is_ok() {
+            self.result = self
+                .writer
+                .write_char('"')
+                .and_then(|()| self.writer.write_str(text))
+                .and_then(|()| self.writer.write_char('"'));
+        }
+    }
+
+    /// `name=`, after a space unless it is the first field.
+    fn write_name(&mut self, name: &str) {
         if !self.is_empty {
             self.result = self.writer.write_char(' ');
         }
         self.is_empty = false;
         if self.result.is_ok() {
-            self.result = write!(self.writer, "{name}={value:?}");
+            self.result = self
+                .writer
+                .write_str(name)
+                .and_then(|()| self.writer.write_char('='));
         }
     }
 
@@ -77,7 +108,7 @@ impl Visit for PlainVisitor<'_> {
             return;
         }
         if self.writes_itself(field.name()) {
-            self.write_field(field.name(), &value);
+            self.write_text_field(field.name(), value);
         } else {
             self.delegate(|inner| inner.record_str(field, value));
         }
@@ -289,6 +320,18 @@ mod tests {
             r#type = "r#-named",
             "escapes"
         );
+        tracing::debug!(
+            plain = "/v1/{kinds}/{id}",
+            spaced = " a b ~",
+            empty = "",
+            backslash = "a\\b",
+            quote = "\"",
+            del = "\u{7f}",
+            newline = "a\nb",
+            accent = "\u{301}e",
+            wide = "\u{200b}",
+            "texts"
+        );
         let error = Outer(std::io::Error::other("disk full"));
         tracing::warn!(
             error = &error as &(dyn std::error::Error + 'static),
@@ -326,7 +369,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, emit);
 
         let (stock, plain) = (stock.text(), plain.text());
-        assert_eq!(stock.lines().count(), 11, "{stock}");
+        assert_eq!(stock.lines().count(), 12, "{stock}");
         for (expected, written) in stock.lines().zip(plain.lines()) {
             assert_eq!(written, expected);
         }
