@@ -1,7 +1,7 @@
 //! Logging set-up: `tracing` to stderr as text or JSON, filtered by `RUST_LOG` or `log.level`.
-//! Text has ANSI colours only on a terminal, and never with `NO_COLOR` set; without
-//! them it is written by [`plain`], which writes the default format's text without
-//! its styling calls.
+//! Text has ANSI colours only on a terminal, and never with `NO_COLOR` set. It is
+//! written by [`plain`]: tracing's default text format, without its styling calls
+//! when there are no colours.
 //!
 //! Lines are written by a thread of their own, never on a request's path: a request
 //! formats its line into a bounded buffer ([`LOG_BUFFER_BYTES`]) and goes on; the
@@ -47,16 +47,10 @@ pub fn init(settings: &LogSettings) {
         .with_env_filter(filter)
         .with_timer(Clock)
         .with_ansi(ansi);
-    let format = if settings.format == "json" {
-        LineFormat::Json
-    } else if ansi {
-        LineFormat::Coloured
-    } else {
-        LineFormat::Plain
-    };
+    let json = settings.format == "json";
     match writer::spawn(std::io::stderr(), LOG_BUFFER_BYTES) {
         Ok((writer, guard)) => {
-            if install(builder.with_writer(writer.clone()), format) {
+            if install(builder.with_writer(writer.clone()), json) {
                 let _ = WRITER.set(writer);
                 if let Ok(mut kept) = GUARD.lock() {
                     *kept = Some(guard);
@@ -65,26 +59,15 @@ pub fn init(settings: &LogSettings) {
         }
         Err(e) => {
             // No thread to spare: lines are written on the caller's path instead.
-            if install(builder.with_writer(std::io::stderr), format) {
+            if install(builder.with_writer(std::io::stderr), json) {
                 tracing::warn!(error = %e, "no log writer thread; logging on the callers' path");
             }
         }
     }
 }
 
-/// How lines are written.
-#[derive(Debug, Clone, Copy)]
-enum LineFormat {
-    /// JSON, one object a line (`log.format = "json"`).
-    Json,
-    /// tracing's default text format, with colours (a terminal).
-    Coloured,
-    /// The same text without colours, written without styling calls ([`plain`]).
-    Plain,
-}
-
-/// Installs `builder` as the global subscriber in `format`; returns whether it was
-/// installed (not if one already was).
+/// Installs `builder` as the global subscriber, as JSON lines or text ([`plain`]);
+/// returns whether it was installed (not if one already was).
 fn install<W>(
     builder: tracing_subscriber::fmt::SubscriberBuilder<
         tracing_subscriber::fmt::format::DefaultFields,
@@ -92,18 +75,18 @@ fn install<W>(
         EnvFilter,
         W,
     >,
-    format: LineFormat,
+    json: bool,
 ) -> bool
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
-    let installed = match format {
-        LineFormat::Json => builder.json().try_init(),
-        LineFormat::Coloured => builder.try_init(),
-        LineFormat::Plain => builder
+    let installed = if json {
+        builder.json().try_init()
+    } else {
+        builder
             .fmt_fields(plain::PlainFields)
             .event_format(plain::PlainLine::new(Clock))
-            .try_init(),
+            .try_init()
     };
     installed.is_ok()
 }

@@ -7,7 +7,8 @@
 //! process (`scripts/callback-instructions.sh`, BENCHMARKS.md stop 30), spent writing
 //! nothing but the text itself. These write the same text directly. What is not
 //! plain — the message (tracing sanitizes terminal escapes in it), errors, `r#` field
-//! names, and any line for a coloured writer — is left to tracing's own formatter.
+//! names, and any line for a coloured writer (a terminal) — is left to tracing's own
+//! formatter, so one format serves both.
 
 use std::fmt;
 
@@ -347,28 +348,36 @@ mod tests {
         tracing::info!(only = "fields, no message");
     }
 
-    #[test]
-    fn lines_are_the_default_formats_byte_for_byte() {
-        let stock = Captured::default();
+    /// The lines of [`emit`] as tracing's default text format writes them.
+    fn default_lines(ansi: bool) -> String {
+        let written = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(Level::TRACE)
-            .with_ansi(false)
+            .with_ansi(ansi)
             .with_timer(Fixed)
-            .with_writer(stock.clone())
+            .with_writer(written.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, emit);
+        written.text()
+    }
 
-        let plain = Captured::default();
+    /// The lines of [`emit`] as [`PlainLine`] and [`PlainFields`] write them.
+    fn plain_lines(ansi: bool) -> String {
+        let written = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(Level::TRACE)
-            .with_ansi(false)
+            .with_ansi(ansi)
             .fmt_fields(PlainFields)
             .event_format(PlainLine::new(Fixed))
-            .with_writer(plain.clone())
+            .with_writer(written.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, emit);
+        written.text()
+    }
 
-        let (stock, plain) = (stock.text(), plain.text());
+    #[test]
+    fn lines_are_the_default_formats_byte_for_byte() {
+        let (stock, plain) = (default_lines(false), plain_lines(false));
         assert_eq!(stock.lines().count(), 12, "{stock}");
         for (expected, written) in stock.lines().zip(plain.lines()) {
             assert_eq!(written, expected);
@@ -378,24 +387,8 @@ mod tests {
 
     #[test]
     fn a_coloured_writer_gets_the_default_format() {
-        let stock = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(true)
-            .with_timer(Fixed)
-            .with_writer(stock.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, emit);
-
-        let plain = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(true)
-            .fmt_fields(PlainFields)
-            .event_format(PlainLine::new(Fixed))
-            .with_writer(plain.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, emit);
-
-        assert!(stock.text().contains('\u{1b}'));
-        assert_eq!(plain.text(), stock.text());
+        let (stock, plain) = (default_lines(true), plain_lines(true));
+        assert!(stock.contains('\u{1b}'));
+        assert_eq!(plain, stock);
     }
 }
