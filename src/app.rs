@@ -14,13 +14,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::config::{PlatformSettings, Settings};
 use crate::db::notices::{self, Hearer};
 use crate::domain::Merchants;
 use crate::http::admission::CallbackSlots;
 use crate::http::server::{self, answer_within};
+use crate::http::stall::StallTimeoutLayer;
 use crate::http::{
     error_response, probes, requests, AppParts, AppState, ConsoleState, MerchantPlatform,
 };
@@ -319,9 +319,11 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     Router::new()
         .merge(answered)
         .merge(v1)
-        .layer(ServiceBuilder::new().layer(requests::ObserveLayer).layer(
-            RequestBodyTimeoutLayer::new(settings.server.body_read_timeout),
-        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(requests::ObserveLayer)
+                .layer(StallTimeoutLayer::new(settings.server.body_read_timeout)),
+        )
         .with_state(state)
 }
 

@@ -8,7 +8,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tower_http::timeout::TimeoutError;
 
 use crate::tokens::Permission;
 
@@ -200,25 +199,13 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 }
 
 fn reject_body(rejection: BytesRejection) -> Response {
-    if caused_by_body_timeout(&rejection) {
+    if crate::http::stall::stalled(&rejection) {
         return error_response(
             StatusCode::REQUEST_TIMEOUT,
             "the request body arrived too slowly",
         );
     }
     error_response(rejection.status(), rejection.body_text())
-}
-
-/// Whether tower-http's `RequestBodyTimeout` is somewhere in the error's cause chain.
-fn caused_by_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if e.is::<TimeoutError>() {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
 }
 
 /// `axum::extract::Path` whose rejections answer in the pinned error body.

@@ -12,6 +12,7 @@ pub mod params;
 pub mod probes;
 pub mod requests;
 pub mod server;
+pub mod stall;
 mod state;
 
 pub use document::PaymentDocument;
