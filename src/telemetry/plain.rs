@@ -122,6 +122,24 @@ impl Visit for PlainVisitor<'_> {
         self.delegate(|inner| inner.record_error(field, value));
     }
 
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.result.is_err() || is_log_metadata(field) {
+            return;
+        }
+        if !self.writes_itself(field.name()) {
+            return self.delegate(|inner| inner.record_f64(field, value));
+        }
+        match thousandths(value) {
+            Some(n) => {
+                self.write_name(field.name());
+                if self.result.is_ok() {
+                    self.result = write_thousandths(&mut self.writer, n);
+                }
+            }
+            None => self.write_field(field.name(), &value),
+        }
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.result.is_err() || is_log_metadata(field) {
             return;
@@ -132,6 +150,54 @@ impl Visit for PlainVisitor<'_> {
             self.delegate(|inner| inner.record_debug(field, value));
         }
     }
+}
+
+/// `value` as a whole number of thousandths, when it is the double nearest to one
+/// (latencies in milliseconds, to the microsecond) below 10^15. `Debug` then writes that
+/// decimal: it writes the shortest digits that read back as `value`, and decimals of
+/// at most 15 significant digits read back as different doubles, so no shorter one
+/// reads back as `value`.
+fn thousandths(value: f64) -> Option<u64> {
+    if !value.is_sign_positive() || value.is_nan() || value >= 1e12 {
+        return None;
+    }
+    let n = (value * 1000.0).round();
+    // Below 10^15, `n` is a whole number a u64 holds exactly.
+    (n / 1000.0 == value).then_some(n as u64)
+}
+
+/// Writes `n` thousandths as `Debug` writes the double nearest to them: the whole
+/// part, a point, the fraction without trailing zeros, or `0` when there is none.
+fn write_thousandths(writer: &mut impl fmt::Write, n: u64) -> fmt::Result {
+    let mut digits = [0u8; 24];
+    let mut at = digits.len();
+    let (whole, mut fraction) = (n / 1000, n % 1000);
+    let mut places = 3;
+    while fraction != 0 && fraction % 10 == 0 {
+        fraction /= 10;
+        places -= 1;
+    }
+    if fraction == 0 {
+        places = 1;
+    }
+    for _ in 0..places {
+        at -= 1;
+        digits[at] = b'0' + (fraction % 10) as u8;
+        fraction /= 10;
+    }
+    at -= 1;
+    digits[at] = b'.';
+    let mut whole = whole;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits and a point were written.
+    writer.write_str(std::str::from_utf8(&digits[at..]).map_err(|_| fmt::Error)?)
 }
 
 /// The `log.` fields of a record from the `log` crate, which tracing's formatter
@@ -346,6 +412,21 @@ mod tests {
             "from the log crate"
         );
         tracing::info!(only = "fields, no message");
+        tracing::info!(
+            zero = 0.0,
+            negative_zero = -0.0,
+            whole = 9.0,
+            tenth = 0.1,
+            micro = 0.001,
+            tiny = 0.00005,
+            sum = 0.1 + 0.2,
+            big = 123_456_789.25,
+            huge = 1e16,
+            negative = -3.25,
+            nan = f64::NAN,
+            infinite = f64::INFINITY,
+            "floats"
+        );
     }
 
     /// The lines of [`emit`] as tracing's default text format writes them.
@@ -378,11 +459,45 @@ mod tests {
     #[test]
     fn lines_are_the_default_formats_byte_for_byte() {
         let (stock, plain) = (default_lines(false), plain_lines(false));
-        assert_eq!(stock.lines().count(), 12, "{stock}");
+        assert_eq!(stock.lines().count(), 13, "{stock}");
         for (expected, written) in stock.lines().zip(plain.lines()) {
             assert_eq!(written, expected);
         }
         assert_eq!(plain, stock);
+    }
+
+    #[test]
+    fn thousandths_are_written_as_debug_writes_them() {
+        let mut values: Vec<u64> = (0..20_000).collect();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            // xorshift: thousandths of every size up to 10^15
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x % 10u64.pow(1 + u32::try_from(x % 15).unwrap_or(0)));
+        }
+        for n in values {
+            let value = n as f64 / 1000.0;
+            let found = thousandths(value);
+            assert_eq!(found, Some(n), "{value:?}");
+            let Some(found) = found else { continue };
+            let mut written = String::new();
+            write_thousandths(&mut written, found).expect("written");
+            assert_eq!(written, format!("{value:?}"), "{n}");
+        }
+        for value in [
+            -0.0,
+            -1.5,
+            0.00005,
+            1e12,
+            1e16,
+            f64::NAN,
+            f64::INFINITY,
+            0.1 + 0.2,
+        ] {
+            assert_eq!(thousandths(value), None, "{value:?}");
+        }
     }
 
     #[test]
