@@ -5,12 +5,15 @@
 //! braces, the colons and every field name through `nu_ansi_term`'s `Display` with a
 //! plain style: about 5,000 instructions of each callback's 80,000 in paymirror's
 //! process (`scripts/callback-instructions.sh`, BENCHMARKS.md stop 30), spent writing
-//! nothing but the text itself. These write the same text directly. What is not
-//! plain — the message (tracing sanitizes terminal escapes in it), errors, `r#` field
-//! names, and any line for a coloured writer (a terminal) — is left to tracing's own
-//! formatter, so one format serves both.
+//! nothing but the text itself. These write the same text directly, and take the
+//! cheap way where the text allows it: a message escaped a piece at a time rather than
+//! a character at a time, text fields of plain ASCII and latencies in milliseconds
+//! written as they are. What is not plain — errors, `r#` field names, and any line for
+//! a coloured writer (a terminal) — is left to tracing's own formatter, so one format
+//! serves both. The tests compare the two formats byte for byte.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -49,7 +52,24 @@ impl PlainVisitor<'_> {
     /// Whether this visitor writes the field itself; any other is written by tracing's
     /// own visitor.
     fn writes_itself(&self, name: &str) -> bool {
-        !self.writer.has_ansi_escapes() && name != "message" && !name.starts_with("r#")
+        !self.writer.has_ansi_escapes() && !name.starts_with("r#")
+    }
+
+    /// The message: its text without quotes, terminal controls escaped as tracing
+    /// escapes them, after a space unless it is the first field.
+    fn write_message(&mut self, value: &dyn fmt::Debug) {
+        if !self.is_empty {
+            self.result = self.writer.write_char(' ');
+        }
+        self.is_empty = false;
+        if self.result.is_ok() {
+            let sanitize = self.writer.sanitizes_ansi_escapes();
+            let mut escaping = Escaping {
+                inner: &mut self.writer,
+                sanitize,
+            };
+            self.result = write!(escaping, "{value:?}");
+        }
     }
 
     /// `name=value`, after a space unless it is the first field.
@@ -108,10 +128,12 @@ impl Visit for PlainVisitor<'_> {
         if self.result.is_err() || is_log_metadata(field) {
             return;
         }
-        if self.writes_itself(field.name()) {
-            self.write_text_field(field.name(), value);
-        } else {
+        if !self.writes_itself(field.name()) {
             self.delegate(|inner| inner.record_str(field, value));
+        } else if field.name() == "message" {
+            self.write_message(&format_args!("{value}"));
+        } else {
+            self.write_text_field(field.name(), value);
         }
     }
 
@@ -144,12 +166,51 @@ impl Visit for PlainVisitor<'_> {
         if self.result.is_err() || is_log_metadata(field) {
             return;
         }
-        if self.writes_itself(field.name()) {
-            self.write_field(field.name(), value);
-        } else {
+        if !self.writes_itself(field.name()) {
             self.delegate(|inner| inner.record_debug(field, value));
+        } else if field.name() == "message" {
+            self.write_message(value);
+        } else {
+            self.write_field(field.name(), value);
         }
     }
+}
+
+/// A message's text as tracing-subscriber's `EscapeGuard` writes it when the writer
+/// sanitizes: ESC, BEL, BS, FF, DEL and the C1 controls escaped, so that a message
+/// cannot drive a terminal. A piece with none of them (almost every one) is written
+/// whole rather than a character at a time.
+struct Escaping<'w, 'a> {
+    inner: &'w mut Writer<'a>,
+    sanitize: bool,
+}
+
+impl fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if !self.sanitize || !s.chars().any(is_terminal_control) {
+            return self.inner.write_str(s);
+        }
+        for ch in s.chars() {
+            match ch {
+                '\x1b' => self.inner.write_str("\\x1b")?,
+                '\x07' => self.inner.write_str("\\x07")?,
+                '\x08' => self.inner.write_str("\\x08")?,
+                '\x0c' => self.inner.write_str("\\x0c")?,
+                '\x7f' => self.inner.write_str("\\x7f")?,
+                '\u{80}'..='\u{9f}' => write!(self.inner, "\\u{{{:x}}}", u32::from(ch))?,
+                _ => self.inner.write_char(ch)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The characters tracing escapes in a message.
+fn is_terminal_control(ch: char) -> bool {
+    matches!(
+        ch,
+        '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' | '\u{80}'..='\u{9f}'
+    )
 }
 
 /// `value` as a whole number of thousandths, when it is the double nearest to one
@@ -382,6 +443,16 @@ mod tests {
         with_later.record("attempt", 3u32);
         let _fetch = with_later.enter();
         tracing::debug!(n = -4i64, big = u64::MAX, flag = true, f = 1e21, list = ?[1, 2], "nested \"quoted\" \u{1b}[31mred");
+        tracing::info!(
+            "controls: bell \u{7} back \u{8} feed \u{c} del \u{7f} c1 \u{85}\u{9b}31m tab \t newline \n nul \0 {} end",
+            "in an argument \u{1b}[0m \u{9f} é"
+        );
+        tracing::info!(
+            message = "a message as text \u{1b}[2J \u{90}",
+            text = "beside"
+        );
+        tracing::info!(message = ?"a message as a debug value \u{1b}", n = 1);
+        tracing::info!("only a C1 control \u{9b}31m, nothing else to escape");
         tracing::trace!(
             text = "tab\there \"q\" é \u{1b}",
             r#type = "r#-named",
@@ -459,7 +530,7 @@ mod tests {
     #[test]
     fn lines_are_the_default_formats_byte_for_byte() {
         let (stock, plain) = (default_lines(false), plain_lines(false));
-        assert_eq!(stock.lines().count(), 13, "{stock}");
+        assert_eq!(stock.lines().count(), 18, "{stock}");
         for (expected, written) in stock.lines().zip(plain.lines()) {
             assert_eq!(written, expected);
         }
