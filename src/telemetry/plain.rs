@@ -12,13 +12,14 @@
 //! a coloured writer (a terminal) — is left to tracing's own formatter, so one format
 //! serves both. The tests compare the two formats byte for byte.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::fmt::Write as _;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_log::NormalizeEvent;
-use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
+use tracing_subscriber::field::{RecordFields, VisitFmt, VisitOutput};
 use tracing_subscriber::fmt::format::{DefaultVisitor, Format, Full, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
@@ -28,16 +29,45 @@ use tracing_subscriber::registry::LookupSpan;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PlainFields;
 
-impl<'a> MakeVisitor<Writer<'a>> for PlainFields {
-    type Visitor = PlainVisitor<'a>;
+thread_local! {
+    /// Where fields are written before they are copied out in one piece.
+    static SCRATCH: RefCell<String> = RefCell::new(String::with_capacity(256));
+}
 
-    fn make_visitor(&self, target: Writer<'a>) -> PlainVisitor<'a> {
-        PlainVisitor {
-            writer: target,
-            is_empty: true,
-            result: Ok(()),
+impl<'writer> FormatFields<'writer> for PlainFields {
+    /// A span's fields go to a string of their own, which tracing starts empty: written
+    /// a field at a time it grew, and moved, five times for a request's span. They are
+    /// written to a buffer kept by the thread and copied out at once. A writer that
+    /// colours or does not sanitize is written to directly, as are fields met while
+    /// the buffer is in use (a `Debug` that formats fields of its own).
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        if writer.has_ansi_escapes() || !writer.sanitizes_ansi_escapes() {
+            return write_fields(writer, fields);
         }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut text) => {
+                text.clear();
+                write_fields(Writer::new(&mut *text), fields)?;
+                writer.write_str(&text)
+            }
+            Err(_) => write_fields(writer, fields),
+        })
     }
+}
+
+/// Writes `fields` as [`PlainFields`] does, to `writer`.
+fn write_fields<R: RecordFields>(writer: Writer<'_>, fields: R) -> fmt::Result {
+    let mut visitor = PlainVisitor {
+        writer,
+        is_empty: true,
+        result: Ok(()),
+    };
+    fields.record(&mut visitor);
+    visitor.finish()
 }
 
 /// The visitor of [`PlainFields`].
