@@ -302,10 +302,14 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             "/callbacks/{merchant}/payouts",
             post(callbacks::receive_merchant_payout),
         )
-        .layer(DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES));
+        // One layer of the router for both: each costs every request a service boxed,
+        // cloned and called of its own.
+        .layer((
+            DefaultBodyLimit::max(callbacks::MAX_BODY_BYTES),
+            answer_within(settings.server.request_timeout),
+        ));
     // The API bounds its own routes: a long poll may hold its request longer.
     let answered = Router::new()
-        .merge(callbacks)
         .merge(console::router())
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
@@ -317,6 +321,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         api::router(state.clone(), settings.server.request_timeout).split_for_parts();
     openapi::publish(&openapi::document(v1_documented));
     Router::new()
+        .merge(callbacks)
         .merge(answered)
         .merge(v1)
         .layer(
