@@ -88,10 +88,7 @@ impl PlainVisitor<'_> {
     /// The message: its text without quotes, terminal controls escaped as tracing
     /// escapes them, after a space unless it is the first field.
     fn write_message(&mut self, value: &dyn fmt::Debug) {
-        if !self.is_empty {
-            self.result = self.writer.write_char(' ');
-        }
-        self.is_empty = false;
+        self.separate();
         if self.result.is_ok() {
             let sanitize = self.writer.sanitizes_ansi_escapes();
             let mut escaping = Escaping {
@@ -132,16 +129,21 @@ impl PlainVisitor<'_> {
 
     /// `name=`, after a space unless it is the first field.
     fn write_name(&mut self, name: &str) {
-        if !self.is_empty {
-            self.result = self.writer.write_char(' ');
-        }
-        self.is_empty = false;
+        self.separate();
         if self.result.is_ok() {
             self.result = self
                 .writer
                 .write_str(name)
                 .and_then(|()| self.writer.write_char('='));
         }
+    }
+
+    /// The space before a field, unless it is the first.
+    fn separate(&mut self) {
+        if !self.is_empty {
+            self.result = self.writer.write_char(' ');
+        }
+        self.is_empty = false;
     }
 
     /// Lets tracing's own visitor write the field, where this one left off.
@@ -222,20 +224,17 @@ impl fmt::Write for Escaping<'_, '_> {
         }
         for ch in s.chars() {
             match ch {
-                '\x1b' => self.inner.write_str("\\x1b")?,
-                '\x07' => self.inner.write_str("\\x07")?,
-                '\x08' => self.inner.write_str("\\x08")?,
-                '\x0c' => self.inner.write_str("\\x0c")?,
-                '\x7f' => self.inner.write_str("\\x7f")?,
+                _ if !is_terminal_control(ch) => self.inner.write_char(ch)?,
                 '\u{80}'..='\u{9f}' => write!(self.inner, "\\u{{{:x}}}", u32::from(ch))?,
-                _ => self.inner.write_char(ch)?,
+                _ => write!(self.inner, "\\x{:02x}", u32::from(ch))?,
             }
         }
         Ok(())
     }
 }
 
-/// The characters tracing escapes in a message.
+/// The characters tracing escapes in a message: the C0 ones as `\x1b`, the C1 ones as
+/// `\u{85}`.
 fn is_terminal_control(ch: char) -> bool {
     matches!(
         ch,
