@@ -201,7 +201,9 @@ impl Writer {
             // One statement writes one merchant's callbacks: a batch is written as
             // runs of one merchant each (almost always a single run).
             batch.sort_by(|a, b| a.entry.merchant.cmp(&b.entry.merchant));
+            let started = Instant::now();
             let answers = self.commit(&mut held, &batch).await;
+            metrics::histogram!("paymirror_inbox_commit_seconds").record(started.elapsed());
             metrics::histogram!("paymirror_inbox_batch_size").record(batch.len() as f64);
             let mut answered = answers.iter();
             for run in batch.chunk_by(same_merchant) {

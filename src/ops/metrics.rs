@@ -34,6 +34,12 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// Upper bounds for callbacks per inbox commit (`inbox.batch_size` is 512 by default).
 pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
+/// Upper bounds for the time to store one inbox batch, in seconds: from a commit on a
+/// quiet local disk (a fraction of a millisecond) to `inbox.commit_timeout_ms` (5 s).
+pub const COMMIT_BUCKETS: &[f64] = &[
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
 const fn counter(name: &'static str, help: &'static str) -> Series {
     Series {
         name,
@@ -68,6 +74,7 @@ pub const SERIES: &[Series] = &[
     counter("paymirror_http_shed_total", "Callbacks answered 503 because server.callback_concurrency were in flight for server.callback_queue_ms (the platform retries them)."),
     counter("paymirror_callbacks_total", "Callbacks received, by kind, outcome (accepted or ignored) and result (stored; refused: the database refused this callback's data; failed: answered 503, the platform retries)."),
     histogram("paymirror_inbox_batch_size", BATCH_BUCKETS, "Callbacks committed per inbox transaction."),
+    histogram("paymirror_inbox_commit_seconds", COMMIT_BUCKETS, "Time to store one inbox batch: its statement and commit, as the writer waits for them (every callback of the batch waits as long), splits and retries included."),
     counter("paymirror_inbox_writer_restarts_total", "Callback writers restarted after a panic."),
     counter("paymirror_platform_requests_total", "Requests sent to the platform, by route and answer status (\"error\": no answer)."),
     histogram("paymirror_platform_request_duration_seconds", LATENCY_BUCKETS, "Time from sending a platform request to its answer's headers, by route."),

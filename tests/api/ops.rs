@@ -140,6 +140,18 @@ async fn metrics_have_help_text_real_histograms_and_route_templates() {
         }
     }
     assert!(!text.contains("quantile="), "a summary slipped in:\n{text}");
+    // Each inbox batch is timed once: as many commits timed as batch sizes recorded.
+    let count = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}_count ")))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name}_count in\n{text}"))
+    };
+    assert!(count("paymirror_inbox_batch_size") >= 1);
+    assert_eq!(
+        count("paymirror_inbox_commit_seconds"),
+        count("paymirror_inbox_batch_size")
+    );
 
     let requests_line = |method: &str, route: &str, status: &str| {
         text.lines().any(|l| {
