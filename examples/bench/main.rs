@@ -19,6 +19,7 @@
 //! Ingest runs check that every 2xx left its row committed; every run records
 //! paymirror's resident memory. Needs `wrk` on the PATH.
 
+mod batches;
 mod database;
 mod deployed;
 mod load;
@@ -161,6 +162,7 @@ async fn run(args: &Args, db: &BenchDatabase) -> anyhow::Result<bool> {
     );
     report::print_summary(&results);
     report::print_runs(&results);
+    report::print_batches(&results);
     Ok(report::print_ingest_checks(&results))
 }
 
@@ -220,6 +222,7 @@ async fn run_pairs(
 struct Yardsticks {
     served: Vec<yardsticks::Served>,
     group_writer: tokio::task::JoinHandle<()>,
+    group_tally: std::sync::Arc<batches::Tally>,
 }
 
 impl Yardsticks {
@@ -234,7 +237,9 @@ impl Yardsticks {
             .connect(db.url.as_str())
             .await
             .context("connecting the yardsticks")?;
-        let (group_commit, group_writer) = yardsticks::group_commit_receiver(pool.clone());
+        let group_tally = std::sync::Arc::new(batches::Tally::default());
+        let (group_commit, group_writer) =
+            yardsticks::group_commit_receiver(pool.clone(), group_tally.clone());
         let served = vec![
             yardsticks::serve(yardsticks::naive_receiver(pool.clone()), stop.clone()).await?,
             yardsticks::serve(group_commit, stop.clone()).await?,
@@ -244,6 +249,7 @@ impl Yardsticks {
         Ok(Yardsticks {
             served,
             group_writer,
+            group_tally,
         })
     }
 
@@ -254,6 +260,7 @@ impl Yardsticks {
             token,
             naive: self.served[0].base.clone(),
             group_commit: self.served[1].base.clone(),
+            group_commit_tally: self.group_tally.clone(),
             reads: self.served[2].base.clone(),
             noop: self.served[3].base.clone(),
         }
@@ -332,6 +339,7 @@ async fn run_deployed(
     );
     report::print_summary(&results);
     report::print_runs(&results);
+    report::print_batches(&results);
     Ok(report::print_ingest_checks(&results))
 }
 

@@ -2,8 +2,11 @@
 //! alternation (paymirror, yardstick, paymirror, yardstick, …) so that whatever else
 //! the machine is doing falls on both alike.
 
+use std::sync::Arc;
+
 use sqlx::PgPool;
 
+use crate::batches::{Batches, Source, Tally};
 use crate::database::count_rows;
 use crate::load::{run_wrk, Measured, Requests, Shape};
 use crate::memory::{Rss, Sample};
@@ -54,6 +57,8 @@ pub struct Side {
     pub bearer: Option<String>,
     /// The table that must hold a row for every 2xx answer (ingest sides).
     pub ledger: Option<&'static str>,
+    /// Where its group-commit writer's batches are counted (ingest sides that batch).
+    pub batches: Option<Source>,
 }
 
 pub struct Pair {
@@ -71,6 +76,8 @@ pub struct Endpoints {
     pub token: String,
     pub naive: String,
     pub group_commit: String,
+    /// The bare group commit's count of its batches.
+    pub group_commit_tally: Arc<Tally>,
     pub reads: String,
     pub noop: String,
 }
@@ -87,26 +94,34 @@ const PAGE: Requests = Requests::Fixed {
 
 /// The pair `name`, pointed at the running apps.
 pub fn pair(name: PairName, at: &Endpoints) -> Pair {
-    let paymirror = |requests: Requests, bearer: bool, ledger| Side {
+    let paymirror = |requests: Requests, bearer: bool, ledger: Option<&'static str>| Side {
         who: "paymirror",
         pid: at.paymirror_pid,
         base: at.paymirror.clone(),
         requests,
         bearer: bearer.then(|| at.token.clone()),
         ledger,
+        batches: ledger.map(|_| Source::Metrics(at.paymirror.clone())),
     };
-    let yardstick = |who, base: &str, requests, ledger| Side {
+    let yardstick = |who, base: &str, requests, ledger, batches| Side {
         who,
         pid: None,
         base: base.to_owned(),
         requests,
         bearer: None,
         ledger,
+        batches,
     };
     let (paymirror, yardstick) = match name {
         PairName::Naive => (
             paymirror(CALLBACKS, false, Some("callbacks_on_record")),
-            yardstick("naive receiver", &at.naive, CALLBACKS, Some("bench_naive")),
+            yardstick(
+                "naive receiver",
+                &at.naive,
+                CALLBACKS,
+                Some("bench_naive"),
+                None,
+            ),
         ),
         PairName::GroupCommit => (
             paymirror(CALLBACKS, false, Some("callbacks_on_record")),
@@ -115,15 +130,16 @@ pub fn pair(name: PairName, at: &Endpoints) -> Pair {
                 &at.group_commit,
                 CALLBACKS,
                 Some("bench_group_commit"),
+                Some(Source::Tally(at.group_commit_tally.clone())),
             ),
         ),
         PairName::ById => (
             paymirror(BY_ID, true, None),
-            yardstick("bare select by id", &at.reads, BY_ID, None),
+            yardstick("bare select by id", &at.reads, BY_ID, None, None),
         ),
         PairName::Page => (
             paymirror(PAGE, true, None),
-            yardstick("bare page of 100", &at.reads, PAGE, None),
+            yardstick("bare page of 100", &at.reads, PAGE, None, None),
         ),
         PairName::Noop => (
             paymirror(Requests::Fixed { path: "/healthz" }, false, None),
@@ -131,6 +147,7 @@ pub fn pair(name: PairName, at: &Endpoints) -> Pair {
                 "bare no-op route",
                 &at.noop,
                 Requests::Fixed { path: "/noop" },
+                None,
                 None,
             ),
         ),
@@ -164,6 +181,8 @@ pub struct Run {
     pub measured: Measured,
     pub rss: Rss,
     pub committed: Option<Committed>,
+    /// The side's writer batches during the run (sides that batch).
+    pub batches: Option<Batches>,
 }
 
 /// Runs a warm-up of each side (unreported), then `rounds` rounds of paymirror
@@ -209,9 +228,17 @@ async fn measure(
         Some(table) => count_rows(pool, table).await?,
         None => 0,
     };
+    let batches_before = match &side.batches {
+        Some(source) => source.read().await,
+        None => None,
+    };
     let sample = Sample::start(side.pid);
     let measured = run_wrk(&side.base, &side.requests, shape, side.bearer.as_deref()).await?;
     let rss = sample.finish();
+    let batches = match (&side.batches, batches_before) {
+        (Some(source), Some(before)) => source.read().await.map(|after| after.since(before)),
+        _ => None,
+    };
     let committed = match side.ledger {
         Some(table) => Some(Committed {
             rows: count_rows(pool, table).await? - rows_before,
@@ -225,5 +252,6 @@ async fn measure(
         measured,
         rss,
         committed,
+        batches,
     })
 }

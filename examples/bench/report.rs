@@ -71,6 +71,35 @@ pub fn print_runs(results: &[(Pair, Vec<Run>)]) {
     }
 }
 
+/// The ingest runs whose side batches: how many batches a second, how large, and the
+/// mean time to store one, which every callback of the batch waited through.
+pub fn print_batches(results: &[(Pair, Vec<Run>)]) {
+    let batched: Vec<(&Pair, &Run, crate::batches::Batches)> = results
+        .iter()
+        .flat_map(|(pair, runs)| runs.iter().map(move |run| (pair, run)))
+        .filter_map(|(pair, run)| run.batches.map(|b| (pair, run, b)))
+        .collect();
+    if batched.is_empty() {
+        return;
+    }
+    println!("\n### Group-commit batches (ingest runs)\n");
+    println!("| pair | round | side | batches/s | callbacks per batch | ms to store a batch | share of the run spent storing |");
+    println!("|---|---|---|---|---|---|---|");
+    for (pair, run, b) in batched {
+        let seconds = run.measured.duration.as_secs_f64().max(f64::EPSILON);
+        println!(
+            "| {} | {} | {} | {:.0} | {:.1} | {:.3} | {:.0} % |",
+            pair.label,
+            run.round,
+            side_of(pair, run).who,
+            b.batches / seconds,
+            b.callbacks_per_batch(),
+            b.ms_per_batch(),
+            100.0 * b.seconds / seconds
+        );
+    }
+}
+
 /// Per pair: means over the rounds of each side, and paymirror / yardstick (the ratio
 /// of the means, with the range of the per-round ratios).
 pub fn print_summary(results: &[(Pair, Vec<Run>)]) {

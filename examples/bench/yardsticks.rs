@@ -3,6 +3,8 @@
 //! They are benchmark fixtures and live here, outside the product binary.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -16,6 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::batches::Tally;
 
 /// Most callbacks the group-commit writer inserts in one statement (paymirror's
 /// `inbox.batch_size` default).
@@ -75,9 +79,10 @@ struct Waiting {
 
 /// `POST /callbacks/payins`: requests queue on a channel; one writer inserts all that
 /// are waiting with one multi-row `INSERT … unnest` and answers each after the commit.
-pub fn group_commit_receiver(pool: PgPool) -> (Router, JoinHandle<()>) {
+/// The writer counts its batches in `tally` (for the report, not for the answers).
+pub fn group_commit_receiver(pool: PgPool, tally: Arc<Tally>) -> (Router, JoinHandle<()>) {
     let (queue, waiting) = mpsc::channel(4 * GROUP_COMMIT_BATCH);
-    let writer = tokio::spawn(write_batches(pool, waiting));
+    let writer = tokio::spawn(write_batches(pool, waiting, tally));
     let app = Router::new()
         .route("/callbacks/payins", post(receive_in_group))
         .with_state(queue);
@@ -105,9 +110,10 @@ async fn receive_in_group(
 
 /// The single writer: takes every callback waiting (up to a batch), inserts them in
 /// one statement (its own transaction), then answers each.
-async fn write_batches(pool: PgPool, mut waiting: mpsc::Receiver<Waiting>) {
+async fn write_batches(pool: PgPool, mut waiting: mpsc::Receiver<Waiting>, tally: Arc<Tally>) {
     let mut batch = Vec::with_capacity(GROUP_COMMIT_BATCH);
     while waiting.recv_many(&mut batch, GROUP_COMMIT_BATCH).await > 0 {
+        let started = Instant::now();
         let ids: Vec<Option<&str>> = batch.iter().map(|w| w.payment_id.as_deref()).collect();
         let bodies: Vec<&str> = batch.iter().map(|w| w.body.as_str()).collect();
         let inserted = sqlx::query(
@@ -119,6 +125,7 @@ async fn write_batches(pool: PgPool, mut waiting: mpsc::Receiver<Waiting>) {
         .execute(&pool)
         .await
         .is_ok();
+        tally.record(batch.len(), started.elapsed());
         for w in batch.drain(..) {
             let _ = w.committed.send(inserted);
         }
