@@ -1,7 +1,7 @@
 //! The one place that renders error answers: `{"name", "message", "code", "status"}` (SPEC §2).
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::middleware::Next;
@@ -145,24 +145,6 @@ fn default_message(status: StatusCode) -> &'static str {
         s if s.is_server_error() => "the service failed to answer",
         _ => "the request was not accepted",
     }
-}
-
-/// `axum::Json` whose rejections answer in the pinned error body.
-pub struct Json<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(reject_json(rejection)),
-        }
-    }
-}
-
-fn reject_json(rejection: JsonRejection) -> Response {
-    error_response(rejection.status(), rejection.body_text())
 }
 
 /// When the body of a request must have arrived (read by
