@@ -56,15 +56,17 @@ impl Source {
                     .text()
                     .await
                     .ok()?;
+                // A histogram appears once its first sample is recorded: absent, it is 0.
                 let value = |name: &str| {
                     text.lines()
                         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
                         .and_then(|v| v.trim().parse::<f64>().ok())
+                        .unwrap_or(0.0)
                 };
                 Some(Batches {
-                    batches: value("paymirror_inbox_commit_seconds_count")?,
-                    callbacks: value("paymirror_inbox_batch_size_sum")?,
-                    seconds: value("paymirror_inbox_commit_seconds_sum")?,
+                    batches: value("paymirror_inbox_commit_seconds_count"),
+                    callbacks: value("paymirror_inbox_batch_size_sum"),
+                    seconds: value("paymirror_inbox_commit_seconds_sum"),
                 })
             }
             Source::Tally(tally) => Some(tally.totals()),
