@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::exposition::Exposition;
+
 /// Totals since the writer started; a run's figures are the difference of two.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Batches {
@@ -50,19 +52,9 @@ impl Source {
     pub async fn read(&self) -> Option<Batches> {
         match self {
             Source::Metrics(base) => {
-                let text = reqwest::get(format!("{base}/metrics"))
-                    .await
-                    .ok()?
-                    .text()
-                    .await
-                    .ok()?;
+                let metrics = Exposition::scrape(base).await?;
                 // A histogram appears once its first sample is recorded: absent, it is 0.
-                let value = |name: &str| {
-                    text.lines()
-                        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .unwrap_or(0.0)
-                };
+                let value = |name: &str| metrics.value(name).unwrap_or(0.0);
                 Some(Batches {
                     batches: value("paymirror_inbox_commit_seconds_count"),
                     callbacks: value("paymirror_inbox_batch_size_sum"),

@@ -22,6 +22,7 @@
 mod batches;
 mod database;
 mod deployed;
+mod exposition;
 mod load;
 mod memory;
 mod pairs;
@@ -351,17 +352,9 @@ fn parse_env_pair(pair: &str) -> Result<(String, String), String> {
 
 /// paymirror's `paymirror_log_lines_dropped_total`, from its `/metrics`.
 async fn dropped_log_lines(base: &str) -> Option<u64> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("paymirror_log_lines_dropped_total "))?
-        .trim()
-        .parse::<f64>()
-        .ok()
+    exposition::Exposition::scrape(base)
+        .await?
+        .value("paymirror_log_lines_dropped_total")
         .map(|v| v as u64)
 }
 
